@@ -1,0 +1,106 @@
+# libbitcask: build, install, test.
+#
+#   make example                 build everything, install it under build/stage, run the C example
+#   make test                    every test: fmt, clippy, Rust tests, packaging, C tests (+ valgrind)
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make uninstall PREFIX=/usr/local
+#   make header                  regenerate include/bitcask.h from src/ffi (cbindgen)
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+CARGO      ?= cargo
+CC         ?= cc
+
+prefix     := $(abspath $(PREFIX))
+libdir     := $(prefix)/lib
+includedir := $(prefix)/include
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# The C-ABI version: the soname is libbitcask.so.$(ABI_MAJOR) (see build.rs).
+ABI_MAJOR  := 0
+SO_REAL    := libbitcask.so.$(VERSION)
+SO_NAME    := libbitcask.so.$(ABI_MAJOR)
+
+BUILD      := $(CURDIR)/build
+STAGE      := $(BUILD)/stage
+STAGE_PC   := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
+C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
+VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
+C_TESTS    := test_core test_threads
+
+.PHONY: all build install uninstall stage example test deps lint rust-test packaging-test c-test header clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+install: build
+	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir)
+	install -m 0755 target/release/libbitcask.so $(DESTDIR)$(libdir)/$(SO_REAL)
+	ln -sfn $(SO_REAL) $(DESTDIR)$(libdir)/$(SO_NAME)
+	ln -sfn $(SO_NAME) $(DESTDIR)$(libdir)/libbitcask.so
+	install -m 0644 target/release/libbitcask.a $(DESTDIR)$(libdir)/libbitcask.a
+	install -m 0644 include/bitcask.h $(DESTDIR)$(includedir)/bitcask.h
+	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@LIBDIR@|$(libdir)|' \
+	    -e 's|@INCLUDEDIR@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
+	    bitcask.pc.in > $(DESTDIR)$(libdir)/pkgconfig/bitcask.pc
+	chmod 0644 $(DESTDIR)$(libdir)/pkgconfig/bitcask.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(libdir)/$(SO_REAL) $(DESTDIR)$(libdir)/$(SO_NAME) \
+	      $(DESTDIR)$(libdir)/libbitcask.so $(DESTDIR)$(libdir)/libbitcask.a \
+	      $(DESTDIR)$(includedir)/bitcask.h $(DESTDIR)$(libdir)/pkgconfig/bitcask.pc
+
+# An install under build/stage, which the example and the C tests build against.
+stage:
+	$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR=
+
+example: deps stage
+	$(CC) $(C_STRICT) c_examples/basic.c -o $(BUILD)/basic $$($(STAGE_PC) --cflags --libs bitcask)
+	rm -rf $(BUILD)/example-db
+	LD_LIBRARY_PATH=$(STAGE)/lib $(BUILD)/basic $(BUILD)/example-db
+
+test: deps lint rust-test packaging-test c-test example
+	@echo "make test: all passed"
+
+# Installs what the tests need on a fresh machine (Debian packages).
+deps:
+	@missing=""; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	command -v c++ >/dev/null || missing="$$missing g++"; \
+	command -v readelf >/dev/null || missing="$$missing binutils"; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $$sudo apt-get update -q && $$sudo apt-get install -y -q $$missing; \
+	fi
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+rust-test:
+	$(CARGO) test --locked
+
+# Install, soname, pkg-config (shared and --static) and uninstall, as a user meets them.
+packaging-test: build
+	sh tests/packaging.sh $(BUILD)/pkgtest
+
+c-test: stage
+	@for t in $(C_TESTS); do \
+	    echo "== $$t"; \
+	    $(CC) $(C_STRICT) tests/c/$$t.c -o $(BUILD)/$$t $$($(STAGE_PC) --cflags --libs bitcask) -pthread || exit 1; \
+	    LD_LIBRARY_PATH=$(STAGE)/lib $(BUILD)/$$t || exit 1; \
+	    echo "== $$t under valgrind"; \
+	    LD_LIBRARY_PATH=$(STAGE)/lib $(VALGRIND) $(BUILD)/$$t || exit 1; \
+	done
+
+header:
+	BITCASK_UPDATE_HEADER=1 $(CARGO) test --locked --test header committed_header_is_fresh
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

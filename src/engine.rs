@@ -1,0 +1,390 @@
+//! The engine: a directory of append-only data files and the keydir that
+//! points into them. A put or delete is one append under the writer lock; a
+//! get is one keydir lookup and one positioned read, in parallel with other
+//! gets and with writes.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::data_file::{self, DataFile};
+use crate::error::{Error, Result};
+use crate::format::{self, RecordKind, FILE_HEADER_LEN, MAX_KEY_LEN, MAX_VALUE_LEN};
+use crate::keydir::{new_index, Index, RecordPos};
+use crate::load;
+use crate::lock::DirLock;
+use crate::options::Options;
+use crate::writer::{SyncPolicy, Writer};
+
+/// An open database. Share it between threads by reference (or in an `Arc`):
+/// every method takes `&self` except [`Bitcask::close`].
+pub struct Bitcask {
+    dir: PathBuf,
+    options: Options,
+    index: Box<dyn Index>,
+    /// Every data file, the active one included, by id.
+    files: RwLock<BTreeMap<u32, Arc<DataFile>>>,
+    writer: Mutex<WriterState>,
+    /// Declared last so that it is released after everything else is dropped.
+    _lock: DirLock,
+}
+
+struct WriterState {
+    writer: Writer,
+    /// Set by close, so that drop does not sync a second time.
+    closed: bool,
+}
+
+impl Bitcask {
+    /// Opens (creating if missing) the database in `dir`: takes the
+    /// directory lock, loads the data files in id order, rebuilds the keydir
+    /// and cuts a torn tail off the newest file.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Bitcask> {
+        let dir = dir.as_ref().to_path_buf();
+        ensure_dir(&dir)?;
+        let lock = DirLock::acquire(&dir)?;
+        let index = new_index(options.index_type());
+        let ids = load::list_data_files(&dir)?;
+        let mut files = BTreeMap::new();
+        let mut active = None;
+        for (i, &id) in ids.iter().enumerate() {
+            let newest = i + 1 == ids.len();
+            let (file, end) =
+                load::load_file(&dir, id, newest, options.mmap_at_startup(), &*index)?;
+            let file = Arc::new(file);
+            if newest {
+                active = Some((Arc::clone(&file), end));
+            }
+            files.insert(id, file);
+        }
+        let (active, end) = match active {
+            Some(found) => found,
+            None => {
+                let file = Arc::new(DataFile::create(&dir, 1)?);
+                files.insert(1, Arc::clone(&file));
+                (file, FILE_HEADER_LEN)
+            }
+        };
+        let policy = SyncPolicy {
+            every_write: options.sync_writes(),
+            bytes_per_sync: options.bytes_per_sync(),
+        };
+        Ok(Bitcask {
+            dir,
+            options,
+            index,
+            files: RwLock::new(files),
+            writer: Mutex::new(WriterState {
+                writer: Writer::new(active, end, policy),
+                closed: false,
+            }),
+            _lock: lock,
+        })
+    }
+
+    /// Stores `value` under `key`. The key must be 1 to [`MAX_KEY_LEN`]
+    /// bytes, the value at most [`MAX_VALUE_LEN`] (empty is fine).
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "value is {} bytes, longer than the {MAX_VALUE_LEN} allowed",
+                value.len()
+            )));
+        }
+        let mut state = self.writer.lock();
+        let pos = self.append(&mut state.writer, RecordKind::Put, key, value)?;
+        // Updated under the writer lock, so the keydir follows the log's order.
+        self.index.put(key, pos);
+        Ok(())
+    }
+
+    /// Deletes `key`. Deleting an absent key succeeds and writes nothing.
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        check_key(key)?;
+        let mut state = self.writer.lock();
+        if self.index.get(key).is_none() {
+            return Ok(());
+        }
+        self.append(&mut state.writer, RecordKind::Delete, key, &[])?;
+        self.index.remove(key);
+        Ok(())
+    }
+
+    /// The value of `key`, or `None` if it is absent.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, <[u8]>::to_vec)
+    }
+
+    /// Calls `f` with the value of `key` (borrowed for the call) and returns
+    /// what it returns, or `None` if the key is absent.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        check_key(key)?;
+        let Some(pos) = self.index.get(key) else {
+            return Ok(None);
+        };
+        let file = self.file(pos.file_id)?;
+        with_scratch(|buf| {
+            let value = file.read_record(pos, key, buf)?;
+            Ok(Some(f(&buf[value])))
+        })
+    }
+
+    /// Copies the value of `key` into the front of `buf` and returns its
+    /// length, or `None` if the key is absent. When `buf` is too small this
+    /// is [`Error::BufferTooSmall`] with the length needed, found without
+    /// reading the value.
+    pub fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
+        check_key(key)?;
+        let Some(pos) = self.index.get(key) else {
+            return Ok(None);
+        };
+        let needed = format::value_len_of(pos.size, key.len()).ok_or_else(|| {
+            Error::Internal(format!(
+                "keydir entry {pos:?} cannot hold a key of {} bytes",
+                key.len()
+            ))
+        })?;
+        if needed > buf.len() {
+            return Err(Error::BufferTooSmall { needed });
+        }
+        let file = self.file(pos.file_id)?;
+        with_scratch(|scratch| {
+            let value = file.read_record(pos, key, scratch)?;
+            buf[..needed].copy_from_slice(&scratch[value]);
+            Ok(Some(needed))
+        })
+    }
+
+    /// Makes every write so far durable (fdatasync of the active file; older
+    /// files were synced when they filled up).
+    pub fn sync(&self) -> Result<()> {
+        self.writer.lock().writer.sync()
+    }
+
+    /// Syncs and closes the database, releasing the directory lock. The
+    /// database is closed even when the final sync fails, and the error says so.
+    pub fn close(self) -> Result<()> {
+        let mut state = self.writer.lock();
+        state.closed = true;
+        state.writer.sync()
+    }
+
+    /// The database directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options the database was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Number of live keys.
+    pub fn key_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Number of data files.
+    pub fn data_file_count(&self) -> usize {
+        self.files.read().len()
+    }
+
+    /// How many syncs (fdatasync) the writer has issued since open: a
+    /// measure of what `sync_writes` and `bytes_per_sync` cost.
+    pub fn sync_count(&self) -> u64 {
+        self.writer.lock().writer.syncs()
+    }
+
+    /// Appends one record, rolling over to a new data file first when the
+    /// record would take the active one past `data_file_size`.
+    fn append(
+        &self,
+        writer: &mut Writer,
+        kind: RecordKind,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<RecordPos> {
+        writer.check_usable()?;
+        let len = format::record_len(key.len(), value.len()) as u64;
+        if writer.offset() > FILE_HEADER_LEN
+            && writer.offset() + len > self.options.data_file_size()
+        {
+            self.roll_over(writer)?;
+        }
+        let offset = writer.append(kind, key, value)?;
+        // Offsets stay below 2^31 + one record (see Options::MAX_DATA_FILE_SIZE).
+        Ok(RecordPos {
+            file_id: writer.file().id(),
+            offset: offset as u32,
+            size: len as u32,
+        })
+    }
+
+    /// Syncs the full active file and starts the next one.
+    fn roll_over(&self, writer: &mut Writer) -> Result<()> {
+        writer.sync()?;
+        let id = writer.file().id().checked_add(1).ok_or_else(|| {
+            Error::Internal("data file ids are exhausted (2^32 files)".to_string())
+        })?;
+        let file = Arc::new(DataFile::create(&self.dir, id)?);
+        self.files.write().insert(id, Arc::clone(&file));
+        writer.switch_to(file);
+        Ok(())
+    }
+
+    fn file(&self, id: u32) -> Result<Arc<DataFile>> {
+        self.files.read().get(&id).cloned().ok_or_else(|| {
+            Error::Internal(format!(
+                "the keydir points into data file {}, which is not open",
+                data_file::data_file_name(id)
+            ))
+        })
+    }
+}
+
+impl Drop for Bitcask {
+    fn drop(&mut self) {
+        let state = self.writer.get_mut();
+        if !state.closed {
+            // A Rust caller that never called close still gets its writes
+            // synced; there is no one to report a failure to.
+            let _ = state.writer.sync();
+        }
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("key is empty".to_string()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "key is {} bytes, longer than the {MAX_KEY_LEN} allowed",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates `dir` if it is missing, and syncs its parent so the new
+/// directory survives a power loss.
+fn ensure_dir(dir: &Path) -> Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            let parent = match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            data_file::sync_dir(parent)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if dir.is_dir() {
+                Ok(())
+            } else {
+                Err(Error::io(
+                    "open database directory",
+                    dir,
+                    io::Error::from_raw_os_error(libc::ENOTDIR),
+                ))
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(|e| Error::io("create database directory", dir, e))
+        }
+        Err(e) => Err(Error::io("create database directory", dir, e)),
+    }
+}
+
+thread_local! {
+    /// Each thread's read buffer, reused across gets.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's read buffer, taken out of its slot for the
+/// call so that a nested get (from inside `f`) gets a buffer of its own.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
+    let result = f(&mut buf);
+    // A buffer grown by a large value is not kept around.
+    if buf.capacity() <= 1 << 20 {
+        let _ = SCRATCH.try_with(|slot| slot.set(buf));
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("bitcask-engine-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn put_get_delete_and_reopen() {
+        let dir = temp_dir("basic");
+        let db = Bitcask::open(&dir, Options::default()).unwrap();
+        db.put(b"k", b"v1").unwrap();
+        db.put(b"k", b"v2").unwrap();
+        db.put(b"empty", b"").unwrap();
+        db.put(b"gone", b"x").unwrap();
+        db.delete(b"gone").unwrap();
+        db.delete(b"never").unwrap();
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
+        assert_eq!(db.get(b"empty").unwrap().as_deref(), Some(&b""[..]));
+        assert_eq!(db.get(b"gone").unwrap(), None);
+        db.close().unwrap();
+        let db = Bitcask::open(&dir, Options::default()).unwrap();
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
+        assert_eq!(db.get(b"gone").unwrap(), None);
+        assert_eq!(db.key_count(), 2);
+        drop(db);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn get_into_reports_the_size_needed_without_changing_the_buffer() {
+        let dir = temp_dir("into");
+        let db = Bitcask::open(&dir, Options::default()).unwrap();
+        db.put(b"k", b"hello").unwrap();
+        let mut small = [7u8; 4];
+        assert!(matches!(
+            db.get_into(b"k", &mut small),
+            Err(Error::BufferTooSmall { needed: 5 })
+        ));
+        assert_eq!(small, [7; 4]);
+        let mut exact = [0u8; 5];
+        assert_eq!(db.get_into(b"k", &mut exact).unwrap(), Some(5));
+        assert_eq!(&exact, b"hello");
+        assert_eq!(db.get_into(b"missing", &mut exact).unwrap(), None);
+        drop(db);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_refused_and_change_nothing() {
+        let dir = temp_dir("bad");
+        let db = Bitcask::open(&dir, Options::default()).unwrap();
+        db.put(b"k", b"v").unwrap();
+        assert!(matches!(db.put(b"", b"v"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            db.put(&vec![1u8; MAX_KEY_LEN + 1], b"v"),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(db.delete(b""), Err(Error::InvalidArgument(_))));
+        db.put(&vec![1u8; MAX_KEY_LEN], b"longest key").unwrap();
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(db.key_count(), 2);
+        drop(db);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

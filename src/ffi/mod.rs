@@ -1,0 +1,21 @@
+//! The C interface: plain `extern "C"` functions over opaque handles,
+//! returning `bitcask_status`. cbindgen turns this module into
+//! `include/bitcask.h`, and the rustdoc here becomes the header's comments.
+//!
+//! Every entry point runs its body through `boundary::run`, which catches
+//! panics, maps the engine's [`crate::Error`] onto a status and records
+//! `bitcask_last_error()`; pointers are checked before they are used.
+
+// The C names (bitcask_db, bitcask_status, ...) are the contract's.
+#![allow(non_camel_case_types)]
+
+// In the order the header presents them (rustfmt.toml keeps it).
+mod status;
+mod boundary;
+mod options;
+mod db;
+
+pub use boundary::bitcask_last_error;
+pub use db::*;
+pub use options::*;
+pub use status::*;

@@ -1,0 +1,162 @@
+//! `bitcask_options`: the C handle for [`Options`].
+
+use std::alloc::{self, Layout};
+
+use crate::error::Result;
+use crate::options::Options;
+
+use super::boundary::{non_null_mut, run, run_or};
+use super::status::bitcask_status;
+
+/// Options for `bitcask_open`: an opaque object made by
+/// `bitcask_options_new()` with every option at its default, changed by the
+/// `bitcask_options_set_*` functions, and released by
+/// `bitcask_options_free()`. `bitcask_open` copies it, so it may be freed or
+/// reused right after. Used by one thread at a time.
+pub struct bitcask_options {
+    pub(crate) options: Options,
+}
+
+/// Creates an options object with every option at its default:
+/// data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
+/// mmap_at_startup on. Returns NULL only when memory is exhausted. Release it
+/// with `bitcask_options_free()`.
+#[no_mangle]
+pub extern "C" fn bitcask_options_new() -> *mut bitcask_options {
+    run_or(std::ptr::null_mut(), || {
+        let layout = Layout::new::<bitcask_options>();
+        // SAFETY: the layout has a non-zero size (Options holds a u64).
+        let ptr = unsafe { alloc::alloc(layout) }.cast::<bitcask_options>();
+        if !ptr.is_null() {
+            // SAFETY: ptr is a fresh, suitably aligned allocation of this type.
+            unsafe {
+                ptr.write(bitcask_options {
+                    options: Options::default(),
+                })
+            };
+        }
+        ptr
+    })
+}
+
+/// Releases an options object. NULL is a no-op.
+///
+/// # Safety
+/// `opts` is NULL or was returned by `bitcask_options_new()` and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_free(opts: *mut bitcask_options) {
+    run_or((), || {
+        if !opts.is_null() {
+            // SAFETY: the caller passes an object made by bitcask_options_new,
+            // which allocated it with this layout; it is freed once.
+            unsafe {
+                std::ptr::drop_in_place(opts);
+                alloc::dealloc(opts.cast(), Layout::new::<bitcask_options>());
+            }
+        }
+    })
+}
+
+/// Runs `change` on the options behind `opts`, after checking the pointer.
+fn with_options(
+    opts: *mut bitcask_options,
+    change: impl FnOnce(&mut Options) -> Result<()>,
+) -> bitcask_status {
+    run(|| {
+        let opts = non_null_mut(opts, "opts")?;
+        // SAFETY: not NULL; the caller passes a live object from
+        // bitcask_options_new, used by one thread at a time.
+        change(unsafe { &mut (*opts).options })
+    })
+}
+
+/// Sets the size at which the active data file is closed and a new one
+/// begun: from 4096 (4 KiB) to 2147483648 (2 GiB); default 268435456
+/// (256 MiB). A record larger than this gets a data file of its own.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL or `bytes`
+/// out of range; the options are unchanged).
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_data_file_size(
+    opts: *mut bitcask_options,
+    bytes: u64,
+) -> bitcask_status {
+    with_options(opts, |o| o.set_data_file_size(bytes).map(drop))
+}
+
+/// Sets whether every put and delete is on stable storage (fdatasync)
+/// before it returns: with it on, an acknowledged write survives a power
+/// loss. Default off: writes survive a crash of the process, and reach the
+/// disk at `bitcask_sync`, at `bytes_per_sync`, when a data file fills up,
+/// at `bitcask_close`, or when the kernel writes them back.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_sync_writes(
+    opts: *mut bitcask_options,
+    on: bool,
+) -> bitcask_status {
+    with_options(opts, |o| {
+        o.set_sync_writes(on);
+        Ok(())
+    })
+}
+
+/// Sets how many bytes may be written between two syncs of the active data
+/// file: once that many bytes have been appended since the last sync, the
+/// write that crosses the mark syncs before it returns. This bounds what a
+/// power loss can take to about `bytes` of acknowledged writes. Any value;
+/// 0 (the default) turns it off. Has no effect while sync_writes is on.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_bytes_per_sync(
+    opts: *mut bitcask_options,
+    bytes: u64,
+) -> bitcask_status {
+    with_options(opts, |o| {
+        o.set_bytes_per_sync(bytes);
+        Ok(())
+    })
+}
+
+/// Sets whether `bitcask_open` reads the data files through memory maps
+/// while it rebuilds the index (faster for large files); reads after open use
+/// ordinary positioned reads either way. Default on.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_mmap_at_startup(
+    opts: *mut bitcask_options,
+    on: bool,
+) -> bitcask_status {
+    with_options(opts, |o| {
+        o.set_mmap_at_startup(on);
+        Ok(())
+    })
+}
+
+/// The options of `opts`, or the defaults for NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+pub(crate) unsafe fn options_or_default(opts: *const bitcask_options) -> Result<Options> {
+    if opts.is_null() {
+        return Ok(Options::default());
+    }
+    // SAFETY: not NULL; the caller passes a live object. Its setters checked
+    // every value, so it needs no checking here.
+    Ok(unsafe { &(*opts).options }.clone())
+}

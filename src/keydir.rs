@@ -1,0 +1,108 @@
+//! The keydir: the in-memory index from key to the position of its latest
+//! record. It sits behind the [`Index`] trait so that other index types can be
+//! plugged in; [`OrderedIndex`] is the default.
+
+use std::collections::BTreeMap;
+
+use parking_lot::RwLock;
+
+use crate::options::IndexType;
+
+/// Where a key's latest record lies: which data file, where in it, how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordPos {
+    pub file_id: u32,
+    /// Offset of the record's first byte. Data files are at most 2 GiB plus
+    /// one record, so 32 bits hold every offset.
+    pub offset: u32,
+    /// Length of the whole record, header included.
+    pub size: u32,
+}
+
+/// An in-memory index. Implementations lock internally: every method may be
+/// called from many threads at once.
+pub trait Index: Send + Sync {
+    /// The position of `key`'s latest record.
+    fn get(&self, key: &[u8]) -> Option<RecordPos>;
+    /// Points `key` at `pos`; returns the position it replaced.
+    fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos>;
+    /// Forgets `key`; returns the position it had.
+    fn remove(&self, key: &[u8]) -> Option<RecordPos>;
+    /// Number of keys.
+    fn len(&self) -> usize;
+}
+
+/// Builds an empty index of the given type.
+pub fn new_index(index_type: IndexType) -> Box<dyn Index> {
+    match index_type {
+        IndexType::Ordered => Box::<OrderedIndex>::default(),
+    }
+}
+
+/// A B-tree ordered by key bytes (unsigned), behind a reader-writer lock.
+#[derive(Default)]
+pub struct OrderedIndex {
+    map: RwLock<BTreeMap<Box<[u8]>, RecordPos>>,
+}
+
+impl Index for OrderedIndex {
+    fn get(&self, key: &[u8]) -> Option<RecordPos> {
+        self.map.read().get(key).copied()
+    }
+
+    fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
+        let mut map = self.map.write();
+        // An overwrite updates in place and allocates nothing.
+        if let Some(slot) = map.get_mut(key) {
+            return Some(std::mem::replace(slot, pos));
+        }
+        map.insert(key.into(), pos)
+    }
+
+    fn remove(&self, key: &[u8]) -> Option<RecordPos> {
+        self.map.write().remove(key)
+    }
+
+    fn len(&self) -> usize {
+        self.map.read().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(n: u32) -> RecordPos {
+        RecordPos {
+            file_id: n,
+            offset: n * 10,
+            size: n + 1,
+        }
+    }
+
+    #[test]
+    fn put_get_replace_remove() {
+        let index = new_index(IndexType::Ordered);
+        assert_eq!(index.len(), 0);
+        assert_eq!(index.put(b"a", pos(1)), None);
+        assert_eq!(index.put(b"b", pos(2)), None);
+        assert_eq!(index.put(b"a", pos(3)), Some(pos(1)));
+        assert_eq!(index.get(b"a"), Some(pos(3)));
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.remove(b"a"), Some(pos(3)));
+        assert_eq!(index.remove(b"a"), None);
+        assert_eq!(index.get(b"a"), None);
+        assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn keys_with_zero_and_ff_bytes_are_distinct() {
+        let index = new_index(IndexType::Ordered);
+        index.put(&[0x00], pos(1));
+        index.put(&[0x00, 0x00], pos(2));
+        index.put(&[0xFF], pos(3));
+        assert_eq!(index.get(&[0x00]), Some(pos(1)));
+        assert_eq!(index.get(&[0x00, 0x00]), Some(pos(2)));
+        assert_eq!(index.get(&[0xFF]), Some(pos(3)));
+    }
+}

@@ -1,0 +1,147 @@
+//! Options for opening a database, with their defaults and valid ranges.
+//! Every setter checks its value at once, so an `Options` is always valid.
+
+use crate::error::{Error, Result};
+
+/// Which in-memory index (keydir) maps keys to record positions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IndexType {
+    /// An ordered map (B-tree): keys in byte order, ready for ordered iteration.
+    #[default]
+    Ordered,
+}
+
+/// How a database is opened. Build with [`Options::default`] and the setters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    data_file_size: u64,
+    sync_writes: bool,
+    bytes_per_sync: u64,
+    mmap_at_startup: bool,
+    index_type: IndexType,
+}
+
+impl Options {
+    /// Smallest accepted `data_file_size`: 4 KiB.
+    pub const MIN_DATA_FILE_SIZE: u64 = 4096;
+    /// Largest accepted `data_file_size`: 2 GiB, so that record offsets fit in 32 bits.
+    pub const MAX_DATA_FILE_SIZE: u64 = 1 << 31;
+    /// Default `data_file_size`: 256 MiB.
+    pub const DEFAULT_DATA_FILE_SIZE: u64 = 256 << 20;
+
+    /// Size at which the active data file is closed and a new one started.
+    /// A record larger than this gets a file of its own.
+    pub fn data_file_size(&self) -> u64 {
+        self.data_file_size
+    }
+
+    /// Sets `data_file_size`; valid from [`Options::MIN_DATA_FILE_SIZE`] to
+    /// [`Options::MAX_DATA_FILE_SIZE`].
+    pub fn set_data_file_size(&mut self, bytes: u64) -> Result<&mut Self> {
+        if !(Self::MIN_DATA_FILE_SIZE..=Self::MAX_DATA_FILE_SIZE).contains(&bytes) {
+            return Err(Error::InvalidArgument(format!(
+                "data_file_size {bytes} is out of range: it must be from {} to {} bytes",
+                Self::MIN_DATA_FILE_SIZE,
+                Self::MAX_DATA_FILE_SIZE
+            )));
+        }
+        self.data_file_size = bytes;
+        Ok(self)
+    }
+
+    /// Whether every put and delete is on stable storage (fdatasync) before it returns.
+    pub fn sync_writes(&self) -> bool {
+        self.sync_writes
+    }
+
+    /// Sets `sync_writes` (default false).
+    pub fn set_sync_writes(&mut self, on: bool) -> &mut Self {
+        self.sync_writes = on;
+        self
+    }
+
+    /// Bytes written after which the active file is synced; 0 means never
+    /// (only `sync`, rollover and close sync).
+    pub fn bytes_per_sync(&self) -> u64 {
+        self.bytes_per_sync
+    }
+
+    /// Sets `bytes_per_sync`: any value, 0 (the default) turns it off.
+    pub fn set_bytes_per_sync(&mut self, bytes: u64) -> &mut Self {
+        self.bytes_per_sync = bytes;
+        self
+    }
+
+    /// Whether open reads the data files through memory maps while it
+    /// rebuilds the index (ordinary reads afterwards either way).
+    pub fn mmap_at_startup(&self) -> bool {
+        self.mmap_at_startup
+    }
+
+    /// Sets `mmap_at_startup` (default true).
+    pub fn set_mmap_at_startup(&mut self, on: bool) -> &mut Self {
+        self.mmap_at_startup = on;
+        self
+    }
+
+    /// The kind of in-memory index.
+    pub fn index_type(&self) -> IndexType {
+        self.index_type
+    }
+
+    /// Sets the kind of in-memory index (default [`IndexType::Ordered`]).
+    pub fn set_index_type(&mut self, index_type: IndexType) -> &mut Self {
+        self.index_type = index_type;
+        self
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            data_file_size: Self::DEFAULT_DATA_FILE_SIZE,
+            sync_writes: false,
+            bytes_per_sync: 0,
+            mmap_at_startup: true,
+            index_type: IndexType::Ordered,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_file_size_range_is_enforced_and_a_bad_value_changes_nothing() {
+        let mut o = Options::default();
+        for bad in [
+            0,
+            Options::MIN_DATA_FILE_SIZE - 1,
+            Options::MAX_DATA_FILE_SIZE + 1,
+            u64::MAX,
+        ] {
+            let err = o.set_data_file_size(bad).unwrap_err();
+            assert!(err.to_string().contains("data_file_size"), "{err}");
+            assert_eq!(o.data_file_size(), Options::DEFAULT_DATA_FILE_SIZE);
+        }
+        for good in [
+            Options::MIN_DATA_FILE_SIZE,
+            1 << 20,
+            Options::MAX_DATA_FILE_SIZE,
+        ] {
+            o.set_data_file_size(good).unwrap();
+            assert_eq!(o.data_file_size(), good);
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let o = Options::default();
+        assert_eq!(o.data_file_size(), 256 << 20);
+        assert!(!o.sync_writes());
+        assert_eq!(o.bytes_per_sync(), 0);
+        assert!(o.mmap_at_startup());
+        assert_eq!(o.index_type(), IndexType::Ordered);
+    }
+}

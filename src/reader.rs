@@ -1,0 +1,379 @@
+//! Sequential reading of a data file's records, as open does to rebuild the
+//! keydir. The reader tells three endings apart:
+//!
+//! - [`Entry::End`]: the file ends exactly at a record boundary;
+//! - [`Entry::TornTail`]: the bytes from here to the end of the file are what
+//!   a writer that died mid-append leaves (a record cut short, a last record
+//!   whose body checksum fails, or zero-filled space). In the newest file this
+//!   is not an error: open cuts the file back to here;
+//! - [`Entry::Corrupt`]: a record that fails a check and is followed by more
+//!   data, so no crash can explain it.
+//!
+//! It reads through a [`Source`]: a memory map or buffered positioned reads.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use memmap2::Mmap;
+
+use crate::format::{self, ParsedHeader, RecordKind};
+
+/// Random access to the bytes of one file.
+pub trait Source {
+    /// Length of the file.
+    fn len(&self) -> u64;
+    /// Up to `len` bytes at `offset`; fewer only where the file ends.
+    fn read(&mut self, offset: u64, len: usize) -> io::Result<&[u8]>;
+}
+
+/// A file read through a memory map: no copies.
+pub struct MmapSource {
+    map: Mmap,
+}
+
+impl MmapSource {
+    pub fn new(map: Mmap) -> MmapSource {
+        MmapSource { map }
+    }
+}
+
+impl Source for MmapSource {
+    fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    fn read(&mut self, offset: u64, len: usize) -> io::Result<&[u8]> {
+        let start = (offset as usize).min(self.map.len());
+        let end = start.saturating_add(len).min(self.map.len());
+        Ok(&self.map[start..end])
+    }
+}
+
+/// A file read with positioned reads into a window buffer, refilled in
+/// large chunks so that a scan costs about one syscall per chunk.
+pub struct FileSource<'a> {
+    file: &'a File,
+    len: u64,
+    window: Vec<u8>,
+    window_start: u64,
+}
+
+/// How much a [`FileSource`] reads at a time.
+const READ_CHUNK: usize = 1 << 20;
+
+impl<'a> FileSource<'a> {
+    pub fn new(file: &'a File, len: u64) -> FileSource<'a> {
+        FileSource {
+            file,
+            len,
+            window: Vec::new(),
+            window_start: 0,
+        }
+    }
+}
+
+impl Source for FileSource<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&mut self, offset: u64, len: usize) -> io::Result<&[u8]> {
+        let wanted_end = offset.saturating_add(len as u64).min(self.len);
+        let window_end = self.window_start + self.window.len() as u64;
+        if offset < self.window_start || wanted_end > window_end {
+            let fill = (wanted_end.saturating_sub(offset) as usize)
+                .max(READ_CHUNK)
+                .min(self.len.saturating_sub(offset) as usize);
+            self.window.resize(fill, 0);
+            let mut got = 0;
+            while got < fill {
+                match self
+                    .file
+                    .read_at(&mut self.window[got..], offset + got as u64)
+                {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.window.truncate(got);
+            self.window_start = offset;
+        }
+        let start = (offset - self.window_start) as usize;
+        let end = (wanted_end.max(offset) - self.window_start) as usize;
+        Ok(&self.window[start..end.min(self.window.len())])
+    }
+}
+
+/// One step of a scan.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry<'a> {
+    /// A record whose checks all pass.
+    Record {
+        offset: u64,
+        len: u64,
+        kind: RecordKind,
+        key: &'a [u8],
+    },
+    /// The file ends at a record boundary.
+    End,
+    /// From `offset` to the end of the file lies what a crash mid-append leaves.
+    TornTail { offset: u64, reason: &'static str },
+    /// A record at `offset` fails a check that no crash explains.
+    Corrupt { offset: u64, reason: String },
+}
+
+/// Walks the records of one file from a starting offset.
+pub struct Scanner<S> {
+    source: S,
+    offset: u64,
+}
+
+impl<S: Source> Scanner<S> {
+    pub fn new(source: S, start: u64) -> Scanner<S> {
+        Scanner {
+            source,
+            offset: start,
+        }
+    }
+
+    /// The next record, or how the file ends. After anything but a record,
+    /// calling again repeats the same answer.
+    pub fn next_entry(&mut self) -> io::Result<Entry<'_>> {
+        let offset = self.offset;
+        let file_len = self.source.len();
+        if offset >= file_len {
+            return Ok(Entry::End);
+        }
+        let parsed =
+            format::parse_record_header(self.source.read(offset, format::MAX_RECORD_HEADER_LEN)?);
+        let header = match parsed {
+            ParsedHeader::Valid(h) => h,
+            ParsedHeader::Incomplete => {
+                return Ok(Entry::TornTail {
+                    offset,
+                    reason: "record header cut short by the end of the file",
+                })
+            }
+            ParsedHeader::Invalid(why) => {
+                return Ok(if self.rest_is_zero(offset)? {
+                    Entry::TornTail {
+                        offset,
+                        reason: "zero-filled space after the last record",
+                    }
+                } else {
+                    Entry::Corrupt {
+                        offset,
+                        reason: why.to_string(),
+                    }
+                });
+            }
+        };
+        let kind = match RecordKind::from_byte(header.type_byte) {
+            Some(kind) => kind,
+            None => {
+                return Ok(Entry::Corrupt {
+                    offset,
+                    reason: format!(
+                        "unknown record type {} (written by a newer libbitcask?)",
+                        header.type_byte
+                    ),
+                })
+            }
+        };
+        if let Some(reason) = implausible(kind, header.key_len, header.value_len) {
+            return Ok(Entry::Corrupt { offset, reason });
+        }
+        let record_end = offset + header.record_len();
+        if record_end > file_len {
+            return Ok(Entry::TornTail {
+                offset,
+                reason: "record cut short by the end of the file",
+            });
+        }
+        let body_len = header.key_len as usize + header.value_len as usize;
+        let body = self
+            .source
+            .read(offset + header.header_len as u64, body_len)?;
+        if format::body_crc(body) != header.body_crc {
+            return Ok(if record_end == file_len {
+                Entry::TornTail {
+                    offset,
+                    reason: "the last record's checksum fails (partly written)",
+                }
+            } else {
+                Entry::Corrupt {
+                    offset,
+                    reason: "record checksum mismatch".to_string(),
+                }
+            });
+        }
+        self.offset = record_end;
+        Ok(Entry::Record {
+            offset,
+            len: header.record_len(),
+            kind,
+            key: &body[..header.key_len as usize],
+        })
+    }
+
+    /// Whether every byte from `offset` to the end of the file is zero.
+    fn rest_is_zero(&mut self, mut offset: u64) -> io::Result<bool> {
+        let file_len = self.source.len();
+        while offset < file_len {
+            let chunk = self.source.read(offset, 64 << 10)?;
+            if chunk.is_empty() {
+                break;
+            }
+            if chunk.iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            offset += chunk.len() as u64;
+        }
+        Ok(true)
+    }
+}
+
+/// Lengths that a valid header can carry but this library never writes.
+fn implausible(kind: RecordKind, key_len: u32, value_len: u32) -> Option<String> {
+    if key_len == 0 || key_len as usize > format::MAX_KEY_LEN {
+        return Some(format!("record key length {key_len} is out of range"));
+    }
+    if value_len as usize > format::MAX_VALUE_LEN {
+        return Some(format!("record value length {value_len} is out of range"));
+    }
+    if kind == RecordKind::Delete && value_len != 0 {
+        return Some("tombstone record carries a value".to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::encode_record;
+
+    /// A source over bytes in memory, for testing the scanner alone.
+    struct Bytes(Vec<u8>);
+
+    impl Source for Bytes {
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read(&mut self, offset: u64, len: usize) -> io::Result<&[u8]> {
+            let start = (offset as usize).min(self.0.len());
+            Ok(&self.0[start..(start + len).min(self.0.len())])
+        }
+    }
+
+    fn three_records() -> (Vec<u8>, Vec<u64>) {
+        let mut bytes = Vec::new();
+        let mut starts = Vec::new();
+        for (kind, key, value) in [
+            (RecordKind::Put, &b"alpha"[..], &b"one"[..]),
+            (RecordKind::Delete, b"beta", b""),
+            (RecordKind::Put, b"gamma", b"three"),
+        ] {
+            starts.push(bytes.len() as u64);
+            encode_record(kind, key, value, &mut bytes);
+        }
+        (bytes, starts)
+    }
+
+    fn scan(bytes: Vec<u8>) -> (Vec<Vec<u8>>, String) {
+        let mut scanner = Scanner::new(Bytes(bytes), 0);
+        let mut keys = Vec::new();
+        loop {
+            match scanner.next_entry().unwrap() {
+                Entry::Record { key, .. } => keys.push(key.to_vec()),
+                Entry::End => return (keys, "end".into()),
+                Entry::TornTail { offset, .. } => return (keys, format!("torn@{offset}")),
+                Entry::Corrupt { offset, .. } => return (keys, format!("corrupt@{offset}")),
+            }
+        }
+    }
+
+    #[test]
+    fn whole_file_scans_to_end() {
+        let (bytes, _) = three_records();
+        let (keys, end) = scan(bytes);
+        assert_eq!(
+            keys,
+            vec![b"alpha".to_vec(), b"beta".to_vec(), b"gamma".to_vec()]
+        );
+        assert_eq!(end, "end");
+    }
+
+    #[test]
+    fn a_cut_anywhere_in_the_last_record_is_a_torn_tail() {
+        let (bytes, starts) = three_records();
+        let last = starts[2] as usize;
+        for cut in last + 1..bytes.len() {
+            let (keys, end) = scan(bytes[..cut].to_vec());
+            assert_eq!(keys.len(), 2, "cut at {cut}");
+            assert_eq!(end, format!("torn@{last}"), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_last_record_is_torn_but_a_damaged_middle_one_is_corrupt() {
+        let (bytes, starts) = three_records();
+        let mut last_damaged = bytes.clone();
+        *last_damaged.last_mut().unwrap() ^= 0x40;
+        assert_eq!(scan(last_damaged).1, format!("torn@{}", starts[2]));
+
+        let mut middle_value = bytes.clone();
+        middle_value[starts[1] as usize - 1] ^= 0x40; // last byte of the first value
+        assert_eq!(scan(middle_value).1, "corrupt@0");
+
+        let mut middle_header = bytes;
+        middle_header[starts[1] as usize + 5] ^= 0x01; // key length of the second
+        assert_eq!(scan(middle_header).1, format!("corrupt@{}", starts[1]));
+    }
+
+    #[test]
+    fn zero_fill_after_the_last_record_is_torn() {
+        let (mut bytes, _) = three_records();
+        let end = bytes.len() as u64;
+        bytes.extend_from_slice(&[0u8; 5000]);
+        assert_eq!(scan(bytes).1, format!("torn@{end}"));
+    }
+
+    #[test]
+    fn a_valid_header_of_an_unknown_type_is_corrupt() {
+        let mut bytes = Vec::new();
+        encode_record(RecordKind::Put, b"k", b"v", &mut bytes);
+        bytes[4] = 9;
+        let crc = crc32fast::hash(&bytes[4..11]);
+        bytes[..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(scan(bytes).1, "corrupt@0");
+    }
+
+    #[test]
+    fn file_source_matches_the_bytes_across_window_refills() {
+        let path = std::env::temp_dir().join(format!("bitcask-src-{}", std::process::id()));
+        let data: Vec<u8> = (0..(3 * READ_CHUNK + 77))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut src = FileSource::new(&file, data.len() as u64);
+        for (offset, len) in [
+            (0, 10),
+            (5, READ_CHUNK),
+            (READ_CHUNK * 3, 1000),
+            (1, 2),
+            (0, 4 * READ_CHUNK),
+        ] {
+            let want = &data[offset.min(data.len())..(offset + len).min(data.len())];
+            assert_eq!(
+                src.read(offset as u64, len).unwrap(),
+                want,
+                "({offset}, {len})"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+}
