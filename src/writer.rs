@@ -160,3 +160,34 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_a_failed_append_cannot_be_cut_back_every_later_write_is_refused() {
+        let dir = std::env::temp_dir().join(format!("bitcask-writer-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        drop(DataFile::create(&dir, 1).unwrap());
+        // A read-only descriptor: the append fails (EBADF), and so does the cut back.
+        let file = Arc::new(DataFile::open(&dir, 1, false).unwrap());
+        let policy = SyncPolicy {
+            every_write: false,
+            bytes_per_sync: 0,
+        };
+        let mut writer = Writer::new(file, format::FILE_HEADER_LEN, policy);
+        assert!(matches!(
+            writer.append(RecordKind::Put, b"k", b"v"),
+            Err(Error::Io { .. })
+        ));
+        match writer.append(RecordKind::Put, b"k", b"v") {
+            Err(Error::Closed(why)) => assert!(why.contains("reopen"), "{why}"),
+            other => panic!("expected Closed, got {other:?}"),
+        }
+        assert!(matches!(writer.sync(), Err(Error::Closed(_))));
+        assert_eq!(writer.offset(), format::FILE_HEADER_LEN);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -11,7 +11,8 @@ fn crate_dir() -> PathBuf {
 
 fn generated_header() -> String {
     let dir = crate_dir();
-    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    let config =
+        cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
     let bindings = cbindgen::Builder::new()
         .with_crate(&dir)
         .with_config(config)
@@ -62,7 +63,16 @@ fn every_name_in_the_header_has_the_library_prefix() {
 fn compile(compiler: &str, std: &str, lang: &str, source: &Path) {
     let out = std::env::temp_dir().join(format!("bitcask-header-{}-{lang}.o", std::process::id()));
     let status = Command::new(compiler)
-        .args([std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-x", lang, "-c"])
+        .args([
+            std,
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-x",
+            lang,
+            "-c",
+        ])
         .arg(source)
         .arg("-I")
         .arg(crate_dir().join("include"))
@@ -71,7 +81,10 @@ fn compile(compiler: &str, std: &str, lang: &str, source: &Path) {
         .status()
         .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
     let _ = std::fs::remove_file(&out);
-    assert!(status.success(), "include/bitcask.h does not compile with {compiler} {std}");
+    assert!(
+        status.success(),
+        "include/bitcask.h does not compile with {compiler} {std}"
+    );
 }
 
 #[test]

@@ -1,0 +1,230 @@
+//! What a reopen must bring back, across many data files, both ways of
+//! loading (mmap and reads), the sync options, and many threads at once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bitcask::{Bitcask, Error, Options};
+use common::{data_files, Rng, TempDir};
+
+fn small_files() -> Options {
+    let mut o = Options::default();
+    o.set_data_file_size(4096).unwrap();
+    o
+}
+
+/// Applies a mixed workload to `db` and returns the state it should hold.
+fn mixed_workload(db: &Bitcask, ops: usize, seed: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut rng = Rng::new(seed);
+    let mut model = BTreeMap::new();
+    for i in 0..ops {
+        let key = format!("key-{:04}", rng.below(500)).into_bytes();
+        if rng.below(8) == 0 {
+            db.delete(&key).unwrap();
+            model.remove(&key);
+        } else {
+            let len = rng.below(300) as usize;
+            let mut value = format!("{i}:").into_bytes();
+            value.resize(len.max(value.len()), (i % 251) as u8);
+            db.put(&key, &value).unwrap();
+            model.insert(key, value);
+        }
+    }
+    model
+}
+
+fn assert_holds(db: &Bitcask, model: &BTreeMap<Vec<u8>, Vec<u8>>, universe: usize) {
+    assert_eq!(db.key_count(), model.len());
+    for k in 0..universe {
+        let key = format!("key-{k:04}").into_bytes();
+        assert_eq!(db.get(&key).unwrap(), model.get(&key).cloned(), "key {k}");
+    }
+}
+
+#[test]
+fn reopen_brings_back_every_key_across_many_small_files() {
+    let tmp = TempDir::new("reopen");
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let mut model = mixed_workload(&db, 5000, 7);
+    assert!(
+        db.data_file_count() > 50,
+        "only {} files",
+        db.data_file_count()
+    );
+    db.close().unwrap();
+    for file in data_files(&tmp.db()) {
+        let len = std::fs::metadata(&file).unwrap().len();
+        // Every full file stays within data_file_size (no record here is larger).
+        assert!(len <= 4096, "{} is {len} bytes", file.display());
+    }
+    for round in 0..3 {
+        let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+        assert_holds(&db, &model, 500);
+        let key = format!("round-{round}").into_bytes();
+        db.put(&key, b"x").unwrap();
+        model.insert(key, b"x".to_vec());
+        db.close().unwrap();
+    }
+}
+
+#[test]
+fn mmap_and_plain_reads_at_startup_build_the_same_index() {
+    let tmp = TempDir::new("mmap");
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let model = mixed_workload(&db, 3000, 11);
+    db.close().unwrap();
+    for mmap in [true, false, true] {
+        let mut o = small_files();
+        o.set_mmap_at_startup(mmap);
+        let db = Bitcask::open(tmp.db(), o).unwrap();
+        assert_holds(&db, &model, 500);
+        db.close().unwrap();
+    }
+}
+
+#[test]
+fn a_value_larger_than_a_data_file_gets_a_file_of_its_own() {
+    let tmp = TempDir::new("large");
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    db.put(b"small", b"1").unwrap();
+    let big = vec![0x5A; 100_000];
+    db.put(b"big", &big).unwrap();
+    db.put(b"after", b"2").unwrap();
+    db.close().unwrap();
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    assert_eq!(db.get(b"big").unwrap().unwrap(), big);
+    assert_eq!(db.get(b"after").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(db.data_file_count(), 3);
+}
+
+#[test]
+fn bytes_per_sync_syncs_once_per_that_many_bytes() {
+    let tmp = TempDir::new("bps");
+    let value = [7u8; 100];
+    // Each record: 11 bytes of header (docs/format.md), an 8-byte key, the value.
+    let record = 11 + 8 + 100u64;
+    let puts = 1000u64;
+
+    let mut o = Options::default();
+    o.set_bytes_per_sync(4096);
+    let db = Bitcask::open(tmp.path().join("on"), o).unwrap();
+    for i in 0..puts {
+        db.put(format!("key{i:05}").as_bytes(), &value).unwrap();
+    }
+    // The write that reaches 4096 unsynced bytes syncs: every 35th record.
+    let per_sync = 4096u64.div_ceil(record);
+    assert_eq!(db.sync_count(), puts / per_sync);
+
+    let db_off = Bitcask::open(tmp.path().join("off"), Options::default()).unwrap();
+    for i in 0..puts {
+        db_off.put(format!("key{i:05}").as_bytes(), &value).unwrap();
+    }
+    assert_eq!(
+        db_off.sync_count(),
+        0,
+        "bytes_per_sync 0 must never sync on its own"
+    );
+    db_off.sync().unwrap();
+    assert_eq!(db_off.sync_count(), 1);
+
+    let mut o = Options::default();
+    o.set_sync_writes(true);
+    let db_sync = Bitcask::open(tmp.path().join("sync"), o).unwrap();
+    for i in 0..50 {
+        db_sync
+            .put(format!("key{i:05}").as_bytes(), &value)
+            .unwrap();
+    }
+    assert_eq!(db_sync.sync_count(), 50, "sync_writes syncs every write");
+}
+
+#[test]
+fn many_threads_share_one_handle() {
+    let tmp = TempDir::new("threads");
+    let db = Arc::new(Bitcask::open(tmp.db(), small_files()).unwrap());
+    let threads: Vec<_> = (0..8u32)
+        .map(|t| {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || {
+                for i in 0..2000u32 {
+                    // Own keys: read back exactly.
+                    let own = format!("t{t}-{}", i % 100);
+                    let value = format!("{t}:{i}");
+                    db.put(own.as_bytes(), value.as_bytes()).unwrap();
+                    assert_eq!(db.get(own.as_bytes()).unwrap().unwrap(), value.as_bytes());
+                    // Shared keys: whatever is read was written by someone, whole.
+                    let shared = format!("shared-{}", i % 10);
+                    if i % 3 == 0 {
+                        db.put(shared.as_bytes(), format!("{shared}={t}:{i}").as_bytes())
+                            .unwrap();
+                    } else if i % 7 == 0 {
+                        db.delete(shared.as_bytes()).unwrap();
+                    } else if let Some(v) = db.get(shared.as_bytes()).unwrap() {
+                        let v = String::from_utf8(v).unwrap();
+                        assert!(v.starts_with(&format!("{shared}=")), "{v}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let db = Arc::try_unwrap(db).ok().unwrap();
+    db.close().unwrap();
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    for t in 0..8 {
+        for k in 0..100u32 {
+            // The last write to t{t}-{k} was i = 1900 + k.
+            let expected = format!("{t}:{}", 1900 + k);
+            assert_eq!(
+                db.get(format!("t{t}-{k}").as_bytes()).unwrap().unwrap(),
+                expected.as_bytes()
+            );
+        }
+    }
+}
+
+#[test]
+fn open_refuses_a_path_that_is_a_file_and_creates_missing_parents() {
+    let tmp = TempDir::new("paths");
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(matches!(
+        Bitcask::open(&file, Options::default()),
+        Err(Error::Io { .. })
+    ));
+    let nested = tmp.path().join("a/b/c");
+    Bitcask::open(&nested, Options::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    assert!(nested.join("000000001.data").is_file());
+}
+
+#[test]
+fn damage_found_by_a_read_is_corruption_never_wrong_data() {
+    use std::os::unix::fs::FileExt;
+    let tmp = TempDir::new("readcrc");
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    db.put(b"k", b"original value").unwrap();
+    db.sync().unwrap();
+    // Flip one byte of the value behind the open database's back.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&data_files(&tmp.db())[0])
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.write_all_at(b"X", len - 1).unwrap();
+    match db.get(b"k") {
+        Err(Error::Corruption(msg)) => assert!(msg.contains("000000001.data"), "{msg}"),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    let mut buf = [0u8; 64];
+    assert!(matches!(
+        db.get_into(b"k", &mut buf),
+        Err(Error::Corruption(_))
+    ));
+}
