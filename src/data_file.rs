@@ -56,7 +56,9 @@ impl DataFile {
         let data_file = DataFile { id, path, file };
         if let Err(e) = data_file.write_header().and_then(|()| sync_dir(dir)) {
             // Best effort: a half-made file would only be cut back at the next open.
-            let _ = std::fs::remove_file(&data_file.path);
+            if std::fs::remove_file(&data_file.path).is_ok() {
+                let _ = sync_dir(dir);
+            }
             return Err(e);
         }
         Ok(data_file)
