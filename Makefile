@@ -76,7 +76,8 @@ deps:
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    $$sudo apt-get update -q && $$sudo apt-get install -y -q $$missing; \
 	fi
-	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 
 lint:
 	$(CARGO) fmt --check
