@@ -66,6 +66,15 @@
 #define BITCASK_MAX_VALUE_LEN 1073741824
 
 /**
+ * A write batch: puts and deletes buffered in memory, then committed so
+ * that all of them become visible, and durable, together or not at all,
+ * also across a crash. An opaque object made by `bitcask_batch_new` and
+ * released by `bitcask_batch_free`. Used by one thread at a time, while
+ * other threads keep using the database.
+ */
+typedef struct bitcask_batch bitcask_batch;
+
+/**
  * An open database: an opaque handle made by `bitcask_open` and released by
  * `bitcask_close`. Any number of threads may call any function on one handle
  * at the same time, except `bitcask_close`, which must be the last call.
@@ -73,6 +82,14 @@
  * serialized. A handle must not be used in a child after `fork()`.
  */
 typedef struct bitcask_db bitcask_db;
+
+/**
+ * An ordered iterator over the keys of a database as they were when it was
+ * made: an opaque object made by `bitcask_iter_new` and released by
+ * `bitcask_iter_free`. Used by one thread at a time, while other threads
+ * keep using the database.
+ */
+typedef struct bitcask_iter bitcask_iter;
 
 /**
  * Options for `bitcask_open`: an opaque object made by
@@ -88,6 +105,13 @@ typedef struct bitcask_options bitcask_options;
  * the `BITCASK_*` status codes below. The numeric values never change.
  */
 typedef int32_t bitcask_status;
+
+/**
+ * The callback of `bitcask_fold`: called with `ctx` as given to
+ * `bitcask_fold`, and one key and its value, valid only during the call.
+ * Return 0 to go on, anything else to stop the walk.
+ */
+typedef int (*bitcask_fold_fn)(void *ctx, const void *key, size_t key_len, const void *value, size_t value_len);
 
 /**
  * Success.
@@ -179,7 +203,7 @@ const char *bitcask_last_error(void);
 /**
  * Creates an options object with every option at its default:
  * data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
- * mmap_at_startup on. Returns NULL only when memory is exhausted. Release it
+ * mmap_at_startup on, max_batch_bytes 64 MiB. Returns NULL only when memory is exhausted. Release it
  * with `bitcask_options_free()`.
  */
 bitcask_options *bitcask_options_new(void);
@@ -246,6 +270,23 @@ bitcask_status bitcask_options_set_bytes_per_sync(bitcask_options *opts, uint64_
 bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool on);
 
 /**
+ * Sets the largest a write batch may grow, in bytes it takes in a data
+ * file (keys, values, and a record header of at most 17 bytes per
+ * operation, plus 23 bytes for the commit record): from 4096 (4 KiB) to
+ * 2147483648 (2 GiB); default 67108864 (64 MiB). A batch is held in memory
+ * until committed and written with one append, so this bounds both; a
+ * `bitcask_batch_put` or `bitcask_batch_delete` that would pass it returns
+ * `BITCASK_INVALID_ARGUMENT` and leaves the batch as it was.
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL or `bytes`
+ * out of range; the options are unchanged).
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64_t bytes);
+
+/**
  * Opens the database in directory `dir`, creating the directory if it is
  * missing, and stores the handle in `*db_out`.
  *
@@ -278,6 +319,12 @@ bitcask_status bitcask_open(const char *dir, const bitcask_options *opts, bitcas
  * refused after an earlier failure, in which case not every write may be
  * on disk). `bitcask_close(NULL)` returns `BITCASK_OK`. Must be the last call on
  * the handle, made when no other thread is using it.
+ *
+ * Iterators and batches made from the handle may still be alive: from now
+ * on they return `BITCASK_CLOSED` (an iterator is no longer valid), and
+ * must still be freed with `bitcask_iter_free` / `bitcask_batch_free`. The
+ * directory lock is released here all the same; data files stay open (not
+ * locked) until the last such iterator is freed.
  *
  * # Safety
  * `db` is NULL or a live handle from `bitcask_open`, not used again.
@@ -383,6 +430,209 @@ bitcask_status bitcask_delete(bitcask_db *db, const void *key, size_t key_len);
  * `db` is NULL or a live handle.
  */
 bitcask_status bitcask_sync(bitcask_db *db);
+
+/**
+ * Creates an iterator over the keys that start with `prefix` (every key
+ * when `prefix_len` is 0; `prefix` may then be NULL), in ascending
+ * unsigned byte order (0x00 first, 0xFF last; a key sorts before the keys
+ * it is a prefix of), or descending if `reverse`. It starts at the first
+ * key in that order.
+ *
+ * It sees the database as of this call: later puts, deletes and batches
+ * are invisible to it and never invalidate it. Making it copies the
+ * matching keys (and their record positions) out of the index; values are
+ * read from disk only when `bitcask_iter_value` asks for them. Release it
+ * with `bitcask_iter_free`, also after `bitcask_close` of its database.
+ *
+ * Returns `BITCASK_OK` (`*iter_out` set), `BITCASK_INVALID_ARGUMENT` (db
+ * or iter_out NULL, prefix NULL with a non-zero length, prefix longer than
+ * `BITCASK_MAX_KEY_LEN`).
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `prefix` is NULL or points to `prefix_len`
+ * readable bytes; `iter_out` is NULL or points to writable storage for a
+ * pointer.
+ */
+bitcask_status bitcask_iter_new(bitcask_db *db, const void *prefix, size_t prefix_len, bool reverse, bitcask_iter **iter_out);
+
+/**
+ * Whether the iterator is at a key. False for NULL, once it has moved past
+ * the last key, and once its database is closed.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator, used by one thread at a time.
+ */
+bool bitcask_iter_valid(const bitcask_iter *it);
+
+/**
+ * Moves to the next key. Does nothing on NULL, on an exhausted iterator,
+ * or once its database is closed.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator, used by one thread at a time.
+ */
+void bitcask_iter_next(bitcask_iter *it);
+
+/**
+ * Moves back to the first key (the smallest, or the largest if reverse).
+ * Does nothing on NULL or once its database is closed.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator, used by one thread at a time.
+ */
+void bitcask_iter_rewind(bitcask_iter *it);
+
+/**
+ * Moves to the first key `>= key` (for a reverse iterator: the first key
+ * `<= key`, i.e. the largest not above it), among the iterator's keys
+ * (those with its prefix); exhausted if there is none. `key` need not be
+ * in the database. `key_len` 0 is the empty key, which sorts before every
+ * key: a forward iterator goes to its first key, a reverse one is
+ * exhausted. A NULL key with a non-zero length, or a key longer than
+ * `BITCASK_MAX_KEY_LEN`, leaves the iterator exhausted. Does nothing on a
+ * NULL iterator or once its database is closed.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator, used by one thread at a time; `key` is
+ * NULL or points to `key_len` readable bytes.
+ */
+void bitcask_iter_seek(bitcask_iter *it, const void *key, size_t key_len);
+
+/**
+ * The current key: returns a pointer to its bytes and stores its length
+ * in `*key_len`. The bytes belong to the iterator and stay valid until its
+ * next move (in this release, until it is freed). Returns NULL, with
+ * `*key_len` 0, for a NULL or exhausted iterator or once its database is
+ * closed. `key_len` may be NULL if the length is not wanted.
+ *
+ * # Safety
+ * `it` is NULL or a live iterator, used by one thread at a time; `key_len`
+ * is NULL or writable.
+ */
+const void *bitcask_iter_key(const bitcask_iter *it, size_t *key_len);
+
+/**
+ * The current value: on `BITCASK_OK`, `*value` points to `*value_len`
+ * bytes (never NULL, even for an empty value) that belong to the iterator
+ * and stay valid until its next move or its free. The value is read from
+ * its data file (one positioned read, both checksums checked) the first
+ * time it is asked for at a position.
+ *
+ * Returns `BITCASK_OK`, `BITCASK_NOT_FOUND` (the iterator is exhausted),
+ * `BITCASK_INVALID_ARGUMENT` (it, value or value_len NULL),
+ * `BITCASK_CLOSED` (its database was closed), `BITCASK_IO`,
+ * `BITCASK_CORRUPTION` (the record fails its checks: no data is returned).
+ *
+ * # Safety
+ * `it` is NULL or a live iterator, used by one thread at a time; `value`
+ * and `value_len` are NULL or writable.
+ */
+bitcask_status bitcask_iter_value(bitcask_iter *it, const void **value, size_t *value_len);
+
+/**
+ * Releases an iterator. NULL is a no-op. Safe also after `bitcask_close`
+ * of its database (and needed then too).
+ *
+ * # Safety
+ * `it` is NULL or a live iterator from `bitcask_iter_new`, not used again.
+ */
+void bitcask_iter_free(bitcask_iter *it);
+
+/**
+ * Calls `fn` for each key that starts with `prefix` (every key when
+ * `prefix_len` is 0; `prefix` may then be NULL), with its value, in
+ * ascending key order, over the database as of this call (as an iterator
+ * sees it). `key` and `value` are valid only during the call (`value` is
+ * never NULL). No lock is held while `fn` runs: it may call any `bitcask_*`
+ * function on the same database except `bitcask_close`, and must not unwind
+ * (longjmp, C++ exception) through the library. A non-zero return stops the
+ * walk, and `bitcask_fold` still returns `BITCASK_OK`.
+ *
+ * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or fn NULL, prefix
+ * NULL with a non-zero length or longer than `BITCASK_MAX_KEY_LEN`),
+ * `BITCASK_IO`, `BITCASK_CORRUPTION` (a record fails its checks; the walk
+ * stops there, after `fn` saw the keys before it).
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `prefix` is NULL or points to
+ * `prefix_len` readable bytes; `fn` is NULL or a function of this type.
+ */
+bitcask_status bitcask_fold(bitcask_db *db, const void *prefix, size_t prefix_len, bitcask_fold_fn fn, void *ctx);
+
+/**
+ * Creates an empty batch for `db` and stores it in `*batch_out`. The batch
+ * may hold up to the database's `max_batch_bytes` (see
+ * `bitcask_options_set_max_batch_bytes`). Release it with
+ * `bitcask_batch_free`, also after `bitcask_close` of its database.
+ *
+ * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or batch_out NULL).
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `batch_out` is NULL or points to writable
+ * storage for a pointer.
+ */
+bitcask_status bitcask_batch_new(bitcask_db *db, bitcask_batch **batch_out);
+
+/**
+ * Adds a put of `value` under `key` to the batch; both are copied. Nothing
+ * is written until `bitcask_batch_commit`. Within a batch the last
+ * operation on a key wins.
+ *
+ * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (b or key NULL, key
+ * empty or longer than `BITCASK_MAX_KEY_LEN`, value NULL with a non-zero
+ * length or longer than `BITCASK_MAX_VALUE_LEN`, or the batch would grow
+ * past `max_batch_bytes`: commit it and go on in the emptied batch; in every
+ * case the batch is unchanged), `BITCASK_CLOSED` (its database was closed).
+ *
+ * # Safety
+ * `b` is NULL or a live batch, used by one thread at a time; `key` and
+ * `value` are NULL or point to `key_len` and `value_len` readable bytes.
+ */
+bitcask_status bitcask_batch_put(bitcask_batch *b, const void *key, size_t key_len, const void *value, size_t value_len);
+
+/**
+ * Adds a delete of `key` to the batch. Deleting a key that is absent when
+ * the batch is committed writes nothing for it.
+ *
+ * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (b or key NULL, key
+ * empty or too long, or the batch would grow past `max_batch_bytes`; the
+ * batch is unchanged), `BITCASK_CLOSED` (its database was closed).
+ *
+ * # Safety
+ * `b` is NULL or a live batch, used by one thread at a time; `key` is NULL
+ * or points to `key_len` readable bytes.
+ */
+bitcask_status bitcask_batch_delete(bitcask_batch *b, const void *key, size_t key_len);
+
+/**
+ * Commits the batch: all its puts and deletes become visible together, and
+ * after a crash at any moment either all or none of them are found when
+ * the database is reopened. The batch is written with one append; with
+ * sync_writes on it is on stable storage when this returns `BITCASK_OK`.
+ * On `BITCASK_OK` the batch is emptied and may be reused; an empty batch
+ * commits as a no-op. On failure the batch keeps its operations and none
+ * of them is visible.
+ *
+ * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (b NULL), `BITCASK_IO`
+ * (the write or its sync failed: nothing of the batch is visible now, and
+ * a failed sync makes later writes return `BITCASK_CLOSED`),
+ * `BITCASK_CLOSED` (its database was closed, or refuses writes after an
+ * earlier unrecoverable failure).
+ *
+ * # Safety
+ * `b` is NULL or a live batch, used by one thread at a time.
+ */
+bitcask_status bitcask_batch_commit(bitcask_batch *b);
+
+/**
+ * Releases a batch and whatever it still holds (uncommitted operations are
+ * dropped). NULL is a no-op. Safe also after `bitcask_close` of its
+ * database (and needed then too).
+ *
+ * # Safety
+ * `b` is NULL or a live batch from `bitcask_batch_new`, not used again.
+ */
+void bitcask_batch_free(bitcask_batch *b);
 
 #ifdef __cplusplus
 }  // extern "C"

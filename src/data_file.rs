@@ -107,7 +107,7 @@ impl DataFile {
     }
 
     /// Reads the live record at `pos` into `buf` and checks it: both
-    /// checksums, a put record, the expected key. Returns the range of the
+    /// checksums, a put record (in a batch or not), the expected key. Returns the range of the
     /// value within `buf`.
     pub fn read_record(
         &self,
@@ -141,7 +141,7 @@ impl DataFile {
             ParsedHeader::Invalid(why) => return Err(Error::corruption(&self.path, offset, why)),
         };
         if header.record_len() != u64::from(pos.size)
-            || RecordKind::from_byte(header.type_byte) != Some(RecordKind::Put)
+            || !RecordKind::from_byte(header.type_byte).is_some_and(RecordKind::holds_value)
         {
             return Err(Error::corruption(
                 &self.path,

@@ -1,20 +1,25 @@
 //! The engine: a directory of append-only data files and the keydir that
 //! points into them. A put or delete is one append under the writer lock; a
 //! get is one keydir lookup and one positioned read, in parallel with other
-//! gets and with writes.
+//! gets and with writes. Iterators and folds read a snapshot of the keydir
+//! (see `iter.rs`); a write batch is one append ending in a commit record,
+//! applied to the keydir under the writer lock.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::batch::Batch;
 use crate::data_file::{self, DataFile};
 use crate::error::{Error, Result};
 use crate::format::{self, RecordKind, FILE_HEADER_LEN, MAX_KEY_LEN, MAX_VALUE_LEN};
+use crate::iter::Iter;
 use crate::keydir::{new_index, Index, RecordPos};
 use crate::load;
 use crate::lock::DirLock;
@@ -30,14 +35,19 @@ pub struct Bitcask {
     /// Every data file, the active one included, by id.
     files: RwLock<BTreeMap<u32, Arc<DataFile>>>,
     writer: Mutex<WriterState>,
-    /// Declared last so that it is released after everything else is dropped.
-    _lock: DirLock,
+    /// Taken (released) by close, which may come while iterators still hold
+    /// the engine's files: the next opener must not wait for them. Declared
+    /// last so that otherwise it is released after everything else is dropped.
+    lock: Mutex<Option<DirLock>>,
 }
 
 struct WriterState {
     writer: Writer,
-    /// Set by close, so that drop does not sync a second time.
+    /// Set by close: writes are refused, and drop does not sync a second time.
     closed: bool,
+    /// Sequence number of the next write batch: one more than the largest
+    /// found at open, so it keeps growing across reopens.
+    next_batch_seq: u64,
 }
 
 impl Bitcask {
@@ -52,11 +62,12 @@ impl Bitcask {
         let ids = load::list_data_files(&dir)?;
         let mut files = BTreeMap::new();
         let mut active = None;
+        let mut max_batch_seq = 0;
         for (i, &id) in ids.iter().enumerate() {
             let newest = i + 1 == ids.len();
-            let (file, end) =
-                load::load_file(&dir, id, newest, options.mmap_at_startup(), &*index)?;
-            let file = Arc::new(file);
+            let loaded = load::load_file(&dir, id, newest, options.mmap_at_startup(), &*index)?;
+            max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
+            let (file, end) = (Arc::new(loaded.file), loaded.end);
             if newest {
                 active = Some((Arc::clone(&file), end));
             }
@@ -82,8 +93,9 @@ impl Bitcask {
             writer: Mutex::new(WriterState {
                 writer: Writer::new(active, end, policy),
                 closed: false,
+                next_batch_seq: max_batch_seq.saturating_add(1),
             }),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -91,13 +103,9 @@ impl Bitcask {
     /// bytes, the value at most [`MAX_VALUE_LEN`] (empty is fine).
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
-        if value.len() > MAX_VALUE_LEN {
-            return Err(Error::InvalidArgument(format!(
-                "value is {} bytes, longer than the {MAX_VALUE_LEN} allowed",
-                value.len()
-            )));
-        }
+        check_value(value)?;
         let mut state = self.writer.lock();
+        check_open(&state)?;
         let pos = self.append(&mut state.writer, RecordKind::Put, key, value)?;
         // Updated under the writer lock, so the keydir follows the log's order.
         self.index.put(key, pos);
@@ -108,6 +116,7 @@ impl Bitcask {
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         check_key(key)?;
         let mut state = self.writer.lock();
+        check_open(&state)?;
         if self.index.get(key).is_none() {
             return Ok(());
         }
@@ -170,9 +179,135 @@ impl Bitcask {
     /// Syncs and closes the database, releasing the directory lock. The
     /// database is closed even when the final sync fails, and the error says so.
     pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    /// What [`Bitcask::close`] does, through a shared reference: for the C
+    /// interface, whose iterators and batches may outlive the handle. Later
+    /// writes fail with [`Error::Closed`]; a second call does nothing.
+    pub(crate) fn shutdown(&self) -> Result<()> {
         let mut state = self.writer.lock();
+        if state.closed {
+            return Ok(());
+        }
         state.closed = true;
-        state.writer.sync()
+        let synced = state.writer.sync();
+        drop(state);
+        // Released now, not when the last iterator lets go of the engine.
+        drop(self.lock.lock().take());
+        synced
+    }
+
+    /// An iterator over the keys that start with `prefix` (every key for an
+    /// empty prefix) as they are now, in ascending unsigned byte order, or
+    /// descending if `reverse`. Later writes do not change what it sees.
+    pub fn iter(&self, prefix: &[u8], reverse: bool) -> Result<Iter> {
+        // The files lock is held across the copy, so that every file the
+        // copied positions point into is among the files the iterator keeps.
+        let files = self.files.read();
+        Ok(Iter::new(&*self.index, &files, prefix, reverse))
+    }
+
+    /// Calls `f` with each key that starts with `prefix`, and its value, in
+    /// ascending key order, over a snapshot taken at the start (as
+    /// [`Bitcask::iter`]). No engine lock is held while `f` runs, so it may
+    /// call any method of this database. `ControlFlow::Break` stops the walk,
+    /// which still returns `Ok`.
+    pub fn fold(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let mut iter = self.iter(prefix, false)?;
+        while iter.valid() {
+            // The value lives in the iterator's own buffer, not the thread's
+            // scratch buffer, so gets made by `f` cannot overwrite it.
+            let (key, value) = iter.current()?;
+            if f(key, value).is_break() {
+                break;
+            }
+            iter.next();
+        }
+        Ok(())
+    }
+
+    /// An empty write batch, limited to this database's `max_batch_bytes`.
+    pub fn batch(&self) -> Batch {
+        Batch::new(self.options.max_batch_bytes())
+    }
+
+    /// Commits `batch`: its puts and deletes become visible together, and
+    /// after a crash at any moment either all of them or none are found at
+    /// open. With `sync_writes` on, they are on stable storage when this
+    /// returns `Ok`. On success the batch is emptied for reuse; on failure
+    /// it is left as it was and nothing of it is visible.
+    pub fn write(&self, batch: &mut Batch) -> Result<()> {
+        let mut state = self.writer.lock();
+        check_open(&state)?;
+        state.writer.check_usable()?;
+        let mut applied: Vec<(&[u8], Option<PutAt>)> = Vec::with_capacity(batch.len());
+        let mut buf = Vec::with_capacity(batch.encoded_len() as usize);
+        for (key, op) in batch.ops() {
+            let start = buf.len();
+            match op {
+                Some(value) => {
+                    format::encode_record(RecordKind::BatchPut, key, value, &mut buf);
+                    applied.push((key, Some((start, buf.len() - start))));
+                }
+                // Deleting an absent key writes nothing, as a plain delete.
+                None if self.index.get(key).is_none() => {}
+                None => {
+                    format::encode_record(RecordKind::BatchDelete, key, &[], &mut buf);
+                    applied.push((key, None));
+                }
+            }
+        }
+        if applied.is_empty() {
+            drop(state);
+            batch.clear();
+            return Ok(());
+        }
+        let count = u32::try_from(applied.len()).map_err(|_| {
+            Error::InvalidArgument(format!("a batch of {} records is too many", applied.len()))
+        })?;
+        let seq = state.next_batch_seq;
+        // Taken even if the write fails, so that a number is never reused.
+        state.next_batch_seq = seq.saturating_add(1);
+        format::encode_batch_commit(seq, count, &mut buf);
+        // The whole batch goes into one file: open applies a batch only at
+        // its commit record, and counts its records back from there.
+        self.make_room(&mut state.writer, buf.len() as u64)?;
+        let base = state.writer.append_encoded(&buf)?;
+        let file_id = state.writer.file().id();
+        for (key, op) in applied {
+            match op {
+                Some((start, size)) => {
+                    let offset = base + start as u64;
+                    // Batches are at most 2 GiB (Options::MAX_MAX_BATCH_BYTES)
+                    // and start below 2 GiB, or at the start of a file.
+                    let (Ok(offset), Ok(size)) = (u32::try_from(offset), u32::try_from(size))
+                    else {
+                        return Err(Error::Internal(format!(
+                            "batch record at offset {offset} lies beyond 4 GiB"
+                        )));
+                    };
+                    self.index.put(
+                        key,
+                        RecordPos {
+                            file_id,
+                            offset,
+                            size,
+                        },
+                    );
+                }
+                None => {
+                    self.index.remove(key);
+                }
+            }
+        }
+        drop(state);
+        batch.clear();
+        Ok(())
     }
 
     /// The database directory.
@@ -212,11 +347,7 @@ impl Bitcask {
     ) -> Result<RecordPos> {
         writer.check_usable()?;
         let len = format::record_len(key.len(), value.len()) as u64;
-        if writer.offset() > FILE_HEADER_LEN
-            && writer.offset() + len > self.options.data_file_size()
-        {
-            self.roll_over(writer)?;
-        }
+        self.make_room(writer, len)?;
         let offset = writer.append(kind, key, value)?;
         // Offsets stay below 2^31 + one record (see Options::MAX_DATA_FILE_SIZE).
         Ok(RecordPos {
@@ -224,6 +355,18 @@ impl Bitcask {
             offset: offset as u32,
             size: len as u32,
         })
+    }
+
+    /// Rolls over to a new data file first when `len` more bytes would take
+    /// the active one past `data_file_size` (unless it is empty: what does
+    /// not fit in an empty file gets a file of its own).
+    fn make_room(&self, writer: &mut Writer, len: u64) -> Result<()> {
+        if writer.offset() > FILE_HEADER_LEN
+            && writer.offset() + len > self.options.data_file_size()
+        {
+            self.roll_over(writer)?;
+        }
+        Ok(())
     }
 
     /// Syncs the full active file and starts the next one.
@@ -259,7 +402,31 @@ impl Drop for Bitcask {
     }
 }
 
-fn check_key(key: &[u8]) -> Result<()> {
+/// Where a batch put lies in the encoded batch: (offset, size); a batch
+/// delete has none.
+type PutAt = (usize, usize);
+
+/// Refuses writes once the database is closed.
+fn check_open(state: &WriterState) -> Result<()> {
+    if state.closed {
+        return Err(Error::Closed("the database is closed".to_string()));
+    }
+    Ok(())
+}
+
+/// Checks a value's length.
+pub(crate) fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "value is {} bytes, longer than the {MAX_VALUE_LEN} allowed",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a key's length.
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {
         return Err(Error::InvalidArgument("key is empty".to_string()));
     }

@@ -42,18 +42,63 @@ pub enum RecordKind {
     Put = 1,
     /// The key is deleted (a tombstone); the value is empty.
     Delete = 2,
+    /// A put inside a write batch: laid out as [`RecordKind::Put`], but it
+    /// counts only once the batch's commit record follows it.
+    BatchPut = 3,
+    /// A delete inside a write batch, laid out as [`RecordKind::Delete`].
+    BatchDelete = 4,
+    /// Ends a write batch: the key is the batch sequence number (u64 LE, 8
+    /// bytes), the value the number of batch records right before it (u32
+    /// LE, 4 bytes). Without it the batch's records are ignored.
+    BatchCommit = 5,
 }
 
 impl RecordKind {
     /// Decodes a type byte. Type 0 is never written (it is what zero-filled
-    /// space reads as); 3 and up are reserved for batch and expiry records.
+    /// space reads as); 6 and up are reserved (expiry records).
     pub fn from_byte(byte: u8) -> Option<RecordKind> {
         match byte {
             1 => Some(RecordKind::Put),
             2 => Some(RecordKind::Delete),
+            3 => Some(RecordKind::BatchPut),
+            4 => Some(RecordKind::BatchDelete),
+            5 => Some(RecordKind::BatchCommit),
             _ => None,
         }
     }
+
+    /// Whether the record holds a value a get may return (a put, in a batch or not).
+    pub fn holds_value(self) -> bool {
+        matches!(self, RecordKind::Put | RecordKind::BatchPut)
+    }
+}
+
+/// Key length of a batch commit record: the sequence number, u64 LE.
+pub const BATCH_COMMIT_KEY_LEN: usize = 8;
+/// Value length of a batch commit record: the record count, u32 LE.
+pub const BATCH_COMMIT_VALUE_LEN: usize = 4;
+
+/// Appends the commit record of batch `seq`, which has `count` records.
+pub fn encode_batch_commit(seq: u64, count: u32, out: &mut Vec<u8>) {
+    encode_record(
+        RecordKind::BatchCommit,
+        &seq.to_le_bytes(),
+        &count.to_le_bytes(),
+        out,
+    );
+}
+
+/// Length of a batch commit record.
+pub fn batch_commit_len() -> usize {
+    record_len(BATCH_COMMIT_KEY_LEN, BATCH_COMMIT_VALUE_LEN)
+}
+
+/// The sequence number and record count of a commit record's key and value
+/// (`None` if their lengths are wrong).
+pub fn decode_batch_commit(key: &[u8], value: &[u8]) -> Option<(u64, u32)> {
+    let seq = u64::from_le_bytes(key.try_into().ok()?);
+    let count = u32::from_le_bytes(value.try_into().ok()?);
+    Some((seq, count))
 }
 
 /// Encodes the header every data file starts with.
@@ -351,8 +396,34 @@ mod tests {
     fn kinds_decode_and_reserved_types_do_not() {
         assert_eq!(RecordKind::from_byte(1), Some(RecordKind::Put));
         assert_eq!(RecordKind::from_byte(2), Some(RecordKind::Delete));
-        for b in [0u8, 3, 4, 255] {
+        assert_eq!(RecordKind::from_byte(3), Some(RecordKind::BatchPut));
+        assert_eq!(RecordKind::from_byte(4), Some(RecordKind::BatchDelete));
+        assert_eq!(RecordKind::from_byte(5), Some(RecordKind::BatchCommit));
+        for b in [0u8, 6, 255] {
             assert_eq!(RecordKind::from_byte(b), None);
         }
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn commit_record_round_trips() {
+        let mut out = Vec::new();
+        encode_batch_commit(0x0102_0304_0506_0708, 77, &mut out);
+        assert_eq!(out.len(), batch_commit_len());
+        let ParsedHeader::Valid(h) = parse_record_header(&out) else {
+            panic!("commit header must parse");
+        };
+        assert_eq!(h.type_byte, RecordKind::BatchCommit as u8);
+        let key = &out[h.header_len..h.header_len + 8];
+        let value = &out[h.header_len + 8..];
+        assert_eq!(
+            decode_batch_commit(key, value),
+            Some((0x0102_0304_0506_0708, 77))
+        );
+        assert_eq!(decode_batch_commit(&key[..7], value), None);
     }
 }

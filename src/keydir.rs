@@ -30,6 +30,10 @@ pub trait Index: Send + Sync {
     fn remove(&self, key: &[u8]) -> Option<RecordPos>;
     /// Number of keys.
     fn len(&self) -> usize;
+    /// Calls `visit` for every key that starts with `prefix` (all keys for
+    /// an empty prefix), in ascending unsigned byte order, as one consistent
+    /// view: writers wait until the walk is done, so keep `visit` short.
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos));
 }
 
 /// Builds an empty index of the given type.
@@ -66,6 +70,15 @@ impl Index for OrderedIndex {
     fn len(&self) -> usize {
         self.map.read().len()
     }
+
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos)) {
+        use std::ops::Bound;
+        let map = self.map.read();
+        let range = map.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded));
+        for (key, pos) in range.take_while(|(key, _)| key.starts_with(prefix)) {
+            visit(key, *pos);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +106,29 @@ mod tests {
         assert_eq!(index.remove(b"a"), None);
         assert_eq!(index.get(b"a"), None);
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn prefix_scan_is_ordered_and_bounded() {
+        let index = new_index(IndexType::Ordered);
+        for (i, key) in [&b"a"[..], b"ab", b"ab\x00", b"ab\xff", b"ac", b"b", b"\xff"]
+            .iter()
+            .enumerate()
+        {
+            index.put(key, pos(i as u32));
+        }
+        let scan = |prefix: &[u8]| {
+            let mut keys = Vec::new();
+            index.scan_prefix(prefix, &mut |k, _| keys.push(k.to_vec()));
+            keys
+        };
+        assert_eq!(
+            scan(b"ab"),
+            vec![b"ab".to_vec(), b"ab\x00".to_vec(), b"ab\xff".to_vec()]
+        );
+        assert_eq!(scan(b"").len(), 7);
+        assert_eq!(scan(b"\xff"), vec![b"\xff".to_vec()]);
+        assert!(scan(b"zz").is_empty());
     }
 
     #[test]

@@ -18,6 +18,8 @@
 
 // Only `ffi` is the C interface: cbindgen skips the engine's modules.
 /// cbindgen:ignore
+mod batch;
+/// cbindgen:ignore
 mod data_file;
 /// cbindgen:ignore
 mod engine;
@@ -26,6 +28,8 @@ mod error;
 pub mod ffi;
 /// cbindgen:ignore
 mod format;
+/// cbindgen:ignore
+mod iter;
 /// cbindgen:ignore
 mod keydir;
 /// cbindgen:ignore
@@ -39,7 +43,9 @@ mod reader;
 /// cbindgen:ignore
 mod writer;
 
+pub use batch::Batch;
 pub use engine::Bitcask;
 pub use error::{Error, Result};
 pub use format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use iter::Iter;
 pub use options::{IndexType, Options};

@@ -1,6 +1,13 @@
 //! Open's second half: find the data files, check each one's header, scan
 //! its records in id order into the keydir, and cut the newest file's torn
 //! tail back to its last good record.
+//!
+//! Write batches: batch records are held back until their commit record,
+//! which names how many records right before it belong to the batch; then
+//! they are applied together. Batch records that no commit record claims
+//! (a writer died in the middle of a batch's append) are ignored, and at the
+//! end of the newest file they are cut off with the torn tail, so that no
+//! later append lands after them.
 
 use std::fs;
 use std::path::Path;
@@ -31,6 +38,15 @@ pub fn list_data_files(dir: &Path) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
+/// A data file as open left it.
+pub struct Loaded {
+    pub file: DataFile,
+    /// Where its good records end: where appending continues.
+    pub end: u64,
+    /// The largest batch sequence number among its commit records (0: none).
+    pub max_batch_seq: u64,
+}
+
 /// Loads data file `id` into `index` and returns it with the offset where
 /// its records end. Only the newest file may have a torn tail or header,
 /// which is cut back (and synced) here; anywhere else that is corruption.
@@ -40,14 +56,18 @@ pub fn load_file(
     newest: bool,
     use_mmap: bool,
     index: &dyn Index,
-) -> Result<(DataFile, u64)> {
+) -> Result<Loaded> {
     let file = DataFile::open(dir, id, newest)?;
     let len = file.len()?;
     if !header_is_valid(&file, len, newest)? {
         // The newest file's header was never completely written: the
         // process died while creating it, before any record went in.
         file.write_header()?;
-        return Ok((file, FILE_HEADER_LEN));
+        return Ok(Loaded {
+            file,
+            end: FILE_HEADER_LEN,
+            max_batch_seq: 0,
+        });
     }
     let outcome = if use_mmap {
         // SAFETY: the map is read-only and dropped before this function
@@ -68,14 +88,35 @@ pub fn load_file(
         let source = FileSource::new(file.file(), len);
         scan_into(&file, Scanner::new(source, FILE_HEADER_LEN), index)?
     };
-    match outcome {
-        ScanEnd::Clean(end) => Ok((file, end)),
+    let max_batch_seq = outcome.max_batch_seq;
+    let loaded = |file, end| {
+        Ok(Loaded {
+            file,
+            end,
+            max_batch_seq,
+        })
+    };
+    // An uncommitted batch at the end of the newest file is part of its torn
+    // tail: cut it too, or the next append would land after dead records.
+    let end = match (outcome.end, outcome.uncommitted_from) {
+        (ScanEnd::Clean(_), Some(start)) if newest => ScanEnd::Torn {
+            offset: start,
+            reason: "batch without its commit record",
+        },
+        (ScanEnd::Torn { reason, .. }, Some(start)) if newest => ScanEnd::Torn {
+            offset: start,
+            reason,
+        },
+        (end, _) => end,
+    };
+    match end {
+        ScanEnd::Clean(end) => loaded(file, end),
         ScanEnd::Torn { offset, reason: _ } if newest => {
             file.file()
                 .set_len(offset)
                 .and_then(|()| file.file().sync_data())
                 .map_err(|e| Error::io("cut the torn tail of", file.path(), e))?;
-            Ok((file, offset))
+            loaded(file, offset)
         }
         ScanEnd::Torn { offset, reason } => Err(Error::corruption(
             file.path(),
@@ -141,13 +182,34 @@ enum ScanEnd {
     Torn { offset: u64, reason: &'static str },
 }
 
-/// Applies every record of the file to `index`, in file order.
+/// What a scan of one file found.
+struct ScanOutcome {
+    end: ScanEnd,
+    /// Where the batch records that no commit record claimed begin, if the
+    /// file ends with some.
+    uncommitted_from: Option<u64>,
+    max_batch_seq: u64,
+}
+
+/// A batch record waiting for its commit record.
+struct Pending {
+    delete: bool,
+    key: Vec<u8>,
+    pos: RecordPos,
+}
+
+/// Applies every record of the file to `index`, in file order; the records
+/// of a batch together, at its commit record.
 fn scan_into<S: Source>(
     file: &DataFile,
     mut scanner: Scanner<S>,
     index: &dyn Index,
-) -> Result<ScanEnd> {
+) -> Result<ScanOutcome> {
     let mut end = FILE_HEADER_LEN;
+    let mut pending: Vec<Pending> = Vec::new();
+    // Where the run of pending batch records starts.
+    let mut run_start = FILE_HEADER_LEN;
+    let mut max_batch_seq = 0;
     loop {
         let entry = scanner
             .next_entry()
@@ -158,6 +220,7 @@ fn scan_into<S: Source>(
                 len,
                 kind,
                 key,
+                value,
             } => {
                 end = offset + len;
                 let (Ok(offset32), Ok(size)) = (u32::try_from(offset), u32::try_from(len)) else {
@@ -167,27 +230,80 @@ fn scan_into<S: Source>(
                         "record lies beyond the 4 GiB a data file can hold",
                     ));
                 };
+                let pos = RecordPos {
+                    file_id: file.id(),
+                    offset: offset32,
+                    size,
+                };
                 match kind {
-                    RecordKind::Put => {
-                        index.put(
-                            key,
-                            RecordPos {
-                                file_id: file.id(),
-                                offset: offset32,
-                                size,
-                            },
-                        );
+                    RecordKind::Put | RecordKind::Delete => {
+                        // Batch records that a plain record follows were
+                        // never committed (a batch is one contiguous append).
+                        pending.clear();
+                        apply(index, kind == RecordKind::Delete, key, pos);
                     }
-                    RecordKind::Delete => {
-                        index.remove(key);
+                    RecordKind::BatchPut | RecordKind::BatchDelete => {
+                        if pending.is_empty() {
+                            run_start = offset;
+                        }
+                        pending.push(Pending {
+                            delete: kind == RecordKind::BatchDelete,
+                            key: key.to_vec(),
+                            pos,
+                        });
+                    }
+                    RecordKind::BatchCommit => {
+                        let Some((seq, count)) = format::decode_batch_commit(key, value) else {
+                            return Err(Error::corruption(
+                                file.path(),
+                                offset,
+                                "malformed batch commit record",
+                            ));
+                        };
+                        let count = count as usize;
+                        if count > pending.len() {
+                            return Err(Error::corruption(
+                                file.path(),
+                                offset,
+                                &format!(
+                                    "batch {seq} commits {count} records but only {} batch \
+                                     records precede its commit record",
+                                    pending.len()
+                                ),
+                            ));
+                        }
+                        // Records before the batch's own are a dead batch's.
+                        for p in &pending[pending.len() - count..] {
+                            apply(index, p.delete, &p.key, p.pos);
+                        }
+                        pending.clear();
+                        max_batch_seq = max_batch_seq.max(seq);
                     }
                 }
             }
-            Entry::End => return Ok(ScanEnd::Clean(end)),
-            Entry::TornTail { offset, reason } => return Ok(ScanEnd::Torn { offset, reason }),
+            Entry::End | Entry::TornTail { .. } => {
+                let end = match entry {
+                    Entry::TornTail { offset, reason } => ScanEnd::Torn { offset, reason },
+                    _ => ScanEnd::Clean(end),
+                };
+                return Ok(ScanOutcome {
+                    end,
+                    uncommitted_from: (!pending.is_empty()).then_some(run_start),
+                    max_batch_seq,
+                });
+            }
             Entry::Corrupt { offset, reason } => {
                 return Err(Error::corruption(file.path(), offset, &reason))
             }
         }
+    }
+}
+
+/// Applies one put or delete to the index.
+fn apply(index: &dyn Index, delete: bool, key: &[u8], pos: RecordPos) {
+    if delete {
+        index.remove(key);
+    } else {
+        index.put(key, pos);
     }
 }

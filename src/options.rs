@@ -19,6 +19,7 @@ pub struct Options {
     bytes_per_sync: u64,
     mmap_at_startup: bool,
     index_type: IndexType,
+    max_batch_bytes: u64,
 }
 
 impl Options {
@@ -84,6 +85,36 @@ impl Options {
         self
     }
 
+    /// Smallest accepted `max_batch_bytes`: 4 KiB.
+    pub const MIN_MAX_BATCH_BYTES: u64 = 4096;
+    /// Largest accepted `max_batch_bytes`: 2 GiB, so that a batch in a data
+    /// file of its own still has every record offset within 32 bits.
+    pub const MAX_MAX_BATCH_BYTES: u64 = 1 << 31;
+    /// Default `max_batch_bytes`: 64 MiB.
+    pub const DEFAULT_MAX_BATCH_BYTES: u64 = 64 << 20;
+
+    /// The largest a write batch may grow, counted as the bytes its records
+    /// take in the data file (keys, values and record headers, the commit
+    /// record included). A batch is buffered in memory and written with one
+    /// append, so this bounds both.
+    pub fn max_batch_bytes(&self) -> u64 {
+        self.max_batch_bytes
+    }
+
+    /// Sets `max_batch_bytes`; valid from [`Options::MIN_MAX_BATCH_BYTES`]
+    /// to [`Options::MAX_MAX_BATCH_BYTES`].
+    pub fn set_max_batch_bytes(&mut self, bytes: u64) -> Result<&mut Self> {
+        if !(Self::MIN_MAX_BATCH_BYTES..=Self::MAX_MAX_BATCH_BYTES).contains(&bytes) {
+            return Err(Error::InvalidArgument(format!(
+                "max_batch_bytes {bytes} is out of range: it must be from {} to {} bytes",
+                Self::MIN_MAX_BATCH_BYTES,
+                Self::MAX_MAX_BATCH_BYTES
+            )));
+        }
+        self.max_batch_bytes = bytes;
+        Ok(self)
+    }
+
     /// The kind of in-memory index.
     pub fn index_type(&self) -> IndexType {
         self.index_type
@@ -104,6 +135,7 @@ impl Default for Options {
             bytes_per_sync: 0,
             mmap_at_startup: true,
             index_type: IndexType::Ordered,
+            max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
         }
     }
 }
@@ -143,5 +175,18 @@ mod tests {
         assert_eq!(o.bytes_per_sync(), 0);
         assert!(o.mmap_at_startup());
         assert_eq!(o.index_type(), IndexType::Ordered);
+        assert_eq!(o.max_batch_bytes(), 64 << 20);
+    }
+
+    #[test]
+    fn max_batch_bytes_range_is_enforced() {
+        let mut o = Options::default();
+        for bad in [0, 4095, (1 << 31) + 1, u64::MAX] {
+            assert!(o.set_max_batch_bytes(bad).is_err());
+            assert_eq!(o.max_batch_bytes(), Options::DEFAULT_MAX_BATCH_BYTES);
+        }
+        o.set_max_batch_bytes(4096).unwrap();
+        o.set_max_batch_bytes(1 << 31).unwrap();
+        assert_eq!(o.max_batch_bytes(), 1 << 31);
     }
 }

@@ -116,6 +116,8 @@ pub enum Entry<'a> {
         len: u64,
         kind: RecordKind,
         key: &'a [u8],
+        /// The value (a batch commit record's count lives here).
+        value: &'a [u8],
     },
     /// The file ends at a record boundary.
     End,
@@ -216,6 +218,7 @@ impl<S: Source> Scanner<S> {
             len: header.record_len(),
             kind,
             key: &body[..header.key_len as usize],
+            value: &body[header.key_len as usize..],
         })
     }
 
@@ -244,8 +247,19 @@ fn implausible(kind: RecordKind, key_len: u32, value_len: u32) -> Option<String>
     if value_len as usize > format::MAX_VALUE_LEN {
         return Some(format!("record value length {value_len} is out of range"));
     }
-    if kind == RecordKind::Delete && value_len != 0 {
+    let tombstone = matches!(kind, RecordKind::Delete | RecordKind::BatchDelete);
+    if tombstone && value_len != 0 {
         return Some("tombstone record carries a value".to_string());
+    }
+    if kind == RecordKind::BatchCommit
+        && (key_len as usize != format::BATCH_COMMIT_KEY_LEN
+            || value_len as usize != format::BATCH_COMMIT_VALUE_LEN)
+    {
+        return Some(format!(
+            "batch commit record has lengths {key_len}/{value_len}, not {}/{}",
+            format::BATCH_COMMIT_KEY_LEN,
+            format::BATCH_COMMIT_VALUE_LEN
+        ));
     }
     None
 }

@@ -87,20 +87,31 @@ impl Writer {
     /// offset. On failure nothing of the record remains in the file.
     pub fn append(&mut self, kind: RecordKind, key: &[u8], value: &[u8]) -> Result<u64> {
         self.check_usable()?;
-        self.buf.clear();
-        format::encode_record(kind, key, value, &mut self.buf);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        format::encode_record(kind, key, value, &mut buf);
+        let result = self.append_encoded(&buf);
+        // The buffer of a large value is not kept for the next small one.
+        if buf.capacity() <= 1 << 20 {
+            self.buf = buf;
+        }
+        result
+    }
+
+    /// Appends already encoded records (a whole write batch) with one
+    /// positioned write and applies the sync policy, as [`Writer::append`].
+    /// Returns the offset of the first byte. On failure nothing of them
+    /// remains in the file.
+    pub fn append_encoded(&mut self, bytes: &[u8]) -> Result<u64> {
+        self.check_usable()?;
         let offset = self.offset;
-        if let Err(e) = self.file.file().write_all_at(&self.buf, offset) {
+        if let Err(e) = self.file.file().write_all_at(bytes, offset) {
             let err = Error::io("append to", self.file.path(), e);
             self.cut_back();
             return Err(err);
         }
-        self.offset += self.buf.len() as u64;
-        self.unsynced += self.buf.len() as u64;
-        // The buffer of a large value is not kept for the next small one.
-        if self.buf.capacity() > 1 << 20 {
-            self.buf = Vec::new();
-        }
+        self.offset += bytes.len() as u64;
+        self.unsynced += bytes.len() as u64;
         let policy = self.policy;
         if policy.every_write
             || (policy.bytes_per_sync > 0 && self.unsynced >= policy.bytes_per_sync)

@@ -45,6 +45,10 @@ fn every_name_in_the_header_has_the_library_prefix() {
     for line in header.lines() {
         let name = if let Some(rest) = line.strip_prefix("#define ") {
             rest.split_whitespace().next().unwrap_or("")
+        } else if let Some(rest) = line.strip_prefix("typedef ").filter(|r| r.contains("(*")) {
+            // A function pointer type: typedef int (*name)(...);
+            let after = rest.split("(*").nth(1).unwrap_or("");
+            after.split(')').next().unwrap_or("")
         } else if line.ends_with(");") && !line.starts_with(' ') && !line.starts_with('*') {
             // A prototype: the name stands before the first '('.
             let head = line.split('(').next().unwrap_or("");

@@ -1,6 +1,8 @@
 //! `bitcask_db`: open, close, put, get, delete, sync.
 
 use std::ffi::{c_char, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::engine::Bitcask;
 use crate::error::{Error, Result};
@@ -16,18 +18,31 @@ use super::status::bitcask_status;
 /// Reads run in parallel with each other and with writes; writes are
 /// serialized. A handle must not be used in a child after `fork()`.
 pub struct bitcask_db {
-    db: Bitcask,
+    /// Shared with nothing that outlives the handle: batches hold a `Weak`,
+    /// iterators only their snapshot and `closed`.
+    pub(crate) db: Arc<Bitcask>,
+    /// Set by `bitcask_close`, for the iterators made from this handle.
+    pub(crate) closed: Arc<AtomicBool>,
 }
 
 /// The database behind a handle argument.
 ///
 /// # Safety
 /// `db` is NULL or a live handle from `bitcask_open`.
-unsafe fn database<'a>(db: *mut bitcask_db) -> Result<&'a Bitcask> {
+pub(crate) unsafe fn database<'a>(db: *mut bitcask_db) -> Result<&'a Bitcask> {
+    // SAFETY: forwarded from the caller.
+    Ok(&unsafe { handle(db) }?.db)
+}
+
+/// The handle behind a handle argument.
+///
+/// # Safety
+/// `db` is NULL or a live handle from `bitcask_open`.
+pub(crate) unsafe fn handle<'a>(db: *mut bitcask_db) -> Result<&'a bitcask_db> {
     let db = non_null(db.cast_const(), "db")?;
     // SAFETY: not NULL; the caller passes a live handle, which stays alive
     // until bitcask_close, the last call on it.
-    Ok(unsafe { &(*db).db })
+    Ok(unsafe { &*db })
 }
 
 /// Opens the database in directory `dir`, creating the directory if it is
@@ -65,7 +80,10 @@ pub unsafe extern "C" fn bitcask_open(
         // SAFETY: as above.
         let options = unsafe { options_or_default(opts) }?;
         let db = Bitcask::open(dir, options)?;
-        let handle = Box::into_raw(Box::new(bitcask_db { db }));
+        let handle = Box::into_raw(Box::new(bitcask_db {
+            db: Arc::new(db),
+            closed: Arc::new(AtomicBool::new(false)),
+        }));
         // SAFETY: db_out is not NULL and points to writable storage.
         unsafe { db_out.write(handle) };
         Ok(())
@@ -79,6 +97,12 @@ pub unsafe extern "C" fn bitcask_open(
 /// on disk). `bitcask_close(NULL)` returns `BITCASK_OK`. Must be the last call on
 /// the handle, made when no other thread is using it.
 ///
+/// Iterators and batches made from the handle may still be alive: from now
+/// on they return `BITCASK_CLOSED` (an iterator is no longer valid), and
+/// must still be freed with `bitcask_iter_free` / `bitcask_batch_free`. The
+/// directory lock is released here all the same; data files stay open (not
+/// locked) until the last such iterator is freed.
+///
 /// # Safety
 /// `db` is NULL or a live handle from `bitcask_open`, not used again.
 #[no_mangle]
@@ -90,7 +114,14 @@ pub unsafe extern "C" fn bitcask_close(db: *mut bitcask_db) -> bitcask_status {
         // SAFETY: a live handle from bitcask_open (made by Box::into_raw),
         // closed once, with no other call in flight.
         let handle = unsafe { Box::from_raw(db) };
-        handle.db.close()
+        handle.closed.store(true, Ordering::Release);
+        match Arc::try_unwrap(handle.db) {
+            Ok(db) => db.close(),
+            // A batch commit still in flight on another thread (a caller
+            // bug): close through the shared reference, which refuses later
+            // writes, and let the commit drop the last reference.
+            Err(shared) => shared.shutdown(),
+        }
     })
 }
 

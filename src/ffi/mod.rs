@@ -14,8 +14,12 @@ mod status;
 mod boundary;
 mod options;
 mod db;
+mod iter;
+mod batch;
 
+pub use batch::*;
 pub use boundary::bitcask_last_error;
 pub use db::*;
+pub use iter::*;
 pub use options::*;
 pub use status::*;

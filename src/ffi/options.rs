@@ -19,7 +19,7 @@ pub struct bitcask_options {
 
 /// Creates an options object with every option at its default:
 /// data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
-/// mmap_at_startup on. Returns NULL only when memory is exhausted. Release it
+/// mmap_at_startup on, max_batch_bytes 64 MiB. Returns NULL only when memory is exhausted. Release it
 /// with `bitcask_options_free()`.
 #[no_mangle]
 pub extern "C" fn bitcask_options_new() -> *mut bitcask_options {
@@ -146,6 +146,27 @@ pub unsafe extern "C" fn bitcask_options_set_mmap_at_startup(
         o.set_mmap_at_startup(on);
         Ok(())
     })
+}
+
+/// Sets the largest a write batch may grow, in bytes it takes in a data
+/// file (keys, values, and a record header of at most 17 bytes per
+/// operation, plus 23 bytes for the commit record): from 4096 (4 KiB) to
+/// 2147483648 (2 GiB); default 67108864 (64 MiB). A batch is held in memory
+/// until committed and written with one append, so this bounds both; a
+/// `bitcask_batch_put` or `bitcask_batch_delete` that would pass it returns
+/// `BITCASK_INVALID_ARGUMENT` and leaves the batch as it was.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL or `bytes`
+/// out of range; the options are unchanged).
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_max_batch_bytes(
+    opts: *mut bitcask_options,
+    bytes: u64,
+) -> bitcask_status {
+    with_options(opts, |o| o.set_max_batch_bytes(bytes).map(drop))
 }
 
 /// The options of `opts`, or the defaults for NULL.

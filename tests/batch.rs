@@ -1,0 +1,268 @@
+//! Write batches: visibility and persistence, last operation wins, reuse,
+//! the size limit, sequence numbers across reopen, rollover, and what open
+//! does with a batch that has no commit record.
+
+mod common;
+
+use bitcask::{Bitcask, Error, Options};
+use common::{data_files, TempDir};
+
+#[test]
+fn a_committed_batch_is_visible_and_survives_reopen() {
+    let tmp = TempDir::new("batch-basic");
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    db.put(b"gone", b"x").unwrap();
+    let mut b = db.batch();
+    b.put(b"a", b"1").unwrap();
+    b.put(b"b", b"").unwrap();
+    b.delete(b"gone").unwrap();
+    b.delete(b"never-existed").unwrap();
+    assert_eq!(
+        db.get(b"a").unwrap(),
+        None,
+        "nothing is visible before commit"
+    );
+    db.write(&mut b).unwrap();
+    assert!(b.is_empty(), "commit empties the batch");
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b""[..]));
+    assert_eq!(db.get(b"gone").unwrap(), None);
+    let mut buf = [0u8; 4];
+    assert_eq!(db.get_into(b"a", &mut buf).unwrap(), Some(1));
+    db.close().unwrap();
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b""[..]));
+    assert_eq!(db.get(b"gone").unwrap(), None);
+    assert_eq!(db.key_count(), 2);
+}
+
+#[test]
+fn within_a_batch_the_last_operation_on_a_key_wins() {
+    let tmp = TempDir::new("batch-last");
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    db.put(b"k", b"before").unwrap();
+    let mut b = db.batch();
+    b.put(b"k", b"one").unwrap();
+    b.delete(b"k").unwrap(); // put then delete: deleted
+    b.delete(b"j").unwrap();
+    b.put(b"j", b"two").unwrap(); // delete then put: put
+    b.put(b"n", b"x").unwrap();
+    b.delete(b"n").unwrap(); // absent, put then delete: nothing
+    assert_eq!(b.len(), 3);
+    db.write(&mut b).unwrap();
+    assert_eq!(db.get(b"k").unwrap(), None);
+    assert_eq!(db.get(b"j").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(db.get(b"n").unwrap(), None);
+    drop(db);
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    assert_eq!(db.get(b"k").unwrap(), None);
+    assert_eq!(db.get(b"j").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(db.key_count(), 1);
+}
+
+#[test]
+fn a_batch_is_reusable_after_commit() {
+    let tmp = TempDir::new("batch-reuse");
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let mut b = db.batch();
+    for round in 0..5u32 {
+        for i in 0..10u32 {
+            b.put(format!("k{i}").as_bytes(), format!("r{round}").as_bytes())
+                .unwrap();
+        }
+        db.write(&mut b).unwrap();
+        assert!(b.is_empty());
+        assert_eq!(
+            db.get(b"k3").unwrap().unwrap(),
+            format!("r{round}").as_bytes()
+        );
+    }
+    db.write(&mut b).unwrap(); // an empty batch commits as a no-op
+    drop(db);
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    assert_eq!(db.get(b"k9").unwrap().as_deref(), Some(&b"r4"[..]));
+}
+
+#[test]
+fn a_batch_that_outgrows_max_batch_bytes_is_refused_unchanged() {
+    let tmp = TempDir::new("batch-max");
+    let mut opts = Options::default();
+    opts.set_max_batch_bytes(4096).unwrap();
+    let db = Bitcask::open(tmp.db(), opts).unwrap();
+    let mut b = db.batch();
+    b.put(b"a", &[1; 2000]).unwrap();
+    b.put(b"b", &[2; 2000]).unwrap();
+    let before = b.encoded_len();
+    match b.put(b"c", &[3; 100]) {
+        Err(Error::InvalidArgument(why)) => assert!(why.contains("max_batch_bytes"), "{why}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    assert_eq!((b.len(), b.encoded_len()), (2, before));
+    b.put(b"a", b"small").unwrap(); // replacing shrinks it
+    b.put(b"c", &[3; 100]).unwrap();
+    db.write(&mut b).unwrap();
+    assert_eq!(db.get(b"c").unwrap().unwrap().len(), 100);
+}
+
+#[test]
+fn batches_never_straddle_data_files() {
+    let tmp = TempDir::new("batch-roll");
+    let mut opts = Options::default();
+    opts.set_data_file_size(4096).unwrap();
+    let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
+    db.put(b"first", &[0; 3000]).unwrap();
+    let mut b = db.batch();
+    for i in 0..20u32 {
+        b.put(format!("k{i:02}").as_bytes(), &[i as u8; 500])
+            .unwrap();
+    }
+    db.write(&mut b).unwrap(); // 10 KB: a file of its own
+    let mut small = db.batch();
+    small.put(b"s", b"x").unwrap();
+    db.write(&mut small).unwrap();
+    assert_eq!(data_files(&tmp.db()).len(), 3);
+    drop(db);
+    let db = Bitcask::open(tmp.db(), opts).unwrap();
+    for i in 0..20u32 {
+        assert_eq!(
+            db.get(format!("k{i:02}").as_bytes()).unwrap().unwrap(),
+            vec![i as u8; 500]
+        );
+    }
+    assert_eq!(db.get(b"s").unwrap().as_deref(), Some(&b"x"[..]));
+}
+
+/// Offsets of the records in a data file: (offset, type byte).
+fn records(path: &std::path::Path) -> Vec<(usize, u8)> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut at = 16;
+    while at < bytes.len() {
+        let ty = bytes[at + 4];
+        let (klen, n1) = varint(&bytes[at + 5..]);
+        let (vlen, n2) = varint(&bytes[at + 5 + n1..]);
+        out.push((at, ty));
+        at += 4 + 1 + n1 + n2 + 4 + klen + vlen;
+    }
+    out
+}
+
+fn varint(b: &[u8]) -> (usize, usize) {
+    let (mut v, mut i) = (0usize, 0);
+    loop {
+        v |= ((b[i] & 0x7f) as usize) << (7 * i);
+        i += 1;
+        if b[i - 1] & 0x80 == 0 {
+            return (v, i);
+        }
+    }
+}
+
+#[test]
+fn a_batch_cut_anywhere_before_its_commit_record_ends_is_ignored_and_cut_off() {
+    let tmp = TempDir::new("batch-cut");
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    db.put(b"keep", b"v").unwrap();
+    let mut b = db.batch();
+    for i in 0..3u32 {
+        b.put(format!("b{i}").as_bytes(), b"batched").unwrap();
+    }
+    b.delete(b"keep").unwrap();
+    db.write(&mut b).unwrap();
+    drop(db);
+    let file = data_files(&tmp.db()).pop().unwrap();
+    let full = std::fs::read(&file).unwrap();
+    let recs = records(&file);
+    assert_eq!(
+        recs.last().unwrap().1,
+        5,
+        "the batch ends with its commit record"
+    );
+    let batch_start = recs[1].0;
+    let copy = TempDir::new("batch-cut-copy");
+    for cut in batch_start..full.len() {
+        let _ = std::fs::remove_dir_all(copy.db());
+        std::fs::create_dir_all(copy.db()).unwrap();
+        std::fs::write(copy.db().join("000000001.data"), &full[..cut]).unwrap();
+        let db = Bitcask::open(copy.db(), Options::default()).unwrap();
+        assert_eq!(
+            db.get(b"keep").unwrap().as_deref(),
+            Some(&b"v"[..]),
+            "cut {cut}"
+        );
+        assert_eq!(db.get(b"b0").unwrap(), None, "cut {cut}");
+        assert_eq!(db.key_count(), 1, "cut {cut}");
+        // Everything of the dead batch is cut off, so a new write follows
+        // the last good record.
+        db.put(b"after", b"a").unwrap();
+        drop(db);
+        let len = std::fs::metadata(copy.db().join("000000001.data"))
+            .unwrap()
+            .len();
+        assert!(len < full.len() as u64, "cut {cut}");
+        let db = Bitcask::open(copy.db(), Options::default()).unwrap();
+        assert_eq!(db.get(b"after").unwrap().as_deref(), Some(&b"a"[..]));
+        assert_eq!(db.key_count(), 2, "cut {cut}");
+    }
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    assert_eq!(db.get(b"keep").unwrap(), None);
+    assert_eq!(db.key_count(), 3);
+}
+
+#[test]
+fn sequence_numbers_keep_growing_across_reopen() {
+    let tmp = TempDir::new("batch-seq");
+    let seqs = |dir: &std::path::Path| -> Vec<u64> {
+        let mut out = Vec::new();
+        for f in data_files(dir) {
+            let bytes = std::fs::read(&f).unwrap();
+            for (at, ty) in records(&f) {
+                if ty == 5 {
+                    // header: crc 4, type 1, key_len 1, value_len 1, body_crc 4
+                    let key = &bytes[at + 11..at + 19];
+                    out.push(u64::from_le_bytes(key.try_into().unwrap()));
+                }
+            }
+        }
+        out
+    };
+    for _ in 0..3 {
+        let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+        for _ in 0..2 {
+            let mut b = db.batch();
+            b.put(b"k", b"v").unwrap();
+            db.write(&mut b).unwrap();
+        }
+        db.close().unwrap();
+    }
+    let s = seqs(&tmp.db());
+    assert_eq!(s, vec![1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn an_orphan_batch_followed_by_a_committed_one_is_dropped_alone() {
+    // A dead batch's records right before a committed batch: the commit
+    // record's count claims only its own.
+    let tmp = TempDir::new("batch-orphan");
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let mut b = db.batch();
+    b.put(b"dead1", b"x").unwrap();
+    b.put(b"dead2", b"x").unwrap();
+    db.write(&mut b).unwrap();
+    b.put(b"live", b"y").unwrap();
+    db.write(&mut b).unwrap();
+    drop(db);
+    let file = data_files(&tmp.db()).pop().unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let recs = records(&file);
+    // Remove the first batch's commit record.
+    let (commit, next) = (recs[2].0, recs[3].0);
+    assert_eq!(recs[2].1, 5);
+    let spliced = [&bytes[..commit], &bytes[next..]].concat();
+    std::fs::write(&file, spliced).unwrap();
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    assert_eq!(db.get(b"dead1").unwrap(), None);
+    assert_eq!(db.get(b"dead2").unwrap(), None);
+    assert_eq!(db.get(b"live").unwrap().as_deref(), Some(&b"y"[..]));
+}

@@ -1,0 +1,155 @@
+//! Batch atomicity across SIGKILL. A child commits batches (sync_writes on)
+//! and prints each one it got OK for; the parent SIGKILLs it at a random
+//! moment, reopens, and checks that the database is exactly the result of
+//! the acknowledged batches, or of those plus the whole batch in flight:
+//! never part of a batch. Rounds continue on the same directory.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use bitcask::{Bitcask, Options};
+use common::{child_role, spawn_child, Rng, TempDir};
+
+const TEST_NAME: &str = "batches_are_all_or_nothing_across_sigkill";
+const KEYS: u64 = 200;
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Batch `i` of the deterministic sequence: (key, value or None to delete).
+fn batch(i: u64) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut rng = Rng::new(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
+    let n = 1 + rng.below(60);
+    (0..n)
+        .map(|_| {
+            let key = format!("key-{:03}", rng.below(KEYS)).into_bytes();
+            if rng.below(8) == 0 {
+                return (key, None);
+            }
+            let mut value = format!("batch{i}:").into_bytes();
+            value.extend(std::iter::repeat_n(b'x', rng.below(700) as usize));
+            (key, Some(value))
+        })
+        .collect()
+}
+
+fn apply(model: &mut Model, i: u64) {
+    for (key, value) in batch(i) {
+        match value {
+            Some(v) => model.insert(key, v),
+            None => model.remove(&key),
+        };
+    }
+}
+
+fn options() -> Options {
+    let mut o = Options::default();
+    o.set_sync_writes(true);
+    o.set_data_file_size(64 << 10).unwrap();
+    o
+}
+
+fn run_writer(dir: &std::path::Path) {
+    let start: u64 = std::env::var("CRASH_START").unwrap().parse().unwrap();
+    let db = Bitcask::open(dir, options()).unwrap();
+    let mut b = db.batch();
+    for i in start.. {
+        for (key, value) in batch(i) {
+            match value {
+                Some(v) => b.put(&key, &v).unwrap(),
+                None => b.delete(&key).unwrap(),
+            }
+        }
+        db.write(&mut b).unwrap();
+        println!("ACK {i}");
+    }
+}
+
+fn contents(db: &Bitcask) -> Model {
+    let mut out = Model::new();
+    db.fold(b"", |k, v| {
+        out.insert(k.to_vec(), v.to_vec());
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn batches_are_all_or_nothing_across_sigkill() {
+    if let Some(dir) = child_role("batch-writer") {
+        run_writer(&dir);
+        return;
+    }
+    let rounds: u32 = std::env::var("BITCASK_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
+    let (mut rng, seed) = Rng::from_time();
+    eprintln!("batch crash test seed {seed}, {rounds} rounds");
+    let tmp = TempDir::new("batch-crash");
+    let mut next = 0u64;
+    let mut model = Model::new();
+    let mut in_flight_landed = 0;
+    for round in 0..rounds {
+        let mut child = spawn_child(
+            TEST_NAME,
+            "batch-writer",
+            &tmp.db(),
+            &[("CRASH_START", next.to_string())],
+        );
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()))
+                .last()
+        });
+        let delay = Duration::from_millis(20 + rng.below(300));
+        let started = Instant::now();
+        while started.elapsed() < delay {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("round {round}: the writer exited on its own: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let acked_until = reader.join().unwrap().map_or(next, |n| n + 1);
+        for i in next..acked_until {
+            apply(&mut model, i);
+        }
+        let mut with_in_flight = model.clone();
+        apply(&mut with_in_flight, acked_until);
+
+        let db = Bitcask::open(tmp.db(), options())
+            .unwrap_or_else(|e| panic!("round {round} (seed {seed}): reopen failed: {e}"));
+        let found = contents(&db);
+        db.close().unwrap();
+        if found == with_in_flight && found != model {
+            in_flight_landed += 1;
+            // The in-flight batch landed whole: it is part of history now.
+            model = with_in_flight;
+            next = acked_until + 1;
+        } else {
+            assert!(
+                found == model,
+                "round {round} (seed {seed}): the database after batch {acked_until} was in \
+                 flight is neither all nor none of it ({} keys found, {} or {} expected)",
+                found.len(),
+                model.len(),
+                with_in_flight.len()
+            );
+            next = acked_until;
+        }
+        eprintln!("round {round}: {next} batches in history");
+    }
+    eprintln!("{in_flight_landed} rounds had the in-flight batch land whole");
+    assert!(
+        next > 50,
+        "too few batches committed ({next}) to mean anything"
+    );
+}
