@@ -7,11 +7,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcask::{Bitcask, Options};
-use common::{child_role, spawn_child, Rng, TempDir};
+use common::{child_role, run_writer_until_killed, Rng, TempDir};
 
 const TEST_NAME: &str = "batches_are_all_or_nothing_across_sigkill";
 const KEYS: u64 = 200;
@@ -94,31 +93,9 @@ fn batches_are_all_or_nothing_across_sigkill() {
     let mut model = Model::new();
     let mut in_flight_landed = 0;
     for round in 0..rounds {
-        let mut child = spawn_child(
-            TEST_NAME,
-            "batch-writer",
-            &tmp.db(),
-            &[("CRASH_START", next.to_string())],
-        );
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()))
-                .last()
-        });
         let delay = Duration::from_millis(20 + rng.below(300));
-        let started = Instant::now();
-        while started.elapsed() < delay {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("round {round}: the writer exited on its own: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let acked_until = reader.join().unwrap().map_or(next, |n| n + 1);
+        let last_acked = run_writer_until_killed(TEST_NAME, "batch-writer", &tmp.db(), next, delay);
+        let acked_until = last_acked.map_or(next, |n| n + 1);
         for i in next..acked_until {
             apply(&mut model, i);
         }

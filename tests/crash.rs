@@ -12,11 +12,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcask::{Bitcask, Options};
-use common::{child_role, spawn_child, Rng, TempDir};
+use common::{child_role, run_writer_until_killed, Rng, TempDir};
 
 const TEST_NAME: &str = "acknowledged_writes_survive_sigkill";
 const KEYS: u64 = 300;
@@ -74,31 +73,8 @@ fn acknowledged_writes_survive_sigkill() {
     let mut next = 0u64;
     let mut model: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     for round in 0..rounds {
-        let mut child = spawn_child(
-            TEST_NAME,
-            "crash-writer",
-            &tmp.db(),
-            &[("CRASH_START", next.to_string())],
-        );
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()))
-                .last()
-        });
         let delay = Duration::from_millis(20 + rng.below(400));
-        let started = Instant::now();
-        while started.elapsed() < delay {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("round {round}: the writer exited on its own: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let last_acked = reader.join().unwrap();
+        let last_acked = run_writer_until_killed(TEST_NAME, "crash-writer", &tmp.db(), next, delay);
         let acked_until = last_acked.map_or(next, |n| n + 1);
         for i in next..acked_until {
             let (key, value) = op(i);

@@ -115,3 +115,36 @@ pub fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+/// Runs a writer child (this test binary in `role`, continuing from op
+/// `start`) that prints `ACK n` after each acknowledged op n, SIGKILLs it
+/// after `delay`, and returns the last op it acknowledged. Panics if the
+/// child exits on its own first.
+pub fn run_writer_until_killed(
+    test_name: &str,
+    role: &str,
+    dir: &Path,
+    start: u64,
+    delay: std::time::Duration,
+) -> Option<u64> {
+    use std::io::{BufRead, BufReader};
+    let mut child = spawn_child(test_name, role, dir, &[("CRASH_START", start.to_string())]);
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()))
+            .last()
+    });
+    let started = std::time::Instant::now();
+    while started.elapsed() < delay {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the writer exited on its own: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    reader.join().unwrap()
+}
