@@ -39,14 +39,12 @@ impl Options {
     /// Sets `data_file_size`; valid from [`Options::MIN_DATA_FILE_SIZE`] to
     /// [`Options::MAX_DATA_FILE_SIZE`].
     pub fn set_data_file_size(&mut self, bytes: u64) -> Result<&mut Self> {
-        if !(Self::MIN_DATA_FILE_SIZE..=Self::MAX_DATA_FILE_SIZE).contains(&bytes) {
-            return Err(Error::InvalidArgument(format!(
-                "data_file_size {bytes} is out of range: it must be from {} to {} bytes",
-                Self::MIN_DATA_FILE_SIZE,
-                Self::MAX_DATA_FILE_SIZE
-            )));
-        }
-        self.data_file_size = bytes;
+        self.data_file_size = in_range(
+            "data_file_size",
+            bytes,
+            Self::MIN_DATA_FILE_SIZE,
+            Self::MAX_DATA_FILE_SIZE,
+        )?;
         Ok(self)
     }
 
@@ -104,14 +102,12 @@ impl Options {
     /// Sets `max_batch_bytes`; valid from [`Options::MIN_MAX_BATCH_BYTES`]
     /// to [`Options::MAX_MAX_BATCH_BYTES`].
     pub fn set_max_batch_bytes(&mut self, bytes: u64) -> Result<&mut Self> {
-        if !(Self::MIN_MAX_BATCH_BYTES..=Self::MAX_MAX_BATCH_BYTES).contains(&bytes) {
-            return Err(Error::InvalidArgument(format!(
-                "max_batch_bytes {bytes} is out of range: it must be from {} to {} bytes",
-                Self::MIN_MAX_BATCH_BYTES,
-                Self::MAX_MAX_BATCH_BYTES
-            )));
-        }
-        self.max_batch_bytes = bytes;
+        self.max_batch_bytes = in_range(
+            "max_batch_bytes",
+            bytes,
+            Self::MIN_MAX_BATCH_BYTES,
+            Self::MAX_MAX_BATCH_BYTES,
+        )?;
         Ok(self)
     }
 
@@ -124,6 +120,17 @@ impl Options {
     pub fn set_index_type(&mut self, index_type: IndexType) -> &mut Self {
         self.index_type = index_type;
         self
+    }
+}
+
+/// `bytes` if it lies within `min..=max`; otherwise an error naming the option.
+fn in_range(name: &str, bytes: u64, min: u64, max: u64) -> Result<u64> {
+    if (min..=max).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{name} {bytes} is out of range: it must be from {min} to {max} bytes"
+        )))
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bitcask::{Bitcask, Options};
-use common::{child_role, run_writer_until_killed, Rng, TempDir};
+use common::{child_role, crash_plan, run_writer_until_killed, Rng, TempDir};
 
 const TEST_NAME: &str = "batches_are_all_or_nothing_across_sigkill";
 const KEYS: u64 = 200;
@@ -82,12 +82,7 @@ fn batches_are_all_or_nothing_across_sigkill() {
         run_writer(&dir);
         return;
     }
-    let rounds: u32 = std::env::var("BITCASK_CRASH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(20);
-    let (mut rng, seed) = Rng::from_time();
-    eprintln!("batch crash test seed {seed}, {rounds} rounds");
+    let (mut rng, seed, rounds) = crash_plan("batch crash test", 20);
     let tmp = TempDir::new("batch-crash");
     let mut next = 0u64;
     let mut model = Model::new();

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bitcask::{Bitcask, Options};
-use common::{child_role, run_writer_until_killed, Rng, TempDir};
+use common::{child_role, crash_plan, run_writer_until_killed, Rng, TempDir};
 
 const TEST_NAME: &str = "acknowledged_writes_survive_sigkill";
 const KEYS: u64 = 300;
@@ -62,12 +62,7 @@ fn acknowledged_writes_survive_sigkill() {
         run_writer(&dir);
         return;
     }
-    let rounds: u32 = std::env::var("BITCASK_CRASH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(12);
-    let (mut rng, seed) = Rng::from_time();
-    eprintln!("crash test seed {seed}, {rounds} rounds");
+    let (mut rng, seed, rounds) = crash_plan("crash test", 12);
     let tmp = TempDir::new("crash");
     // Every op before `next` is acknowledged; the model is their result.
     let mut next = 0u64;

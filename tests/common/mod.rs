@@ -148,3 +148,17 @@ pub fn run_writer_until_killed(
     child.wait().unwrap();
     reader.join().unwrap()
 }
+
+/// The random plan of a crash test: its generator, the seed it printed
+/// (BITCASK_CRASH_SEED repeats a failing run), and how many rounds to run
+/// (BITCASK_CRASH_ROUNDS, else `default_rounds`).
+pub fn crash_plan(name: &str, default_rounds: u32) -> (Rng, u64, u32) {
+    let env = |var: &str| std::env::var(var).ok().and_then(|v| v.parse().ok());
+    let rounds = env("BITCASK_CRASH_ROUNDS").map_or(default_rounds, |r: u64| r as u32);
+    let (rng, seed) = match env("BITCASK_CRASH_SEED") {
+        Some(seed) => (Rng::new(seed), seed),
+        None => Rng::from_time(),
+    };
+    eprintln!("{name}: seed {seed} (BITCASK_CRASH_SEED={seed} repeats it), {rounds} rounds");
+    (rng, seed, rounds)
+}
