@@ -114,6 +114,34 @@ typedef int32_t bitcask_status;
 typedef int (*bitcask_fold_fn)(void *ctx, const void *key, size_t key_len, const void *value, size_t value_len);
 
 /**
+ * Statistics of an open database, filled in by `bitcask_get_stats`.
+ * Frozen: its size and fields never change; later statistics get new
+ * functions.
+ */
+typedef struct {
+  /**
+   * Live keys.
+   */
+  uint64_t key_count;
+  /**
+   * Data files on disk, the one being written included.
+   */
+  uint64_t data_file_count;
+  /**
+   * Bytes a merge would free: the records in data files that are no
+   * longer the latest for their key (overwritten or deleted values,
+   * tombstones, batch commit records). Kept up to date by every write,
+   * never found by a scan.
+   */
+  uint64_t reclaimable_bytes;
+  /**
+   * Total size of the files in the database directory (data files, hint
+   * files, the lock file).
+   */
+  uint64_t disk_bytes;
+} bitcask_stats;
+
+/**
  * Success.
  */
 #define BITCASK_OK 0
@@ -203,8 +231,9 @@ const char *bitcask_last_error(void);
 /**
  * Creates an options object with every option at its default:
  * data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
- * mmap_at_startup on, max_batch_bytes 64 MiB. Returns NULL only when memory is exhausted. Release it
- * with `bitcask_options_free()`.
+ * mmap_at_startup on, max_batch_bytes 64 MiB, auto_merge_ratio 0.5,
+ * auto_merge_min_bytes 256 MiB. Returns NULL only when memory is
+ * exhausted. Release it with `bitcask_options_free()`.
  */
 bitcask_options *bitcask_options_new(void);
 
@@ -285,6 +314,33 @@ bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool o
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
 bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64_t bytes);
+
+/**
+ * Sets the share of the data files' bytes that must be reclaimable (see
+ * `reclaimable_bytes` in `bitcask_stats`) before the database merges on its
+ * own, in a background thread, as `bitcask_merge` would: from 0 to 1;
+ * default 0.5. 0 turns automatic merges off. A merge also needs
+ * `auto_merge_min_bytes` reclaimable bytes. The thread checks about once a
+ * second; `bitcask_close` stops a merge it is running.
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL, or
+ * `ratio` below 0, above 1 or NaN; the options are unchanged).
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, double ratio);
+
+/**
+ * Sets the fewest reclaimable bytes for which an automatic merge runs,
+ * whatever the ratio: any value; default 268435456 (256 MiB).
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, uint64_t bytes);
 
 /**
  * Opens the database in directory `dir`, creating the directory if it is
@@ -633,6 +689,69 @@ bitcask_status bitcask_batch_commit(bitcask_batch *b);
  * `b` is NULL or a live batch from `bitcask_batch_new`, not used again.
  */
 void bitcask_batch_free(bitcask_batch *b);
+
+/**
+ * Fills `*out` with the database's statistics now. Cheap: no data is
+ * read (one `stat` per file in the directory, for `disk_bytes`).
+ *
+ * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or out NULL),
+ * `BITCASK_IO` (the directory cannot be listed). On failure `*out` is not
+ * written.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `out` is NULL or points to writable
+ * storage for a `bitcask_stats`.
+ */
+bitcask_status bitcask_get_stats(bitcask_db *db, bitcask_stats *out);
+
+/**
+ * Merges, online: rewrites the live records of every data file that holds
+ * reclaimable bytes into new data files (each with a hint file, so the
+ * next open is fast) and deletes the old files, freeing their space at
+ * once. Reads and writes from other threads go on meanwhile; a writer
+ * waits only while the index entries of a new file are switched over, a
+ * chunk of keys at a time. Iterators keep seeing their snapshot (a file
+ * they still read is freed when they are). Deleted keys stay deleted.
+ * With nothing to reclaim, returns at once.
+ *
+ * One merge runs at a time: a call made while another merge runs (from
+ * another thread, or the automatic one) waits for it to finish, then merges
+ * what is left. A crash at any moment of a merge leaves a directory that
+ * opens with every key at its latest value.
+ *
+ * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db NULL), `BITCASK_IO`
+ * (a file could not be read, written or renamed: the merge stopped and the
+ * database is consistent; the space of the files not yet merged is not
+ * freed), `BITCASK_CORRUPTION` (a record of an old file fails its checks;
+ * nothing was deleted), `BITCASK_CLOSED` (writes are refused after an
+ * earlier failure).
+ *
+ * # Safety
+ * `db` is NULL or a live handle.
+ */
+bitcask_status bitcask_merge(bitcask_db *db);
+
+/**
+ * Writes a consistent copy of the database into `dest_dir`, which must be
+ * missing (it is created, with its parents) or an empty directory. The
+ * copy opens as a database (with `bitcask_open`) holding every write
+ * acknowledged before the call; writes and reads from other threads go on
+ * meanwhile. Full data files are hard-linked when `dest_dir` is on the
+ * same file system (they are never changed, only deleted by a merge, and a
+ * merge waits for the backup), copied otherwise; the data file being
+ * written is copied up to its last record. The lock file is not copied.
+ *
+ * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or dest_dir NULL,
+ * dest_dir empty or not UTF-8, dest_dir not empty, not a directory, or
+ * the database directory itself), `BITCASK_IO` (a file could not be
+ * created, linked, copied or synced: what the backup had created in
+ * dest_dir is removed again), `BITCASK_CLOSED` (the handle is closing).
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `dest_dir` is NULL or a NUL-terminated
+ * string.
+ */
+bitcask_status bitcask_backup(bitcask_db *db, const char *dest_dir);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,7 +3,9 @@
 //! get is one keydir lookup and one positioned read, in parallel with other
 //! gets and with writes. Iterators and folds read a snapshot of the keydir
 //! (see `iter.rs`); a write batch is one append ending in a commit record,
-//! applied to the keydir under the writer lock.
+//! applied to the keydir under the writer lock. Merge (`merge.rs`), backup
+//! (`backup.rs`) and the background thread (`worker.rs`) work on the same
+//! [`Engine`].
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -11,7 +13,9 @@ use std::fs;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -21,52 +25,160 @@ use crate::error::{Error, Result};
 use crate::format::{self, RecordKind, FILE_HEADER_LEN, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::iter::Iter;
 use crate::keydir::{new_index, Index, RecordPos};
-use crate::load;
+use crate::liveness::Liveness;
+use crate::load::{self, KeydirLoader};
 use crate::lock::DirLock;
 use crate::options::Options;
+use crate::worker::{self, Jobs};
 use crate::writer::{SyncPolicy, Writer};
 
 /// An open database. Share it between threads by reference (or in an `Arc`):
-/// every method takes `&self` except [`Bitcask::close`].
+/// every method takes `&self` except [`Bitcask::close`]. The operations are
+/// those of [`Engine`], which it dereferences to; the handle itself owns the
+/// background thread that writes hint files and merges automatically.
 pub struct Bitcask {
-    dir: PathBuf,
-    options: Options,
-    index: Box<dyn Index>,
+    engine: Arc<Engine>,
+    /// The background thread, until shutdown joins it.
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The engine behind a [`Bitcask`] handle, shared with its background thread.
+pub struct Engine {
+    pub(crate) dir: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) index: Box<dyn Index>,
     /// Every data file, the active one included, by id.
-    files: RwLock<BTreeMap<u32, Arc<DataFile>>>,
-    writer: Mutex<WriterState>,
+    pub(crate) files: RwLock<BTreeMap<u32, Arc<DataFile>>>,
+    pub(crate) writer: Mutex<WriterState>,
+    /// Held by whatever adds or removes files other than the writer: a
+    /// merge, a hint write, a backup. One at a time; the others wait.
+    pub(crate) maintenance: Mutex<()>,
+    /// Work for the background thread.
+    pub(crate) jobs: Jobs,
+    /// Set when shutdown begins: a running merge stops at its next step.
+    pub(crate) closing: AtomicBool,
+    /// How many data files open loaded from their hint files.
+    hints_used: usize,
     /// Taken (released) by close, which may come while iterators still hold
     /// the engine's files: the next opener must not wait for them. Declared
     /// last so that otherwise it is released after everything else is dropped.
     lock: Mutex<Option<DirLock>>,
 }
 
-struct WriterState {
-    writer: Writer,
+/// What the writer lock guards: the active file and everything that changes
+/// with the keydir.
+pub(crate) struct WriterState {
+    pub(crate) writer: Writer,
     /// Set by close: writes are refused, and drop does not sync a second time.
-    closed: bool,
+    pub(crate) closed: bool,
     /// Sequence number of the next write batch: one more than the largest
     /// found at open, so it keeps growing across reopens.
-    next_batch_seq: u64,
+    pub(crate) next_batch_seq: u64,
+    /// Live bytes per data file, for `reclaimable_bytes` and merge.
+    pub(crate) liveness: Liveness,
+}
+
+impl WriterState {
+    /// The active file's id and where its records end.
+    pub(crate) fn active(&self) -> (u32, u64) {
+        (self.writer.file().id(), self.writer.offset())
+    }
+}
+
+/// A snapshot of a database's size and shape, from [`Engine::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live keys.
+    pub key_count: u64,
+    /// Data files on disk (the active one included).
+    pub data_file_count: u64,
+    /// Bytes of data files that hold no live record: what a merge would free.
+    pub reclaimable_bytes: u64,
+    /// Total size of the regular files in the database directory.
+    pub disk_bytes: u64,
 }
 
 impl Bitcask {
     /// Opens (creating if missing) the database in `dir`: takes the
-    /// directory lock, loads the data files in id order, rebuilds the keydir
-    /// and cuts a torn tail off the newest file.
+    /// directory lock, loads the data files in id order (from their hint
+    /// files where valid ones exist), rebuilds the keydir, cuts a torn tail
+    /// off the newest file, and starts the background thread.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Bitcask> {
-        let dir = dir.as_ref().to_path_buf();
+        let engine = Arc::new(Engine::open(dir.as_ref(), options)?);
+        let worker = worker::spawn(Arc::clone(&engine))
+            .map_err(|e| Error::io("start the background thread for", dir.as_ref(), e))?;
+        Ok(Bitcask {
+            engine,
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+
+    /// Syncs and closes the database: stops the background thread (a merge
+    /// in progress stops at its next step, leaving a consistent directory)
+    /// and releases the directory lock. The database is closed even when
+    /// the final sync fails, and the error says so.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    /// What [`Bitcask::close`] does, through a shared reference: for the C
+    /// interface, whose iterators and batches may outlive the handle. Later
+    /// writes fail with [`Error::Closed`]; a second call does nothing.
+    pub(crate) fn shutdown(&self) -> Result<()> {
+        self.engine.closing.store(true, Ordering::Release);
+        self.engine.jobs.stop();
+        if let Some(worker) = self.worker.lock().take() {
+            // A panic there was already caught and reported by the thread.
+            let _ = worker.join();
+        }
+        self.engine.shutdown()
+    }
+}
+
+impl std::ops::Deref for Bitcask {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for Bitcask {
+    fn drop(&mut self) {
+        // A Rust caller that never called close still gets its writes synced
+        // and the thread stopped; there is no one to report a failure to.
+        let _ = self.shutdown();
+    }
+}
+
+impl Engine {
+    fn open(dir: &Path, options: Options) -> Result<Engine> {
+        let dir = dir.to_path_buf();
         ensure_dir(&dir)?;
         let lock = DirLock::acquire(&dir)?;
         let index = new_index(options.index_type());
         let ids = load::list_data_files(&dir)?;
+        load::remove_leftovers(&dir, &ids)?;
         let mut files = BTreeMap::new();
+        let mut liveness = Liveness::default();
         let mut active = None;
         let mut max_batch_seq = 0;
+        let mut hints_used = 0;
+        let mut unhinted = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
             let newest = i + 1 == ids.len();
-            let loaded = load::load_file(&dir, id, newest, options.mmap_at_startup(), &*index)?;
+            let mut sink = KeydirLoader {
+                index: &*index,
+                liveness: &mut liveness,
+            };
+            let loaded = load::load_file(&dir, id, newest, options.mmap_at_startup(), &mut sink)?;
             max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
+            if loaded.from_hint {
+                hints_used += 1;
+            } else if !newest {
+                unhinted.push(id);
+            }
+            liveness.set_len(id, loaded.end);
             let (file, end) = (Arc::new(loaded.file), loaded.end);
             if newest {
                 active = Some((Arc::clone(&file), end));
@@ -85,7 +197,12 @@ impl Bitcask {
             every_write: options.sync_writes(),
             bytes_per_sync: options.bytes_per_sync(),
         };
-        Ok(Bitcask {
+        let jobs = Jobs::default();
+        // Immutable files without a valid hint get one in the background.
+        for id in unhinted {
+            jobs.write_hint(id);
+        }
+        Ok(Engine {
             dir,
             options,
             index,
@@ -94,7 +211,12 @@ impl Bitcask {
                 writer: Writer::new(active, end, policy),
                 closed: false,
                 next_batch_seq: max_batch_seq.saturating_add(1),
+                liveness,
             }),
+            maintenance: Mutex::new(()),
+            jobs,
+            closing: AtomicBool::new(false),
+            hints_used,
             lock: Mutex::new(Some(lock)),
         })
     }
@@ -106,9 +228,10 @@ impl Bitcask {
         check_value(value)?;
         let mut state = self.writer.lock();
         check_open(&state)?;
-        let pos = self.append(&mut state.writer, RecordKind::Put, key, value)?;
+        let pos = self.append(&mut state, RecordKind::Put, key, value)?;
         // Updated under the writer lock, so the keydir follows the log's order.
-        self.index.put(key, pos);
+        let old = self.index.put(key, pos);
+        state.liveness.replaced(Some(pos), old);
         Ok(())
     }
 
@@ -120,8 +243,9 @@ impl Bitcask {
         if self.index.get(key).is_none() {
             return Ok(());
         }
-        self.append(&mut state.writer, RecordKind::Delete, key, &[])?;
-        self.index.remove(key);
+        self.append(&mut state, RecordKind::Delete, key, &[])?;
+        let old = self.index.remove(key);
+        state.liveness.replaced(None, old);
         Ok(())
     }
 
@@ -134,10 +258,9 @@ impl Bitcask {
     /// what it returns, or `None` if the key is absent.
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         check_key(key)?;
-        let Some(pos) = self.index.get(key) else {
+        let Some((pos, file)) = self.locate(key)? else {
             return Ok(None);
         };
-        let file = self.file(pos.file_id)?;
         with_scratch(|buf| {
             let value = file.read_record(pos, key, buf)?;
             Ok(Some(f(&buf[value])))
@@ -150,7 +273,7 @@ impl Bitcask {
     /// reading the value.
     pub fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         check_key(key)?;
-        let Some(pos) = self.index.get(key) else {
+        let Some((pos, file)) = self.locate(key)? else {
             return Ok(None);
         };
         let needed = format::value_len_of(pos.size, key.len()).ok_or_else(|| {
@@ -162,7 +285,6 @@ impl Bitcask {
         if needed > buf.len() {
             return Err(Error::BufferTooSmall { needed });
         }
-        let file = self.file(pos.file_id)?;
         with_scratch(|scratch| {
             let value = file.read_record(pos, key, scratch)?;
             buf[..needed].copy_from_slice(&scratch[value]);
@@ -176,16 +298,11 @@ impl Bitcask {
         self.writer.lock().writer.sync()
     }
 
-    /// Syncs and closes the database, releasing the directory lock. The
-    /// database is closed even when the final sync fails, and the error says so.
-    pub fn close(self) -> Result<()> {
-        self.shutdown()
-    }
-
-    /// What [`Bitcask::close`] does, through a shared reference: for the C
-    /// interface, whose iterators and batches may outlive the handle. Later
-    /// writes fail with [`Error::Closed`]; a second call does nothing.
-    pub(crate) fn shutdown(&self) -> Result<()> {
+    /// The second half of [`Bitcask::close`], once the background thread
+    /// has stopped: refuses later writes, syncs, waits for a merge, hint
+    /// write or backup running on another thread to stop, and releases the
+    /// directory lock. A second call does nothing.
+    fn shutdown(&self) -> Result<()> {
         let mut state = self.writer.lock();
         if state.closed {
             return Ok(());
@@ -193,6 +310,8 @@ impl Bitcask {
         state.closed = true;
         let synced = state.writer.sync();
         drop(state);
+        // A merge on another thread sees `closing` and stops at its next step.
+        drop(self.maintenance.lock());
         // Released now, not when the last iterator lets go of the engine.
         drop(self.lock.lock().take());
         synced
@@ -276,7 +395,7 @@ impl Bitcask {
         format::encode_batch_commit(seq, count, &mut buf);
         // The whole batch goes into one file: open applies a batch only at
         // its commit record, and counts its records back from there.
-        self.make_room(&mut state.writer, buf.len() as u64)?;
+        self.make_room(&mut state, buf.len() as u64)?;
         let base = state.writer.append_encoded(&buf)?;
         let file_id = state.writer.file().id();
         for (key, op) in applied {
@@ -291,17 +410,17 @@ impl Bitcask {
                             "batch record at offset {offset} lies beyond 4 GiB"
                         )));
                     };
-                    self.index.put(
-                        key,
-                        RecordPos {
-                            file_id,
-                            offset,
-                            size,
-                        },
-                    );
+                    let pos = RecordPos {
+                        file_id,
+                        offset,
+                        size,
+                    };
+                    let old = self.index.put(key, pos);
+                    state.liveness.replaced(Some(pos), old);
                 }
                 None => {
-                    self.index.remove(key);
+                    let old = self.index.remove(key);
+                    state.liveness.replaced(None, old);
                 }
             }
         }
@@ -336,22 +455,51 @@ impl Bitcask {
         self.writer.lock().writer.syncs()
     }
 
+    /// How many data files open loaded from their hint files instead of
+    /// scanning them.
+    pub fn hint_files_used(&self) -> usize {
+        self.hints_used
+    }
+
+    /// The database's size and shape now. `reclaimable_bytes` is kept up
+    /// to date by every write, never computed by a scan; `disk_bytes` is the
+    /// size of every regular file in the directory (one `stat` each).
+    pub fn stats(&self) -> Result<Stats> {
+        let (data_file_count, reclaimable_bytes) = {
+            let state = self.writer.lock();
+            let (_, reclaimable) = state.liveness.totals(state.active());
+            (self.files.read().len() as u64, reclaimable)
+        };
+        Ok(Stats {
+            key_count: self.index.len() as u64,
+            data_file_count,
+            reclaimable_bytes,
+            disk_bytes: directory_bytes(&self.dir)?,
+        })
+    }
+
+    /// Bytes in data files, and how many of them a merge would free.
+    pub(crate) fn usage_totals(&self) -> (u64, u64) {
+        let state = self.writer.lock();
+        state.liveness.totals(state.active())
+    }
+
     /// Appends one record, rolling over to a new data file first when the
     /// record would take the active one past `data_file_size`.
     fn append(
         &self,
-        writer: &mut Writer,
+        state: &mut WriterState,
         kind: RecordKind,
         key: &[u8],
         value: &[u8],
     ) -> Result<RecordPos> {
-        writer.check_usable()?;
+        state.writer.check_usable()?;
         let len = format::record_len(key.len(), value.len()) as u64;
-        self.make_room(writer, len)?;
-        let offset = writer.append(kind, key, value)?;
+        self.make_room(state, len)?;
+        let offset = state.writer.append(kind, key, value)?;
         // Offsets stay below 2^31 + one record (see Options::MAX_DATA_FILE_SIZE).
         Ok(RecordPos {
-            file_id: writer.file().id(),
+            file_id: state.writer.file().id(),
             offset: offset as u32,
             size: len as u32,
         })
@@ -360,54 +508,62 @@ impl Bitcask {
     /// Rolls over to a new data file first when `len` more bytes would take
     /// the active one past `data_file_size` (unless it is empty: what does
     /// not fit in an empty file gets a file of its own).
-    fn make_room(&self, writer: &mut Writer, len: u64) -> Result<()> {
+    fn make_room(&self, state: &mut WriterState, len: u64) -> Result<()> {
+        let writer = &state.writer;
         if writer.offset() > FILE_HEADER_LEN
             && writer.offset() + len > self.options.data_file_size()
         {
-            self.roll_over(writer)?;
+            let next = writer.file().id().checked_add(1).ok_or_else(ids_exhausted)?;
+            self.roll_over(state, next)?;
         }
         Ok(())
     }
 
-    /// Syncs the full active file and starts the next one.
-    fn roll_over(&self, writer: &mut Writer) -> Result<()> {
-        writer.sync()?;
-        let id = writer.file().id().checked_add(1).ok_or_else(|| {
-            Error::Internal("data file ids are exhausted (2^32 files)".to_string())
-        })?;
+    /// Syncs the active file and starts data file `id` (larger than every
+    /// existing one). The old file becomes immutable, and the background
+    /// thread writes its hint file.
+    pub(crate) fn roll_over(&self, state: &mut WriterState, id: u32) -> Result<()> {
+        state.writer.sync()?;
         let file = Arc::new(DataFile::create(&self.dir, id)?);
         self.files.write().insert(id, Arc::clone(&file));
-        writer.switch_to(file);
+        let (old_id, old_end) = state.active();
+        state.liveness.set_len(old_id, old_end);
+        state.liveness.set_len(id, FILE_HEADER_LEN);
+        state.writer.switch_to(file);
+        self.jobs.write_hint(old_id);
         Ok(())
     }
 
-    fn file(&self, id: u32) -> Result<Arc<DataFile>> {
-        self.files.read().get(&id).cloned().ok_or_else(|| {
-            Error::Internal(format!(
+    /// The position of `key`'s record and the file it lies in. Both are
+    /// taken under the files lock, so a merge that retires the file cannot
+    /// come in between.
+    fn locate(&self, key: &[u8]) -> Result<Option<(RecordPos, Arc<DataFile>)>> {
+        let files = self.files.read();
+        let Some(pos) = self.index.get(key) else {
+            return Ok(None);
+        };
+        match files.get(&pos.file_id) {
+            Some(file) => Ok(Some((pos, Arc::clone(file)))),
+            None => Err(Error::Internal(format!(
                 "the keydir points into data file {}, which is not open",
-                data_file::data_file_name(id)
-            ))
-        })
-    }
-}
-
-impl Drop for Bitcask {
-    fn drop(&mut self) {
-        let state = self.writer.get_mut();
-        if !state.closed {
-            // A Rust caller that never called close still gets its writes
-            // synced; there is no one to report a failure to.
-            let _ = state.writer.sync();
+                data_file::data_file_name(pos.file_id)
+            ))),
         }
     }
+
 }
 
 /// Where a batch put lies in the encoded batch: (offset, size); a batch
 /// delete has none.
 type PutAt = (usize, usize);
 
+/// The error for a database that has used up every data file id.
+pub(crate) fn ids_exhausted() -> Error {
+    Error::Internal("data file ids are exhausted (2^32 files)".to_string())
+}
+
 /// Refuses writes once the database is closed.
-fn check_open(state: &WriterState) -> Result<()> {
+pub(crate) fn check_open(state: &WriterState) -> Result<()> {
     if state.closed {
         return Err(Error::Closed("the database is closed".to_string()));
     }
@@ -466,6 +622,23 @@ fn ensure_dir(dir: &Path) -> Result<()> {
         }
         Err(e) => Err(Error::io("create database directory", dir, e)),
     }
+}
+
+/// Total size of the regular files in `dir` (not descending).
+fn directory_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        match entry.metadata() {
+            Ok(meta) if meta.is_file() => total += meta.len(),
+            Ok(_) => {}
+            // Removed between the listing and the stat (a merge retiring it).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("stat", &entry.path(), e)),
+        }
+    }
+    Ok(total)
 }
 
 thread_local! {

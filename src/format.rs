@@ -257,7 +257,9 @@ fn varint_len(mut value: u32) -> usize {
     len
 }
 
-fn encode_varint(mut value: u32, out: &mut Vec<u8>) {
+/// Appends `value` as a varint: 7 bits a byte, low first, high bit set on
+/// every byte but the last.
+pub fn encode_varint(mut value: u32, out: &mut Vec<u8>) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -288,6 +290,15 @@ fn decode_varint(bytes: &[u8], max_bytes: usize) -> Varint {
         Varint::Incomplete
     } else {
         Varint::Overlong
+    }
+}
+
+/// Decodes a varint of at most 5 bytes from the front of `bytes`: the value
+/// and its length, or `None` if it is cut short or overlong.
+pub fn read_varint(bytes: &[u8]) -> Option<(u32, usize)> {
+    match decode_varint(bytes, 5) {
+        Varint::Value(value, len) => Some((value, len)),
+        Varint::Incomplete | Varint::Overlong => None,
     }
 }
 

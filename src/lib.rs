@@ -18,6 +18,8 @@
 
 // Only `ffi` is the C interface: cbindgen skips the engine's modules.
 /// cbindgen:ignore
+mod backup;
+/// cbindgen:ignore
 mod batch;
 /// cbindgen:ignore
 mod data_file;
@@ -25,26 +27,36 @@ mod data_file;
 mod engine;
 /// cbindgen:ignore
 mod error;
+/// cbindgen:ignore
+mod failpoint;
 pub mod ffi;
 /// cbindgen:ignore
 mod format;
+/// cbindgen:ignore
+mod hint;
 /// cbindgen:ignore
 mod iter;
 /// cbindgen:ignore
 mod keydir;
 /// cbindgen:ignore
+mod liveness;
+/// cbindgen:ignore
 mod load;
 /// cbindgen:ignore
 mod lock;
+/// cbindgen:ignore
+mod merge;
 /// cbindgen:ignore
 mod options;
 /// cbindgen:ignore
 mod reader;
 /// cbindgen:ignore
+mod worker;
+/// cbindgen:ignore
 mod writer;
 
 pub use batch::Batch;
-pub use engine::Bitcask;
+pub use engine::{Bitcask, Engine, Stats};
 pub use error::{Error, Result};
 pub use format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use iter::Iter;

@@ -17,7 +17,9 @@ use memmap2::{Advice, Mmap};
 use crate::data_file::{self, DataFile};
 use crate::error::{Error, Result};
 use crate::format::{self, FileHeader, RecordKind, FILE_HEADER_LEN};
+use crate::hint::{self, Hint, HintBuilder, HintKind};
 use crate::keydir::{Index, RecordPos};
+use crate::liveness::Liveness;
 use crate::reader::{Entry, FileSource, MmapSource, Scanner, Source};
 
 /// The ids of the data files in `dir`, ascending. Other files are ignored.
@@ -38,6 +40,74 @@ pub fn list_data_files(dir: &Path) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
+/// Removes what a crash can leave behind besides data files: a merge output
+/// or hint file still under its temporary name, and a hint file whose data
+/// file is gone (a merge deleted the data file first). `data_ids` are the
+/// data files present.
+pub fn remove_leftovers(dir: &Path, data_ids: &[u32]) -> Result<()> {
+    let mut removed = false;
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let leftover = match name.strip_suffix(hint::TEMP_SUFFIX) {
+            Some(base) => {
+                data_file::parse_data_file_name(base).is_some()
+                    || hint::parse_hint_file_name(base).is_some()
+            }
+            None => hint::parse_hint_file_name(&name)
+                .is_some_and(|id| data_ids.binary_search(&id).is_err()),
+        };
+        if leftover {
+            fs::remove_file(entry.path()).map_err(|e| Error::io("remove leftover", &entry.path(), e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        data_file::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Where the records of a scanned data file (or its hint) go, in file
+/// order: the keydir at open, a hint file being built afterwards.
+pub trait Apply {
+    /// `key`'s value is the record at `pos`.
+    fn put(&mut self, key: &[u8], pos: RecordPos);
+    /// `key` is deleted by the tombstone at `pos`.
+    fn delete(&mut self, key: &[u8], pos: RecordPos);
+}
+
+/// Open's sink: the keydir, and how many bytes of each file stay live.
+pub struct KeydirLoader<'a> {
+    pub index: &'a dyn Index,
+    pub liveness: &'a mut Liveness,
+}
+
+impl Apply for KeydirLoader<'_> {
+    fn put(&mut self, key: &[u8], pos: RecordPos) {
+        let old = self.index.put(key, pos);
+        self.liveness.replaced(Some(pos), old);
+    }
+
+    fn delete(&mut self, key: &[u8], _pos: RecordPos) {
+        let old = self.index.remove(key);
+        self.liveness.replaced(None, old);
+    }
+}
+
+impl Apply for HintBuilder {
+    fn put(&mut self, key: &[u8], pos: RecordPos) {
+        self.push(HintKind::Put, key, pos);
+    }
+
+    fn delete(&mut self, key: &[u8], pos: RecordPos) {
+        self.push(HintKind::Delete, key, pos);
+    }
+}
+
 /// A data file as open left it.
 pub struct Loaded {
     pub file: DataFile,
@@ -45,17 +115,20 @@ pub struct Loaded {
     pub end: u64,
     /// The largest batch sequence number among its commit records (0: none).
     pub max_batch_seq: u64,
+    /// Whether its records came from its hint file rather than a scan.
+    pub from_hint: bool,
 }
 
-/// Loads data file `id` into `index` and returns it with the offset where
-/// its records end. Only the newest file may have a torn tail or header,
+/// Loads data file `id` into `sink` and returns it with the offset where
+/// its records end: from its hint file when a valid one exists, otherwise
+/// by scanning it. Only the newest file may have a torn tail or header,
 /// which is cut back (and synced) here; anywhere else that is corruption.
 pub fn load_file(
     dir: &Path,
     id: u32,
     newest: bool,
     use_mmap: bool,
-    index: &dyn Index,
+    sink: &mut dyn Apply,
 ) -> Result<Loaded> {
     let file = DataFile::open(dir, id, newest)?;
     let len = file.len()?;
@@ -67,33 +140,43 @@ pub fn load_file(
             file,
             end: FILE_HEADER_LEN,
             max_batch_seq: 0,
+            from_hint: false,
         });
     }
-    let outcome = if use_mmap {
-        // SAFETY: the map is read-only and dropped before this function
-        // returns (before any truncation or append). The directory lock is
-        // held, so no other libbitcask opener writes the file meanwhile;
-        // changing it from outside while the database is open is documented
-        // as unsupported.
-        let map =
-            unsafe { Mmap::map(file.file()) }.map_err(|e| Error::io("map", file.path(), e))?;
-        // Only a hint: a kernel that refuses it still reads correctly.
-        let _ = map.advise(Advice::Sequential);
-        scan_into(
-            &file,
-            Scanner::new(MmapSource::new(map), FILE_HEADER_LEN),
-            index,
-        )?
-    } else {
-        let source = FileSource::new(file.file(), len);
-        scan_into(&file, Scanner::new(source, FILE_HEADER_LEN), index)?
-    };
+    if let Some(hint) = Hint::read(dir, id, len)? {
+        let applied = hint.for_each(|kind, key, offset, size| {
+            let pos = RecordPos {
+                file_id: id,
+                offset,
+                size,
+            };
+            match kind {
+                HintKind::Put => sink.put(key, pos),
+                HintKind::Delete => sink.delete(key, pos),
+            }
+        });
+        if !applied {
+            return Err(Error::Corruption(format!(
+                "{}: the hint file passes its checksum but does not decode; delete it and \
+                 open again (the data file is then scanned)",
+                dir.join(hint::hint_file_name(id)).display()
+            )));
+        }
+        return Ok(Loaded {
+            file,
+            end: len,
+            max_batch_seq: hint.max_batch_seq(),
+            from_hint: true,
+        });
+    }
+    let outcome = scan_file(&file, len, use_mmap, sink)?;
     let max_batch_seq = outcome.max_batch_seq;
     let loaded = |file, end| {
         Ok(Loaded {
             file,
             end,
             max_batch_seq,
+            from_hint: false,
         })
     };
     // An uncommitted batch at the end of the newest file is part of its torn
@@ -198,12 +281,49 @@ struct Pending {
     pos: RecordPos,
 }
 
-/// Applies every record of the file to `index`, in file order; the records
+/// Scans the `len` bytes of `file` into `sink`, through a memory map or
+/// positioned reads.
+fn scan_file(file: &DataFile, len: u64, use_mmap: bool, sink: &mut dyn Apply) -> Result<ScanOutcome> {
+    if use_mmap {
+        // SAFETY: the map is read-only and dropped before this function
+        // returns (before any truncation or append). The directory lock is
+        // held, so no other libbitcask opener writes the file meanwhile;
+        // changing it from outside while the database is open is documented
+        // as unsupported.
+        let map =
+            unsafe { Mmap::map(file.file()) }.map_err(|e| Error::io("map", file.path(), e))?;
+        // Only a hint: a kernel that refuses it still reads correctly.
+        let _ = map.advise(Advice::Sequential);
+        scan_into(file, Scanner::new(MmapSource::new(map), FILE_HEADER_LEN), sink)
+    } else {
+        let source = FileSource::new(file.file(), len);
+        scan_into(file, Scanner::new(source, FILE_HEADER_LEN), sink)
+    }
+}
+
+/// The hint file of an immutable data file, from a scan of it (positioned
+/// reads: the file may be large, and is read once).
+pub fn build_hint(file: &DataFile) -> Result<Vec<u8>> {
+    let len = file.len()?;
+    let mut builder = HintBuilder::new(file.id());
+    let outcome = scan_file(file, len, false, &mut builder)?;
+    match outcome.end {
+        ScanEnd::Clean(end) if end == len && outcome.uncommitted_from.is_none() => {
+            Ok(builder.finish(len, outcome.max_batch_seq))
+        }
+        _ => Err(Error::Internal(format!(
+            "{} is no longer written to but does not end with a complete record",
+            file.path().display()
+        ))),
+    }
+}
+
+/// Applies every record of the file to `sink`, in file order; the records
 /// of a batch together, at its commit record.
 fn scan_into<S: Source>(
     file: &DataFile,
     mut scanner: Scanner<S>,
-    index: &dyn Index,
+    sink: &mut dyn Apply,
 ) -> Result<ScanOutcome> {
     let mut end = FILE_HEADER_LEN;
     let mut pending: Vec<Pending> = Vec::new();
@@ -240,7 +360,7 @@ fn scan_into<S: Source>(
                         // Batch records that a plain record follows were
                         // never committed (a batch is one contiguous append).
                         pending.clear();
-                        apply(index, kind == RecordKind::Delete, key, pos);
+                        apply(sink, kind == RecordKind::Delete, key, pos);
                     }
                     RecordKind::BatchPut | RecordKind::BatchDelete => {
                         if pending.is_empty() {
@@ -274,7 +394,7 @@ fn scan_into<S: Source>(
                         }
                         // Records before the batch's own are a dead batch's.
                         for p in &pending[pending.len() - count..] {
-                            apply(index, p.delete, &p.key, p.pos);
+                            apply(sink, p.delete, &p.key, p.pos);
                         }
                         pending.clear();
                         max_batch_seq = max_batch_seq.max(seq);
@@ -299,11 +419,11 @@ fn scan_into<S: Source>(
     }
 }
 
-/// Applies one put or delete to the index.
-fn apply(index: &dyn Index, delete: bool, key: &[u8], pos: RecordPos) {
+/// Applies one put or delete.
+fn apply(sink: &mut dyn Apply, delete: bool, key: &[u8], pos: RecordPos) {
     if delete {
-        index.remove(key);
+        sink.delete(key, pos);
     } else {
-        index.put(key, pos);
+        sink.put(key, pos);
     }
 }

@@ -12,7 +12,7 @@ pub enum IndexType {
 }
 
 /// How a database is opened. Build with [`Options::default`] and the setters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Options {
     data_file_size: u64,
     sync_writes: bool,
@@ -20,6 +20,8 @@ pub struct Options {
     mmap_at_startup: bool,
     index_type: IndexType,
     max_batch_bytes: u64,
+    auto_merge_ratio: f64,
+    auto_merge_min_bytes: u64,
 }
 
 impl Options {
@@ -123,6 +125,48 @@ impl Options {
     }
 }
 
+impl Options {
+    /// Default `auto_merge_ratio`: merge once half of the data files' bytes
+    /// are reclaimable.
+    pub const DEFAULT_AUTO_MERGE_RATIO: f64 = 0.5;
+    /// Default `auto_merge_min_bytes`: 256 MiB.
+    pub const DEFAULT_AUTO_MERGE_MIN_BYTES: u64 = 256 << 20;
+
+    /// The share of the data files' bytes that must be reclaimable (see
+    /// `reclaimable_bytes` in the stats) before the background thread
+    /// merges on its own; 0 turns automatic merges off. Checked about once
+    /// a second.
+    pub fn auto_merge_ratio(&self) -> f64 {
+        self.auto_merge_ratio
+    }
+
+    /// Sets `auto_merge_ratio`: 0 (off) to 1, default
+    /// [`Options::DEFAULT_AUTO_MERGE_RATIO`]. NaN and values outside 0..=1
+    /// are refused.
+    pub fn set_auto_merge_ratio(&mut self, ratio: f64) -> Result<&mut Self> {
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(Error::InvalidArgument(format!(
+                "auto_merge_ratio {ratio} is out of range: it must be from 0 (off) to 1"
+            )));
+        }
+        self.auto_merge_ratio = ratio;
+        Ok(self)
+    }
+
+    /// The fewest reclaimable bytes for which an automatic merge is worth
+    /// it, whatever the ratio.
+    pub fn auto_merge_min_bytes(&self) -> u64 {
+        self.auto_merge_min_bytes
+    }
+
+    /// Sets `auto_merge_min_bytes`: any value, default
+    /// [`Options::DEFAULT_AUTO_MERGE_MIN_BYTES`].
+    pub fn set_auto_merge_min_bytes(&mut self, bytes: u64) -> &mut Self {
+        self.auto_merge_min_bytes = bytes;
+        self
+    }
+}
+
 /// `bytes` if it lies within `min..=max`; otherwise an error naming the option.
 fn in_range(name: &str, bytes: u64, min: u64, max: u64) -> Result<u64> {
     if (min..=max).contains(&bytes) {
@@ -143,6 +187,8 @@ impl Default for Options {
             mmap_at_startup: true,
             index_type: IndexType::Ordered,
             max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
+            auto_merge_ratio: Self::DEFAULT_AUTO_MERGE_RATIO,
+            auto_merge_min_bytes: Self::DEFAULT_AUTO_MERGE_MIN_BYTES,
         }
     }
 }
@@ -183,6 +229,22 @@ mod tests {
         assert!(o.mmap_at_startup());
         assert_eq!(o.index_type(), IndexType::Ordered);
         assert_eq!(o.max_batch_bytes(), 64 << 20);
+        assert_eq!(o.auto_merge_ratio(), 0.5);
+        assert_eq!(o.auto_merge_min_bytes(), 256 << 20);
+    }
+
+    #[test]
+    fn auto_merge_ratio_range_is_enforced() {
+        let mut o = Options::default();
+        for bad in [-0.1, 1.01, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let err = o.set_auto_merge_ratio(bad).unwrap_err();
+            assert!(err.to_string().contains("auto_merge_ratio"), "{err}");
+            assert_eq!(o.auto_merge_ratio(), Options::DEFAULT_AUTO_MERGE_RATIO);
+        }
+        for good in [0.0, 0.25, 1.0] {
+            o.set_auto_merge_ratio(good).unwrap();
+            assert_eq!(o.auto_merge_ratio(), good);
+        }
     }
 
     #[test]

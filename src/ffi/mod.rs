@@ -16,10 +16,12 @@ mod options;
 mod db;
 mod iter;
 mod batch;
+mod maintenance;
 
 pub use batch::*;
 pub use boundary::bitcask_last_error;
 pub use db::*;
 pub use iter::*;
+pub use maintenance::*;
 pub use options::*;
 pub use status::*;

@@ -19,8 +19,9 @@ pub struct bitcask_options {
 
 /// Creates an options object with every option at its default:
 /// data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
-/// mmap_at_startup on, max_batch_bytes 64 MiB. Returns NULL only when memory is exhausted. Release it
-/// with `bitcask_options_free()`.
+/// mmap_at_startup on, max_batch_bytes 64 MiB, auto_merge_ratio 0.5,
+/// auto_merge_min_bytes 256 MiB. Returns NULL only when memory is
+/// exhausted. Release it with `bitcask_options_free()`.
 #[no_mangle]
 pub extern "C" fn bitcask_options_new() -> *mut bitcask_options {
     run_or(std::ptr::null_mut(), || {
@@ -167,6 +168,44 @@ pub unsafe extern "C" fn bitcask_options_set_max_batch_bytes(
     bytes: u64,
 ) -> bitcask_status {
     with_options(opts, |o| o.set_max_batch_bytes(bytes).map(drop))
+}
+
+/// Sets the share of the data files' bytes that must be reclaimable (see
+/// `reclaimable_bytes` in `bitcask_stats`) before the database merges on its
+/// own, in a background thread, as `bitcask_merge` would: from 0 to 1;
+/// default 0.5. 0 turns automatic merges off. A merge also needs
+/// `auto_merge_min_bytes` reclaimable bytes. The thread checks about once a
+/// second; `bitcask_close` stops a merge it is running.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL, or
+/// `ratio` below 0, above 1 or NaN; the options are unchanged).
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_auto_merge_ratio(
+    opts: *mut bitcask_options,
+    ratio: f64,
+) -> bitcask_status {
+    with_options(opts, |o| o.set_auto_merge_ratio(ratio).map(drop))
+}
+
+/// Sets the fewest reclaimable bytes for which an automatic merge runs,
+/// whatever the ratio: any value; default 268435456 (256 MiB).
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_auto_merge_min_bytes(
+    opts: *mut bitcask_options,
+    bytes: u64,
+) -> bitcask_status {
+    with_options(opts, |o| {
+        o.set_auto_merge_min_bytes(bytes);
+        Ok(())
+    })
 }
 
 /// The options of `opts`, or the defaults for NULL.

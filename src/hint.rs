@@ -1,0 +1,269 @@
+//! Hint files: what open needs from an immutable data file, without its
+//! values. A hint file lists the file's committed records in file order
+//! (key, kind, offset, size), so open rebuilds the keydir from it without
+//! reading the data file.
+//!
+//! A hint is only ever a shortcut. It names the data file it describes and
+//! that file's exact length, and one CRC covers all of it: a hint that is
+//! missing, cut short, damaged or stale (the data file has another length)
+//! is ignored, and the data file is scanned instead.
+//!
+//! ```text
+//! header (32 bytes): magic "BCSKHINT" (8) | version u32 LE | data file id u32 LE
+//!                    | data file length u64 LE | largest batch sequence number u64 LE
+//! entry:             type u8 (1 put, 2 delete) | key_len varint | offset u32 LE | size u32 LE | key
+//! trailer:           CRC-32 of every byte before it, u32 LE
+//! ```
+//!
+//! A hint file is written under a temporary name, synced, and renamed into
+//! place, so a complete-looking hint file is a complete one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::data_file::sync_dir;
+use crate::error::{Error, Result};
+use crate::format::{self, MAX_KEY_LEN};
+use crate::keydir::RecordPos;
+
+/// First eight bytes of every hint file.
+const HINT_MAGIC: [u8; 8] = *b"BCSKHINT";
+/// Version of the layout above.
+const HINT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 32;
+const TRAILER_LEN: usize = 4;
+
+/// Suffix of a file being written (a merge output or a hint) before it is
+/// renamed into place. Open removes leftovers.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// The name of the hint file of data file `id`.
+pub fn hint_file_name(id: u32) -> String {
+    format!("{id:09}.hint")
+}
+
+/// The id in a hint file's name, or `None` for any other file.
+pub fn parse_hint_file_name(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".hint")?;
+    if digits.len() != 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// What a hint entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HintKind {
+    /// The key's value is the record at the entry's position.
+    Put = 1,
+    /// The key is deleted here (the position is the tombstone's).
+    Delete = 2,
+}
+
+/// A hint file being built in memory.
+pub struct HintBuilder {
+    bytes: Vec<u8>,
+}
+
+impl HintBuilder {
+    /// An empty hint for data file `data_file_id`.
+    pub fn new(data_file_id: u32) -> HintBuilder {
+        let mut bytes = Vec::with_capacity(4096);
+        bytes.extend_from_slice(&HINT_MAGIC);
+        bytes.extend_from_slice(&HINT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&data_file_id.to_le_bytes());
+        // Data file length and sequence number: filled in by `finish`.
+        bytes.extend_from_slice(&[0; 16]);
+        HintBuilder { bytes }
+    }
+
+    /// Adds the next record of the data file.
+    pub fn push(&mut self, kind: HintKind, key: &[u8], pos: RecordPos) {
+        self.bytes.push(kind as u8);
+        format::encode_varint(key.len() as u32, &mut self.bytes);
+        self.bytes.extend_from_slice(&pos.offset.to_le_bytes());
+        self.bytes.extend_from_slice(&pos.size.to_le_bytes());
+        self.bytes.extend_from_slice(key);
+    }
+
+    /// The finished hint file, for a data file `data_len` bytes long whose
+    /// batches have sequence numbers up to `max_batch_seq`.
+    pub fn finish(mut self, data_len: u64, max_batch_seq: u64) -> Vec<u8> {
+        self.bytes[16..24].copy_from_slice(&data_len.to_le_bytes());
+        self.bytes[24..32].copy_from_slice(&max_batch_seq.to_le_bytes());
+        let crc = crc32fast::hash(&self.bytes);
+        self.bytes.extend_from_slice(&crc.to_le_bytes());
+        self.bytes
+    }
+}
+
+/// Writes the hint file of data file `id` in `dir`: under a temporary name,
+/// synced, then renamed into place and the directory synced.
+pub fn write_hint_file(dir: &Path, id: u32, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(hint_file_name(id));
+    let temp = dir.join(format!("{}{TEMP_SUFFIX}", hint_file_name(id)));
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_data()));
+    if let Err(e) = written.and_then(|()| fs::rename(&temp, &path)) {
+        let _ = fs::remove_file(&temp);
+        return Err(Error::io("write hint file", &path, e));
+    }
+    sync_dir(dir)
+}
+
+/// A hint file that passed its checks, for a data file of a known length.
+pub struct Hint {
+    bytes: Vec<u8>,
+}
+
+impl Hint {
+    /// Reads the hint file of data file `id`, if it exists, is intact, and
+    /// describes the data file as it is (`data_len` bytes long). Any other
+    /// hint file reads as `None`: the caller scans the data file instead.
+    /// Only an error other than "not found" while reading is an error.
+    pub fn read(dir: &Path, id: u32, data_len: u64) -> Result<Option<Hint>> {
+        let path = dir.join(hint_file_name(id));
+        let bytes = match File::open(&path).and_then(|mut f| {
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        }) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read hint file", &path, e)),
+        };
+        Ok(Hint::check(bytes, id, data_len))
+    }
+
+    /// `bytes` as a hint, if they are an intact hint of data file `id` at
+    /// length `data_len`.
+    fn check(bytes: Vec<u8>, id: u32, data_len: u64) -> Option<Hint> {
+        if bytes.len() < HEADER_LEN + TRAILER_LEN {
+            return None;
+        }
+        let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
+        let stored_crc = u32::from_le_bytes(trailer.try_into().ok()?);
+        let intact = crc32fast::hash(body) == stored_crc
+            && body[..8] == HINT_MAGIC
+            && u32_at(body, 8) == HINT_VERSION
+            && u32_at(body, 12) == id
+            && u64_at(body, 16) == data_len;
+        intact.then_some(Hint { bytes })
+    }
+
+    /// A hint this process just built (with [`HintBuilder::finish`]), to
+    /// walk its entries without checking them again.
+    pub fn trusted(bytes: Vec<u8>) -> Hint {
+        debug_assert!(bytes.len() >= HEADER_LEN + TRAILER_LEN);
+        Hint { bytes }
+    }
+
+    /// The largest batch sequence number the data file had seen.
+    pub fn max_batch_seq(&self) -> u64 {
+        u64_at(&self.bytes, 24)
+    }
+
+    /// Calls `f` with each entry, in data file order. An entry that does not
+    /// decode (possible only if the CRC matched by chance) stops the walk
+    /// with `false`, and the caller must not trust what it applied.
+    pub fn for_each(&self, mut f: impl FnMut(HintKind, &[u8], u32, u32)) -> bool {
+        let body = &self.bytes[HEADER_LEN..self.bytes.len() - TRAILER_LEN];
+        let mut at = 0;
+        while at < body.len() {
+            let kind = match body[at] {
+                1 => HintKind::Put,
+                2 => HintKind::Delete,
+                _ => return false,
+            };
+            let Some((key_len, width)) = format::read_varint(&body[at + 1..]) else {
+                return false;
+            };
+            let key_len = key_len as usize;
+            let fixed = at + 1 + width;
+            let key_start = fixed + 8;
+            if key_len == 0 || key_len > MAX_KEY_LEN || key_start + key_len > body.len() {
+                return false;
+            }
+            let offset = u32_at(body, fixed);
+            let size = u32_at(body, fixed + 4);
+            f(kind, &body[key_start..key_start + key_len], offset, size);
+            at = key_start + key_len;
+        }
+        true
+    }
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(offset: u32, size: u32) -> RecordPos {
+        RecordPos {
+            file_id: 7,
+            offset,
+            size,
+        }
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut b = HintBuilder::new(7);
+        b.push(HintKind::Put, b"alpha", pos(16, 30));
+        b.push(HintKind::Delete, b"beta", pos(46, 20));
+        b.push(HintKind::Put, &[0xFF; 300], pos(66, 330));
+        b.finish(396, 42)
+    }
+
+    fn entries(hint: &Hint) -> Vec<(HintKind, Vec<u8>, u32, u32)> {
+        let mut out = Vec::new();
+        assert!(hint.for_each(|k, key, o, s| out.push((k, key.to_vec(), o, s))));
+        out
+    }
+
+    #[test]
+    fn round_trips() {
+        let hint = Hint::check(sample(), 7, 396).expect("intact");
+        assert_eq!(hint.max_batch_seq(), 42);
+        let got = entries(&hint);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (HintKind::Put, b"alpha".to_vec(), 16, 30));
+        assert_eq!(got[1], (HintKind::Delete, b"beta".to_vec(), 46, 20));
+        assert_eq!(got[2].1.len(), 300);
+    }
+
+    #[test]
+    fn stale_cut_or_damaged_hints_are_refused() {
+        assert!(Hint::check(sample(), 8, 396).is_none(), "other data file");
+        assert!(Hint::check(sample(), 7, 397).is_none(), "other length");
+        let bytes = sample();
+        for cut in 0..bytes.len() {
+            assert!(Hint::check(bytes[..cut].to_vec(), 7, 396).is_none(), "cut at {cut}");
+        }
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            assert!(Hint::check(damaged, 7, 396).is_none(), "bit flip at {at}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(hint_file_name(12), "000000012.hint");
+        assert_eq!(parse_hint_file_name("000000012.hint"), Some(12));
+        assert_eq!(parse_hint_file_name("000000012.hint.tmp"), None);
+        assert_eq!(parse_hint_file_name("12.hint"), None);
+    }
+}
