@@ -5,6 +5,7 @@
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make uninstall PREFIX=/usr/local
 #   make header                  regenerate include/bitcask.h from src/ffi (cbindgen)
+#   make bench [ARGS="--keys 100000 --value-size 100"]   the benchmark (release; prints tables)
 
 PREFIX     ?= /usr/local
 DESTDIR    ?=
@@ -27,7 +28,7 @@ C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
 C_TESTS    := test_core test_threads test_iter test_batch
 
-.PHONY: all build install uninstall stage example test deps lint rust-test packaging-test c-test header clean
+.PHONY: all build install uninstall stage example test deps lint rust-test packaging-test c-test header bench clean
 
 all: build
 
@@ -101,6 +102,12 @@ c-test: stage
 
 header:
 	BITCASK_UPDATE_HEADER=1 $(CARGO) test --locked --test header committed_header_is_fresh
+
+# The project's own benchmark (benches/bitcask_bench.rs); not part of test.
+# ARGS are passed to it: --keys N, --value-size B[,B...], --sync-keys N,
+# --sync-threads T, --dir DIR (--help lists them).
+bench:
+	$(CARGO) bench --locked --bench bitcask_bench -- $(ARGS)
 
 clean:
 	$(CARGO) clean
