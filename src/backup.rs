@@ -120,7 +120,10 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
         // Another file system, or one without hard links: copy instead.
         Err(_) => {
             let mut source = File::open(from).map_err(|e| Error::io("open", from, e))?;
-            let len = source.metadata().map_err(|e| Error::io("stat", from, e))?.len();
+            let len = source
+                .metadata()
+                .map_err(|e| Error::io("stat", from, e))?
+                .len();
             write_copy(&mut source, from, to, len)
         }
     }

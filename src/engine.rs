@@ -513,7 +513,11 @@ impl Engine {
         if writer.offset() > FILE_HEADER_LEN
             && writer.offset() + len > self.options.data_file_size()
         {
-            let next = writer.file().id().checked_add(1).ok_or_else(ids_exhausted)?;
+            let next = writer
+                .file()
+                .id()
+                .checked_add(1)
+                .ok_or_else(ids_exhausted)?;
             self.roll_over(state, next)?;
         }
         Ok(())
@@ -550,7 +554,6 @@ impl Engine {
             ))),
         }
     }
-
 }
 
 /// Where a batch put lies in the encoded batch: (offset, size); a batch

@@ -250,7 +250,10 @@ mod tests {
         assert!(Hint::check(sample(), 7, 397).is_none(), "other length");
         let bytes = sample();
         for cut in 0..bytes.len() {
-            assert!(Hint::check(bytes[..cut].to_vec(), 7, 396).is_none(), "cut at {cut}");
+            assert!(
+                Hint::check(bytes[..cut].to_vec(), 7, 396).is_none(),
+                "cut at {cut}"
+            );
         }
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();

@@ -103,8 +103,14 @@ mod tests {
         assert_eq!(l.usage(1, (9, 0)).dead(), 200);
         // The active file's length is the writer's.
         l.replaced(Some(pos(2, 50)), None);
-        assert_eq!(l.totals((2, FILE_HEADER_LEN + 80)), (2 * 16 + 380, 200 + 30));
+        assert_eq!(
+            l.totals((2, FILE_HEADER_LEN + 80)),
+            (2 * 16 + 380, 200 + 30)
+        );
         l.remove(1);
-        assert_eq!(l.totals((2, FILE_HEADER_LEN + 50)), (FILE_HEADER_LEN + 50, 0));
+        assert_eq!(
+            l.totals((2, FILE_HEADER_LEN + 50)),
+            (FILE_HEADER_LEN + 50, 0)
+        );
     }
 }

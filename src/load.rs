@@ -61,7 +61,8 @@ pub fn remove_leftovers(dir: &Path, data_ids: &[u32]) -> Result<()> {
                 .is_some_and(|id| data_ids.binary_search(&id).is_err()),
         };
         if leftover {
-            fs::remove_file(entry.path()).map_err(|e| Error::io("remove leftover", &entry.path(), e))?;
+            fs::remove_file(entry.path())
+                .map_err(|e| Error::io("remove leftover", &entry.path(), e))?;
             removed = true;
         }
     }
@@ -283,7 +284,12 @@ struct Pending {
 
 /// Scans the `len` bytes of `file` into `sink`, through a memory map or
 /// positioned reads.
-fn scan_file(file: &DataFile, len: u64, use_mmap: bool, sink: &mut dyn Apply) -> Result<ScanOutcome> {
+fn scan_file(
+    file: &DataFile,
+    len: u64,
+    use_mmap: bool,
+    sink: &mut dyn Apply,
+) -> Result<ScanOutcome> {
     if use_mmap {
         // SAFETY: the map is read-only and dropped before this function
         // returns (before any truncation or append). The directory lock is
@@ -294,7 +300,11 @@ fn scan_file(file: &DataFile, len: u64, use_mmap: bool, sink: &mut dyn Apply) ->
             unsafe { Mmap::map(file.file()) }.map_err(|e| Error::io("map", file.path(), e))?;
         // Only a hint: a kernel that refuses it still reads correctly.
         let _ = map.advise(Advice::Sequential);
-        scan_into(file, Scanner::new(MmapSource::new(map), FILE_HEADER_LEN), sink)
+        scan_into(
+            file,
+            Scanner::new(MmapSource::new(map), FILE_HEADER_LEN),
+            sink,
+        )
     } else {
         let source = FileSource::new(file.file(), len);
         scan_into(file, Scanner::new(source, FILE_HEADER_LEN), sink)

@@ -1,0 +1,148 @@
+//! Hint files: open uses an intact one instead of scanning its data file,
+//! and a missing, cut, damaged or stale one only makes open scan.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bitcask::{Bitcask, Options};
+use common::{data_files, TempDir};
+
+fn opts() -> Options {
+    let mut o = Options::default();
+    o.set_data_file_size(4096).unwrap();
+    o.set_auto_merge_ratio(0.0).unwrap();
+    o
+}
+
+fn hint_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hint"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A database of many small files with overwrites, deletes and a batch;
+/// returns what it holds.
+fn build(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let db = Bitcask::open(dir, opts()).unwrap();
+    let mut model = BTreeMap::new();
+    for round in 0..3u32 {
+        for i in 0..600u32 {
+            let (k, v) = (format!("k{i:04}"), format!("v{i}-{round}"));
+            db.put(k.as_bytes(), v.as_bytes()).unwrap();
+            model.insert(k.into_bytes(), v.into_bytes());
+        }
+    }
+    for i in (0..600u32).step_by(5) {
+        let k = format!("k{i:04}");
+        db.delete(k.as_bytes()).unwrap();
+        model.remove(k.as_bytes());
+    }
+    let mut batch = db.batch();
+    batch.put(b"batched", b"yes").unwrap();
+    batch.delete(b"k0001").unwrap();
+    db.write(&mut batch).unwrap();
+    model.insert(b"batched".to_vec(), b"yes".to_vec());
+    model.remove(&b"k0001"[..]);
+    db.close().unwrap();
+    model
+}
+
+fn check(dir: &Path, model: &BTreeMap<Vec<u8>, Vec<u8>>) -> (usize, u64) {
+    let db = Bitcask::open(dir, opts()).unwrap();
+    assert_eq!(db.key_count(), model.len());
+    for (k, v) in model {
+        assert_eq!(db.get(k).unwrap().as_ref(), Some(v), "{k:?}");
+    }
+    assert_eq!(db.get(b"k0000").unwrap(), None, "deleted key");
+    let used = db.hint_files_used();
+    let reclaimable = db.stats().unwrap().reclaimable_bytes;
+    db.close().unwrap();
+    (used, reclaimable)
+}
+
+#[test]
+fn open_uses_intact_hints_and_scans_where_they_are_missing_cut_damaged_or_stale() {
+    let tmp = TempDir::new("hint-fallback");
+    let dir = tmp.db();
+    let model = build(&dir);
+    let immutable = data_files(&dir).len() - 1;
+    assert!(immutable >= 6, "{immutable} immutable files");
+    // Close writes the hint of every file that stopped being written.
+    assert_eq!(hint_files(&dir).len(), immutable);
+    let (used, reclaimable) = check(&dir, &model);
+    assert_eq!(used, immutable, "every immutable file loads from its hint");
+
+    // The same database scanned in full, for comparison.
+    let scanned = tmp.path().join("scanned");
+    common::copy_dir(&dir, &scanned);
+    for hint in hint_files(&scanned) {
+        fs::remove_file(hint).unwrap();
+    }
+    assert_eq!(check(&scanned, &model), (0, reclaimable));
+
+    let hints = hint_files(&dir);
+    fs::remove_file(&hints[0]).unwrap(); // missing
+    let len = fs::metadata(&hints[1]).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&hints[1])
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap(); // cut short
+    let mut damaged = fs::read(&hints[2]).unwrap();
+    damaged[40] ^= 0x01;
+    fs::write(&hints[2], damaged).unwrap(); // a flipped bit
+    fs::copy(&hints[4], &hints[3]).unwrap(); // another file's hint (stale)
+    let (used, after) = check(&dir, &model);
+    assert_eq!(used, immutable - 4, "the four bad hints are ignored");
+    assert_eq!(after, reclaimable, "the same reclaimable bytes either way");
+
+    // That open rewrote the four hints (at the latest by its close).
+    assert_eq!(check(&dir, &model).0, immutable);
+}
+
+#[test]
+fn a_hint_left_by_a_deleted_data_file_or_a_temporary_file_is_removed_at_open() {
+    let tmp = TempDir::new("hint-leftovers");
+    let dir = tmp.db();
+    let model = build(&dir);
+    fs::write(dir.join("000099999.hint"), b"orphan").unwrap();
+    fs::write(dir.join("000099998.data.tmp"), b"half a merge output").unwrap();
+    fs::write(dir.join("000000001.hint.tmp"), b"half a hint").unwrap();
+    fs::write(dir.join("notes.txt"), b"not ours").unwrap();
+    check(&dir, &model);
+    assert!(!dir.join("000099999.hint").exists());
+    assert!(!dir.join("000099998.data.tmp").exists());
+    assert!(!dir.join("000000001.hint.tmp").exists());
+    assert!(
+        dir.join("notes.txt").exists(),
+        "files that are not ours stay"
+    );
+}
+
+#[test]
+fn batch_sequence_numbers_survive_a_merge_through_the_hint_files() {
+    // Sequence numbers are not visible through the API; what is visible is
+    // that batches after merge + reopen still commit and load correctly.
+    let tmp = TempDir::new("hint-batch");
+    let dir = tmp.db();
+    let model = build(&dir);
+    let db = Bitcask::open(&dir, opts()).unwrap();
+    db.merge().unwrap();
+    db.close().unwrap();
+    let db = Bitcask::open(&dir, opts()).unwrap();
+    let mut batch = db.batch();
+    batch.put(b"after", b"merge").unwrap();
+    db.write(&mut batch).unwrap();
+    db.close().unwrap();
+    let mut model = model;
+    model.insert(b"after".to_vec(), b"merge".to_vec());
+    check(&dir, &model);
+}

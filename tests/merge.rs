@@ -1,0 +1,371 @@
+//! Merge, stats and automatic merge: space comes back online, every key
+//! keeps its latest value, deleted keys stay deleted (after merge, reopen,
+//! and both), and iterators keep their snapshot.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcask::{Bitcask, Options};
+use common::{data_files, Rng, TempDir};
+
+/// Small files, so that a few hundred records span many of them, and no
+/// automatic merge unless a test asks for one.
+fn small_files() -> Options {
+    let mut o = Options::default();
+    o.set_data_file_size(4096).unwrap();
+    o.set_auto_merge_ratio(0.0).unwrap();
+    o
+}
+
+/// The size of a record with key and value shorter than 128 bytes: header
+/// CRC 4, type 1, two one-byte varints, body CRC 4, key, value.
+fn record_len(key: &[u8], value: &[u8]) -> u64 {
+    11 + key.len() as u64 + value.len() as u64
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:05}").into_bytes()
+}
+
+fn value(i: u32, round: u32) -> Vec<u8> {
+    format!("value-{i}-{round}-{}", "x".repeat((i % 40) as usize)).into_bytes()
+}
+
+/// Checks that `db` holds exactly `model`.
+fn assert_holds(db: &Bitcask, model: &BTreeMap<Vec<u8>, Vec<u8>>, when: &str) {
+    let mut it = db.iter(b"", false).unwrap();
+    let mut seen = 0;
+    while let Some(k) = it.key() {
+        let k = k.to_vec();
+        let v = it.value().unwrap().to_vec();
+        assert_eq!(model.get(&k), Some(&v), "{when}: key {k:?}");
+        assert_eq!(db.get(&k).unwrap().as_ref(), Some(&v), "{when}: get {k:?}");
+        seen += 1;
+        it.next();
+    }
+    assert_eq!(seen, model.len(), "{when}: key count");
+    assert_eq!(db.key_count(), model.len(), "{when}: key_count");
+}
+
+/// Fills `db` with overwrites and deletes spread over many files; returns
+/// what it should hold and the keys deleted.
+fn churn(db: &Bitcask, keys: u32, rounds: u32) -> (BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8>>) {
+    let mut model = BTreeMap::new();
+    let mut deleted = Vec::new();
+    for round in 0..rounds {
+        for i in 0..keys {
+            if (i + round) % 3 == 0 && round > 0 {
+                continue;
+            }
+            db.put(&key(i), &value(i, round)).unwrap();
+            model.insert(key(i), value(i, round));
+        }
+    }
+    for i in (0..keys).step_by(7) {
+        db.delete(&key(i)).unwrap();
+        model.remove(&key(i));
+        deleted.push(key(i));
+    }
+    (model, deleted)
+}
+
+#[test]
+fn stats_follow_puts_overwrites_deletes_merge_and_reopen() {
+    let tmp = TempDir::new("merge-stats");
+    let mut opts = Options::default();
+    opts.set_auto_merge_ratio(0.0).unwrap();
+    let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
+    let s = db.stats().unwrap();
+    assert_eq!(
+        (s.key_count, s.data_file_count, s.reclaimable_bytes),
+        (0, 1, 0)
+    );
+    assert_eq!(s.disk_bytes, 16, "one data file header (LOCK is empty)");
+
+    db.put(b"a", b"1234").unwrap();
+    db.put(b"b", b"xy").unwrap();
+    assert_eq!(db.stats().unwrap().reclaimable_bytes, 0);
+    db.put(b"a", b"56789").unwrap(); // the first "a" is dead
+    let mut dead = record_len(b"a", b"1234");
+    assert_eq!(db.stats().unwrap().reclaimable_bytes, dead);
+    db.delete(b"b").unwrap(); // "b" and its tombstone are dead
+    dead += record_len(b"b", b"xy") + record_len(b"b", b"");
+    db.delete(b"never-there").unwrap(); // writes nothing
+    let s = db.stats().unwrap();
+    assert_eq!((s.key_count, s.reclaimable_bytes), (1, dead));
+    let written = 16
+        + record_len(b"a", b"1234")
+        + record_len(b"b", b"xy")
+        + record_len(b"a", b"56789")
+        + record_len(b"b", b"");
+    assert_eq!(s.disk_bytes, written);
+
+    let mut batch = db.batch();
+    batch.put(b"c", b"batch").unwrap();
+    batch.delete(b"a").unwrap();
+    db.write(&mut batch).unwrap();
+    // The deleted "a", its batch tombstone and the commit record (type, 8-byte
+    // key, 4-byte value) are dead; "c" is live.
+    dead += record_len(b"a", b"56789") + record_len(b"a", b"") + record_len(&[0; 8], &[0; 4]);
+    assert_eq!(db.stats().unwrap().reclaimable_bytes, dead);
+    db.close().unwrap();
+
+    let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
+    let s = db.stats().unwrap();
+    assert_eq!(
+        (s.key_count, s.reclaimable_bytes),
+        (1, dead),
+        "after reopen"
+    );
+    db.merge().unwrap();
+    let s = db.stats().unwrap();
+    assert_eq!(s.reclaimable_bytes, 0, "after merge");
+    assert_eq!(s.key_count, 1);
+    assert_eq!(db.get(b"c").unwrap().as_deref(), Some(&b"batch"[..]));
+    assert_eq!(db.get(b"a").unwrap(), None);
+    db.close().unwrap();
+    let db = Bitcask::open(tmp.db(), opts).unwrap();
+    let s = db.stats().unwrap();
+    assert_eq!(
+        (s.key_count, s.reclaimable_bytes),
+        (1, 0),
+        "after merge and reopen"
+    );
+    assert_eq!(db.get(b"a").unwrap(), None);
+}
+
+#[test]
+fn merge_frees_space_online_and_keeps_every_latest_value() {
+    let tmp = TempDir::new("merge-basic");
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let (model, deleted) = churn(&db, 300, 4);
+    let before = db.stats().unwrap();
+    assert!(before.data_file_count > 8, "{before:?}");
+    assert!(
+        before.reclaimable_bytes > before.disk_bytes / 2,
+        "{before:?}"
+    );
+
+    db.merge().unwrap();
+    let after = db.stats().unwrap();
+    assert_eq!(after.reclaimable_bytes, 0, "{after:?}");
+    assert!(after.disk_bytes < before.disk_bytes - before.reclaimable_bytes / 2);
+    assert!(after.data_file_count < before.data_file_count);
+    // The space is freed now, not at the next open.
+    let on_disk: u64 = data_files(&tmp.db())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(on_disk <= after.disk_bytes && on_disk * 2 < before.disk_bytes);
+    assert_holds(&db, &model, "after merge");
+    for k in &deleted {
+        assert_eq!(db.get(k).unwrap(), None);
+    }
+
+    // Writes go on after the merge, into files newer than its outputs.
+    db.put(&key(1), b"after merge").unwrap();
+    db.delete(&key(2)).unwrap();
+    let mut model = model;
+    model.insert(key(1), b"after merge".to_vec());
+    model.remove(&key(2));
+    db.close().unwrap();
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    assert!(db.hint_files_used() > 0, "merge outputs have hint files");
+    assert_holds(&db, &model, "after merge and reopen");
+
+    // A merge with nothing to reclaim changes nothing at all.
+    db.merge().unwrap();
+    let files = data_files(&tmp.db());
+    db.merge().unwrap();
+    assert_eq!(data_files(&tmp.db()), files);
+    db.close().unwrap();
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    assert_holds(&db, &model, "after a second merge and reopen");
+}
+
+/// Pins the bug of Riak's bitcask where deleted keys came back after a
+/// merge: the tombstone is merged away while an older put survives.
+#[test]
+fn deleted_keys_are_never_resurrected() {
+    let tmp = TempDir::new("merge-resurrect");
+    let opts = small_files();
+    let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
+    // "victim" lives in the first file, and filler keeps it there while
+    // many files of never-overwritten keys (no dead bytes) follow.
+    db.put(b"victim", b"old").unwrap();
+    for i in 0..400 {
+        db.put(&key(i), &value(i, 0)).unwrap();
+    }
+    db.delete(b"victim").unwrap();
+    for i in 400..800 {
+        db.put(&key(i), &value(i, 0)).unwrap();
+    }
+    assert_eq!(db.get(b"victim").unwrap(), None);
+    db.merge().unwrap();
+    assert_eq!(db.get(b"victim").unwrap(), None, "after merge");
+    db.close().unwrap();
+    let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
+    assert_eq!(db.get(b"victim").unwrap(), None, "after merge and reopen");
+    // Deleted again after being written again, across another merge.
+    db.put(b"victim", b"new").unwrap();
+    db.merge().unwrap();
+    db.delete(b"victim").unwrap();
+    db.merge().unwrap();
+    db.close().unwrap();
+    let db = Bitcask::open(tmp.db(), opts).unwrap();
+    assert_eq!(db.get(b"victim").unwrap(), None);
+    assert_eq!(db.key_count(), 800);
+}
+
+#[test]
+fn an_iterator_keeps_its_snapshot_across_a_merge() {
+    let tmp = TempDir::new("merge-iter");
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let (model, _) = churn(&db, 200, 3);
+    let mut it = db.iter(b"", false).unwrap();
+    // Changed after the snapshot, then merged: the old files are deleted.
+    for i in 0..200 {
+        db.put(&key(i), b"changed").unwrap();
+    }
+    db.merge().unwrap();
+    assert!(db.stats().unwrap().reclaimable_bytes == 0);
+    let mut seen = 0;
+    while let Some(k) = it.key() {
+        let k = k.to_vec();
+        assert_eq!(Some(&it.value().unwrap().to_vec()), model.get(&k), "{k:?}");
+        seen += 1;
+        it.next();
+    }
+    assert_eq!(seen, model.len());
+    assert_eq!(db.get(&key(1)).unwrap().as_deref(), Some(&b"changed"[..]));
+}
+
+/// Writers and readers run through repeated merges: every read sees a value
+/// its key really had, and at the end every key has its last written value,
+/// also after reopen.
+#[test]
+fn merge_under_concurrent_writers_and_readers() {
+    let tmp = TempDir::new("merge-concurrent");
+    let opts = small_files();
+    let db = Arc::new(Bitcask::open(tmp.db(), opts.clone()).unwrap());
+    const WRITERS: u32 = 3;
+    const KEYS: u32 = 200;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                // Each writer owns its keys: "w{w}-{i}" = "{w}-{i}-{version}".
+                let mut rng = Rng::new(u64::from(w) + 1);
+                let mut last = BTreeMap::new();
+                let mut version = 0u64;
+                while !stop.load(Ordering::Relaxed) || version < 2000 {
+                    version += 1;
+                    let i = rng.below(u64::from(KEYS));
+                    let k = format!("w{w}-{i:04}").into_bytes();
+                    if rng.below(10) == 0 {
+                        db.delete(&k).unwrap();
+                        last.insert(k, None);
+                    } else {
+                        let v = format!("{w}-{i}-{version}").into_bytes();
+                        db.put(&k, &v).unwrap();
+                        last.insert(k, Some(v));
+                    }
+                }
+                last
+            })
+        })
+        .collect();
+    let reader = {
+        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut rng = Rng::new(99);
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let (w, i) = (rng.below(u64::from(WRITERS)), rng.below(u64::from(KEYS)));
+                let k = format!("w{w}-{i:04}");
+                if let Some(v) = db.get(k.as_bytes()).unwrap() {
+                    let v = String::from_utf8(v).unwrap();
+                    assert!(v.starts_with(&format!("{w}-{i}-")), "{k} read {v}");
+                }
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let mut merges = 0;
+    let started = Instant::now();
+    while merges < 5 || started.elapsed() < Duration::from_millis(500) {
+        db.merge().unwrap();
+        merges += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut model = BTreeMap::new();
+    for w in writers {
+        for (k, v) in w.join().unwrap() {
+            if let Some(v) = v {
+                model.insert(k, v);
+            }
+        }
+    }
+    assert!(reader.join().unwrap() > 0);
+    assert_holds(&db, &model, "after concurrent merges");
+    db.merge().unwrap();
+    assert_eq!(db.stats().unwrap().reclaimable_bytes, 0);
+    drop(db);
+    let db = Bitcask::open(tmp.db(), opts).unwrap();
+    assert_holds(&db, &model, "after reopen");
+}
+
+#[test]
+fn automatic_merge_runs_in_the_background_and_close_stops_it_cleanly() {
+    let tmp = TempDir::new("merge-auto");
+    let mut opts = small_files();
+    opts.set_auto_merge_ratio(0.3).unwrap();
+    opts.set_auto_merge_min_bytes(16 << 10);
+    let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
+    let (model, _) = churn(&db, 300, 4);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = db.stats().unwrap();
+        let (total, reclaimable) = (s.disk_bytes, s.reclaimable_bytes);
+        // Without a merge, over half of it would be reclaimable.
+        if (reclaimable as f64) < 0.3 * total as f64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no automatic merge: {s:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_holds(&db, &model, "after an automatic merge");
+    // Keep the thread busy and close at once: close must not hang or leave
+    // anything half done.
+    churn(&db, 300, 3);
+    let started = Instant::now();
+    db.close().unwrap();
+    eprintln!("close took {:?}", started.elapsed());
+    let db = Bitcask::open(tmp.db(), opts).unwrap();
+    assert_eq!(db.key_count(), model.len());
+    for entry in std::fs::read_dir(tmp.db()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(!name.ends_with(".tmp"), "leftover {name}");
+    }
+}
+
+#[test]
+fn a_merge_with_nothing_to_reclaim_writes_nothing() {
+    let tmp = TempDir::new("merge-noop");
+    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    db.merge().unwrap(); // empty database
+    for i in 0..500 {
+        db.put(&key(i), &value(i, 0)).unwrap();
+    }
+    let files = data_files(&tmp.db());
+    let syncs = db.sync_count();
+    db.merge().unwrap();
+    assert_eq!(data_files(&tmp.db()), files);
+    assert_eq!(db.sync_count(), syncs);
+}
