@@ -83,9 +83,11 @@ deps:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --features failpoints -- -D warnings
 
+# With the crash points of the merge crash test compiled in (tests only).
 rust-test:
-	$(CARGO) test --locked
+	$(CARGO) test --locked --features failpoints
 
 # Install, soname, pkg-config (shared and --static) and uninstall, as a user meets them.
 packaging-test: build

@@ -5,9 +5,13 @@
 //! Rounds continue on the same directory, so later rounds open what a killed
 //! writer left, including any torn tail.
 //!
+//! The second test does the same with a writer that also merges every 150
+//! operations, so that kills land at random moments of merges too.
+//!
 //! Pins: acknowledging a write before it is in the file; a torn tail that
 //! blocks the next open or hides the records before it; appending after
-//! garbage, which would lose every later write at the next reopen.
+//! garbage, which would lose every later write at the next reopen; a merge
+//! that loses or resurrects a key when it is cut short.
 
 mod common;
 
@@ -18,6 +22,9 @@ use bitcask::{Bitcask, Options};
 use common::{child_role, crash_plan, run_writer_until_killed, Rng, TempDir};
 
 const TEST_NAME: &str = "acknowledged_writes_survive_sigkill";
+const MERGE_TEST_NAME: &str = "acknowledged_writes_survive_sigkill_during_merges";
+/// How often the merging writer merges, in operations.
+const MERGE_EVERY: u64 = 150;
 const KEYS: u64 = 300;
 
 /// Operation `i` of the deterministic sequence: the key, and the value
@@ -42,7 +49,7 @@ fn options() -> Options {
     o
 }
 
-fn run_writer(dir: &std::path::Path) {
+fn run_writer(dir: &std::path::Path, merge: bool) {
     let start: u64 = std::env::var("CRASH_START").unwrap().parse().unwrap();
     let db = Bitcask::open(dir, options()).unwrap();
     println!();
@@ -53,23 +60,41 @@ fn run_writer(dir: &std::path::Path) {
             None => db.delete(&key).unwrap(),
         }
         println!("ACK {i}");
+        if merge && i % MERGE_EVERY == 0 {
+            db.merge().unwrap();
+        }
     }
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
     if let Some(dir) = child_role("crash-writer") {
-        run_writer(&dir);
+        run_writer(&dir, false);
         return;
     }
-    let (mut rng, seed, rounds) = crash_plan("crash test", 12);
-    let tmp = TempDir::new("crash");
+    kill_rounds(TEST_NAME, "crash-writer");
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_during_merges() {
+    if let Some(dir) = child_role("crash-merger") {
+        run_writer(&dir, true);
+        return;
+    }
+    kill_rounds(MERGE_TEST_NAME, "crash-merger");
+}
+
+/// Runs the writer in `role` and kills it, round after round, checking
+/// after each round that every acknowledged write is there.
+fn kill_rounds(test_name: &str, role: &str) {
+    let (mut rng, seed, rounds) = crash_plan(test_name, 12);
+    let tmp = TempDir::new(role);
     // Every op before `next` is acknowledged; the model is their result.
     let mut next = 0u64;
     let mut model: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     for round in 0..rounds {
         let delay = Duration::from_millis(20 + rng.below(400));
-        let last_acked = run_writer_until_killed(TEST_NAME, "crash-writer", &tmp.db(), next, delay);
+        let last_acked = run_writer_until_killed(test_name, role, &tmp.db(), next, delay);
         let acked_until = last_acked.map_or(next, |n| n + 1);
         for i in next..acked_until {
             let (key, value) = op(i);

@@ -35,8 +35,11 @@ fn value(i: u32, round: u32) -> Vec<u8> {
     format!("value-{i}-{round}-{}", "x".repeat((i % 40) as usize)).into_bytes()
 }
 
+/// Every live key and its value.
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// Checks that `db` holds exactly `model`.
-fn assert_holds(db: &Bitcask, model: &BTreeMap<Vec<u8>, Vec<u8>>, when: &str) {
+fn assert_holds(db: &Bitcask, model: &Model, when: &str) {
     let mut it = db.iter(b"", false).unwrap();
     let mut seen = 0;
     while let Some(k) = it.key() {
@@ -53,7 +56,7 @@ fn assert_holds(db: &Bitcask, model: &BTreeMap<Vec<u8>, Vec<u8>>, when: &str) {
 
 /// Fills `db` with overwrites and deletes spread over many files; returns
 /// what it should hold and the keys deleted.
-fn churn(db: &Bitcask, keys: u32, rounds: u32) -> (BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8>>) {
+fn churn(db: &Bitcask, keys: u32, rounds: u32) -> (Model, Vec<Vec<u8>>) {
     let mut model = BTreeMap::new();
     let mut deleted = Vec::new();
     for round in 0..rounds {
