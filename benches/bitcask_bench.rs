@@ -43,7 +43,9 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("readmissing", read_missing),
     ("iterate keys", iterate_keys),
     ("iterate keys+values", iterate_keys_values),
-    ("reopen", reopen),
+    ("reopen (no hints)", reopen_without_hints),
+    ("merge", merge),
+    ("reopen (hints)", reopen),
     ("keydir memory", keydir_memory),
     ("delete", delete_random),
     ("fillsync 1 thread", fill_sync_1),
@@ -216,15 +218,20 @@ fn overwrite(b: &mut Bench) -> Res<Measured> {
     let order = b.shuffled(b.keys);
     let db = b.db()?;
     let start = Instant::now();
+    // The longest single put, to compare with the stalls during a merge.
+    let mut longest = Duration::ZERO;
     for &i in &order {
+        let t = Instant::now();
         db.put(&present_key(i), b.values.get(i, 1))?;
+        longest = longest.max(t.elapsed());
     }
     db.sync()?;
     let elapsed = start.elapsed();
     check_count(db, b.keys)?;
     let note = format!(
-        "every key once, random order; one final sync; data files: {}",
-        db.data_file_count()
+        "every key once, random order; one final sync; data files: {}; longest put {:.2} ms",
+        db.data_file_count(),
+        longest.as_secs_f64() * 1e3
     );
     Ok(Measured::timed(
         b.keys,
@@ -324,6 +331,89 @@ fn iterate_keys_values(b: &mut Bench) -> Res<Measured> {
 /// Closes the database (not timed) and times the open that rebuilds the
 /// keydir by scanning every data file (warm page cache: the files were just
 /// written or read). MB/s is data file bytes scanned.
+/// Reopens with every hint file removed first, so that open scans every data file.
+fn reopen_without_hints(b: &mut Bench) -> Res<Measured> {
+    b.close_db()?;
+    for entry in fs::read_dir(b.dir.join("db"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "hint") {
+            fs::remove_file(path)?;
+        }
+    }
+    reopen(b)
+}
+
+/// Merges the overwritten database (half its bytes are dead) while one
+/// thread overwrites keys with their current values and another reads, and
+/// reports the longest single put and get each saw during the merge. MB/s
+/// counts the data file bytes before the merge.
+fn merge(b: &mut Bench) -> Res<Measured> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let db = b.db()?;
+    let before = db.stats()?;
+    let stop = AtomicBool::new(false);
+    let (keys, values) = (b.keys, &b.values);
+    let (elapsed, writer, reader) = thread::scope(|s| -> Res<_> {
+        // Each probe returns (operations, longest one).
+        let writer = s.spawn(|| {
+            let (mut ops, mut longest, mut i) = (0u64, Duration::ZERO, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                let n = (i * 7919) % keys;
+                let t = Instant::now();
+                let put = db.put(&present_key(n), values.get(n, 1));
+                longest = longest.max(t.elapsed());
+                put.map_err(|e| e.to_string())?;
+                ops += 1;
+                i += 1;
+            }
+            Ok::<_, String>((ops, longest))
+        });
+        let reader = s.spawn(|| {
+            let (mut ops, mut longest, mut i) = (0u64, Duration::ZERO, 0u64);
+            let mut buf = vec![0u8; values.size];
+            while !stop.load(Ordering::Relaxed) {
+                let n = (i * 104_729) % keys;
+                let t = Instant::now();
+                let got = db.get_into(&present_key(n), &mut buf);
+                longest = longest.max(t.elapsed());
+                if !matches!(got, Ok(Some(_))) {
+                    return Err(format!("get of stored key {n} during merge: {got:?}"));
+                }
+                ops += 1;
+                i += 1;
+            }
+            Ok((ops, longest))
+        });
+        let start = Instant::now();
+        let merged = db.merge();
+        let elapsed = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let writer = writer.join().map_err(|_| "writer panicked")??;
+        let reader = reader.join().map_err(|_| "reader panicked")??;
+        merged?;
+        Ok((elapsed, writer, reader))
+    })?;
+    let after = db.stats()?;
+    check_count(db, b.keys)?;
+    let note = format!(
+        "disk {:.1} -> {:.1} MB ({:.1} MB reclaimable before); during it: writer {} puts, \
+         longest {:.2} ms; reader {} gets, longest {:.2} ms",
+        before.disk_bytes as f64 / 1e6,
+        after.disk_bytes as f64 / 1e6,
+        before.reclaimable_bytes as f64 / 1e6,
+        writer.0,
+        writer.1.as_secs_f64() * 1e3,
+        reader.0,
+        reader.1.as_secs_f64() * 1e3,
+    );
+    Ok(Measured::timed(
+        b.keys,
+        elapsed,
+        Some(before.disk_bytes),
+        note,
+    ))
+}
+
 fn reopen(b: &mut Bench) -> Res<Measured> {
     b.close_db()?;
     let scanned = dir_bytes(&b.dir.join("db"))?;
@@ -332,8 +422,9 @@ fn reopen(b: &mut Bench) -> Res<Measured> {
     let elapsed = start.elapsed();
     check_count(&db, b.keys)?;
     let note = format!(
-        "open after close, warm cache; data files: {}, {:.1} MB scanned",
+        "open after close, warm cache; data files: {} ({} from hint files), {:.1} MB on disk",
         db.data_file_count(),
+        db.hint_files_used(),
         scanned as f64 / 1e6
     );
     b.db = Some(db);

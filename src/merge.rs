@@ -100,6 +100,15 @@ impl Engine {
     /// Step 1: picks the inputs and moves the writer to a new file.
     fn plan_merge(&self) -> Result<Option<Plan>> {
         self.check_not_closing()?;
+        // The active file is synced when it is closed below, under the
+        // writer lock. Most of its dirty pages are flushed here first,
+        // without the lock, so that writers do not wait for all of them.
+        let active_file = Arc::clone(self.writer.lock().writer.file());
+        if let Err(e) = active_file.file().sync_data() {
+            let err = Error::io("sync", active_file.path(), e);
+            self.writer.lock().writer.refuse_after(&err);
+            return Err(err);
+        }
         let mut state = self.writer.lock();
         check_open(&state)?;
         state.writer.check_usable()?;

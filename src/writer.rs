@@ -165,6 +165,13 @@ impl Writer {
         }
     }
 
+    /// Refuses further writes after a sync of the active file made outside
+    /// the writer failed: the kernel may have dropped the unsynced pages, so
+    /// a later sync that succeeds would prove nothing.
+    pub fn refuse_after(&mut self, error: &Error) {
+        self.refuse(format!("{error}"));
+    }
+
     fn refuse(&mut self, why: String) {
         if self.refused.is_none() {
             self.refused = Some(why);
