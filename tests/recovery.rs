@@ -140,6 +140,28 @@ fn damage_in_an_older_file_is_corruption_with_file_and_offset() {
     let second = &data_files(tmp.path())[1];
     let file = OpenOptions::new().write(true).open(second).unwrap();
     file.write_all_at(b"\xFF", 100).unwrap();
+
+    // With its hint file, open does not read the damaged file: the damage is
+    // found by the read of that record, and every other key reads fine.
+    let db = Bitcask::open(tmp.path(), options()).unwrap();
+    assert!(db.hint_files_used() >= 1);
+    let mut damaged = Vec::new();
+    for i in 0..400 {
+        let key = format!("k{i:03}");
+        match db.get(key.as_bytes()) {
+            Ok(_) => {}
+            Err(Error::Corruption(msg)) => {
+                assert!(msg.contains("000000002.data"), "{msg}");
+                damaged.push(key);
+            }
+            Err(other) => panic!("{key}: {other}"),
+        }
+    }
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    db.close().unwrap();
+
+    // Without it, open scans the file and refuses it, naming file and offset.
+    std::fs::remove_file(tmp.path().join("000000002.hint")).unwrap();
     let msg = open_err(tmp.path());
     assert!(msg.contains("000000002.data"), "{msg}");
     assert!(msg.contains("offset"), "{msg}");
