@@ -57,7 +57,7 @@ stage:
 
 example: deps stage
 	$(CC) $(C_STRICT) c_examples/basic.c -o $(BUILD)/basic $$($(STAGE_PC) --cflags --libs bitcask)
-	rm -rf $(BUILD)/example-db
+	rm -rf $(BUILD)/example-db $(BUILD)/example-db-backup
 	LD_LIBRARY_PATH=$(STAGE)/lib $(BUILD)/basic $(BUILD)/example-db
 
 test: deps lint rust-test packaging-test c-test example
