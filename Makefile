@@ -26,7 +26,7 @@ STAGE      := $(BUILD)/stage
 STAGE_PC   := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
-C_TESTS    := test_core test_threads test_iter test_batch
+C_TESTS    := test_core test_threads test_iter test_batch test_maint
 
 .PHONY: all build install uninstall stage example test deps lint rust-test packaging-test c-test header bench clean
 
@@ -58,7 +58,7 @@ stage:
 
 example: deps stage
 	$(CC) $(C_STRICT) c_examples/basic.c -o $(BUILD)/basic $$($(STAGE_PC) --cflags --libs bitcask)
-	rm -rf $(BUILD)/example-db
+	rm -rf $(BUILD)/example-db $(BUILD)/example-db-backup
 	LD_LIBRARY_PATH=$(STAGE)/lib $(BUILD)/basic $(BUILD)/example-db
 
 test: deps lint rust-test packaging-test c-test example
