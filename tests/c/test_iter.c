@@ -1,6 +1,6 @@
 /* C tests of the iterator and fold: order with 0x00/0xFF bytes, prefix,
    reverse, seek before/between/after in both directions, rewind, snapshot
-   isolation against later puts and deletes (merge does not exist yet),
+   isolation against later puts and deletes (snapshots across a merge: test_maint.c),
    fold early stop and fold calling get, NULL and edge cases, and an
    iterator outliving its database. Last line: "N passed, N failed". */
 #define _DEFAULT_SOURCE
