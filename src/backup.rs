@@ -76,7 +76,9 @@ fn prepare_destination(dest: &Path, source: &Path) -> Result<bool> {
             fs::create_dir_all(dest).map_err(|e| Error::io("create backup directory", dest, e))?;
             Ok(true)
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => bad("is not a directory (or lies under a file)"),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            bad("is not a directory (or lies under a file)")
+        }
         Err(e) => Err(Error::io("open backup directory", dest, e)),
     }
 }
