@@ -23,6 +23,7 @@ use crate::batch::Batch;
 use crate::data_file::{self, DataFile};
 use crate::error::{Error, Result};
 use crate::format::{self, RecordKind, FILE_HEADER_LEN, MAX_KEY_LEN, MAX_VALUE_LEN};
+use crate::group_commit::CommitQueue;
 use crate::iter::Iter;
 use crate::keydir::{new_index, Index, RecordPos};
 use crate::liveness::Liveness;
@@ -55,6 +56,8 @@ pub struct Engine {
     pub(crate) maintenance: Mutex<()>,
     /// Work for the background thread.
     pub(crate) jobs: Jobs,
+    /// Puts under `sync_writes` waiting to be committed together.
+    pub(crate) commit_queue: CommitQueue,
     /// Set when shutdown begins: a running merge stops at its next step.
     pub(crate) closing: AtomicBool,
     /// How many data files open loaded from their hint files.
@@ -215,6 +218,7 @@ impl Engine {
             }),
             maintenance: Mutex::new(()),
             jobs,
+            commit_queue: CommitQueue::default(),
             closing: AtomicBool::new(false),
             hints_used,
             lock: Mutex::new(Some(lock)),
@@ -226,6 +230,9 @@ impl Engine {
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
         check_value(value)?;
+        if self.options.sync_writes() {
+            return self.put_synced(key, value);
+        }
         let mut state = self.writer.lock();
         check_open(&state)?;
         let pos = self.append(&mut state, RecordKind::Put, key, value)?;
@@ -508,7 +515,7 @@ impl Engine {
     /// Rolls over to a new data file first when `len` more bytes would take
     /// the active one past `data_file_size` (unless it is empty: what does
     /// not fit in an empty file gets a file of its own).
-    fn make_room(&self, state: &mut WriterState, len: u64) -> Result<()> {
+    pub(crate) fn make_room(&self, state: &mut WriterState, len: u64) -> Result<()> {
         let writer = &state.writer;
         if writer.offset() > FILE_HEADER_LEN
             && writer.offset() + len > self.options.data_file_size()

@@ -57,6 +57,29 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The same error again, for each of several callers that one failure
+    /// answers (a group commit). An I/O error keeps its OS error code.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::NotFound => Error::NotFound,
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::Io { context, source } => Error::Io {
+                context: context.clone(),
+                source: match source.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            Error::Corruption(s) => Error::Corruption(s.clone()),
+            Error::Locked(s) => Error::Locked(s.clone()),
+            Error::BufferTooSmall { needed } => Error::BufferTooSmall { needed: *needed },
+            Error::Internal(s) => Error::Internal(s.clone()),
+            Error::Closed(s) => Error::Closed(s.clone()),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

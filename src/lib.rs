@@ -33,6 +33,8 @@ pub mod ffi;
 /// cbindgen:ignore
 mod format;
 /// cbindgen:ignore
+mod group_commit;
+/// cbindgen:ignore
 mod hint;
 /// cbindgen:ignore
 mod iter;

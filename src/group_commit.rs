@@ -1,0 +1,165 @@
+//! Group commit for puts under `sync_writes`: one fdatasync covers every
+//! put waiting for the writer, and none returns before its record is durable.
+//!
+//! Each caller encodes its record on its own thread and joins a queue. The
+//! caller at the front of the queue is the leader: it takes every queued
+//! record, appends them with one write (one per data file, if the group
+//! crosses a rollover) under the writer lock, syncs, and only then points the
+//! keydir at them, in queue order. Then it removes them from the queue,
+//! wakes the others, and the next caller at the front leads the next group.
+//! So a put is visible to readers only once it is durable, and the keydir
+//! follows the log's order exactly as with one put at a time.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::engine::{check_open, Engine, WriterState};
+use crate::error::{Error, Result};
+use crate::format::{self, RecordKind};
+use crate::keydir::RecordPos;
+
+/// One put waiting to be committed.
+pub struct Pending {
+    key: Box<[u8]>,
+    record: Vec<u8>,
+    /// Set by the leader that committed (or failed) it.
+    outcome: Mutex<Option<Result<()>>>,
+}
+
+/// The puts waiting to be committed, oldest first; the first one's caller leads.
+#[derive(Default)]
+pub struct CommitQueue {
+    queue: Mutex<VecDeque<Arc<Pending>>>,
+    /// Signalled when a group is done.
+    done: Condvar,
+}
+
+/// Ends a leader's turn, also if it unwinds: its group leaves the queue
+/// (with an error for any put left without an outcome, so that no caller
+/// waits forever) and the next caller in line is woken to lead.
+struct HandOver<'a> {
+    commits: &'a CommitQueue,
+    group: &'a [Arc<Pending>],
+}
+
+impl Drop for HandOver<'_> {
+    fn drop(&mut self) {
+        for p in self.group {
+            let mut outcome = p.outcome.lock();
+            if outcome.is_none() {
+                *outcome = Some(Err(Error::Internal(
+                    "the thread committing this put panicked".to_string(),
+                )));
+            }
+        }
+        let mut queue = self.commits.queue.lock();
+        queue.drain(..self.group.len());
+        self.commits.done.notify_all();
+    }
+}
+
+impl Engine {
+    /// A put under `sync_writes`, committed with whatever other puts are
+    /// waiting (see the module comment). The caller has checked key and value.
+    pub(crate) fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut record = Vec::with_capacity(format::record_len(key.len(), value.len()));
+        format::encode_record(RecordKind::Put, key, value, &mut record);
+        let mine = Arc::new(Pending {
+            key: key.into(),
+            record,
+            outcome: Mutex::new(None),
+        });
+        let commits = &self.commit_queue;
+        let mut queue = commits.queue.lock();
+        queue.push_back(Arc::clone(&mine));
+        loop {
+            if let Some(outcome) = mine.outcome.lock().take() {
+                return outcome;
+            }
+            if queue.front().is_some_and(|first| Arc::ptr_eq(first, &mine)) {
+                break;
+            }
+            commits.done.wait(&mut queue);
+        }
+        // The leader: commit everything queued so far.
+        let group: Vec<Arc<Pending>> = queue.iter().cloned().collect();
+        drop(queue);
+        let handed_over = HandOver {
+            commits,
+            group: &group,
+        };
+        self.commit_group(&mut self.writer.lock(), &group);
+        drop(handed_over);
+        let outcome = mine.outcome.lock().take();
+        outcome.unwrap_or_else(|| {
+            Err(Error::Internal(
+                "a group commit left a put without an outcome".to_string(),
+            ))
+        })
+    }
+
+    /// Appends, syncs and applies `group`, setting every member's outcome.
+    fn commit_group(&self, state: &mut WriterState, group: &[Arc<Pending>]) {
+        let mut at = 0;
+        while at < group.len() {
+            // The longest run that fits the active file (or one record, in
+            // an empty file: what does not fit gets a file of its own).
+            let room = self.options.data_file_size();
+            let first = group[at].record.len() as u64;
+            let mut start = state.writer.offset();
+            if start > format::FILE_HEADER_LEN && start + first > room {
+                start = format::FILE_HEADER_LEN; // append_run rolls over first
+            }
+            let mut len = 0u64;
+            let mut end = at;
+            while end < group.len() {
+                let next = group[end].record.len() as u64;
+                if end > at && start + len + next > room {
+                    break;
+                }
+                len += next;
+                end += 1;
+            }
+            let run = &group[at..end];
+            match self.append_run(state, run, len) {
+                Ok(()) => at = end,
+                Err(e) => {
+                    for p in &group[at..] {
+                        *p.outcome.lock() = Some(Err(e.duplicate()));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One append (and, by the sync policy, one fdatasync) of `run`, whose
+    /// records take `len` bytes; then the keydir, in order.
+    fn append_run(&self, state: &mut WriterState, run: &[Arc<Pending>], len: u64) -> Result<()> {
+        check_open(state)?;
+        state.writer.check_usable()?;
+        self.make_room(state, len)?;
+        let mut bytes = Vec::with_capacity(len as usize);
+        for p in run {
+            bytes.extend_from_slice(&p.record);
+        }
+        let base = state.writer.append_encoded(&bytes)?;
+        let file_id = state.writer.file().id();
+        let mut offset = base;
+        for p in run {
+            // Below 2^31 + one record (see Options::MAX_DATA_FILE_SIZE).
+            let pos = RecordPos {
+                file_id,
+                offset: offset as u32,
+                size: p.record.len() as u32,
+            };
+            offset += p.record.len() as u64;
+            let old = self.index.put(&p.key, pos);
+            state.liveness.replaced(Some(pos), old);
+            *p.outcome.lock() = Some(Ok(()));
+        }
+        Ok(())
+    }
+}
