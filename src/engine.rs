@@ -182,6 +182,11 @@ impl Engine {
                 unhinted.push(id);
             }
             liveness.set_len(id, loaded.end);
+            if newest {
+                loaded.file.map_ahead(options.data_file_size());
+            } else {
+                loaded.file.map_for_reads();
+            }
             let (file, end) = (Arc::new(loaded.file), loaded.end);
             if newest {
                 active = Some((Arc::clone(&file), end));
@@ -192,6 +197,7 @@ impl Engine {
             Some(found) => found,
             None => {
                 let file = Arc::new(DataFile::create(&dir, 1)?);
+                file.map_ahead(options.data_file_size());
                 files.insert(1, Arc::clone(&file));
                 (file, FILE_HEADER_LEN)
             }
@@ -268,10 +274,7 @@ impl Engine {
         let Some((pos, file)) = self.locate(key)? else {
             return Ok(None);
         };
-        with_scratch(|buf| {
-            let value = file.read_record(pos, key, buf)?;
-            Ok(Some(f(&buf[value])))
-        })
+        with_scratch(|buf| file.with_value(pos, key, buf, f).map(Some))
     }
 
     /// Copies the value of `key` into the front of `buf` and returns its
@@ -293,9 +296,10 @@ impl Engine {
             return Err(Error::BufferTooSmall { needed });
         }
         with_scratch(|scratch| {
-            let value = file.read_record(pos, key, scratch)?;
-            buf[..needed].copy_from_slice(&scratch[value]);
-            Ok(Some(needed))
+            file.with_value(pos, key, scratch, |value| {
+                buf[..needed].copy_from_slice(value);
+                Some(needed)
+            })
         })
     }
 
@@ -536,11 +540,14 @@ impl Engine {
     pub(crate) fn roll_over(&self, state: &mut WriterState, id: u32) -> Result<()> {
         state.writer.sync()?;
         let file = Arc::new(DataFile::create(&self.dir, id)?);
+        file.map_ahead(self.options.data_file_size());
         self.files.write().insert(id, Arc::clone(&file));
         let (old_id, old_end) = state.active();
         state.liveness.set_len(old_id, old_end);
         state.liveness.set_len(id, FILE_HEADER_LEN);
+        let old_file = Arc::clone(state.writer.file());
         state.writer.switch_to(file);
+        old_file.map_for_reads();
         self.jobs.write_hint(old_id);
         Ok(())
     }

@@ -28,6 +28,16 @@ pub trait Index: Send + Sync {
     fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos>;
     /// Forgets `key`; returns the position it had.
     fn remove(&self, key: &[u8]) -> Option<RecordPos>;
+    /// Points `key` at `new` only if it points at `expected` now; returns
+    /// whether it did. Merge moves entries with it, in one lookup each.
+    fn replace_if(&self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
+        if self.get(key) == Some(expected) {
+            self.put(key, new);
+            true
+        } else {
+            false
+        }
+    }
     /// Number of keys.
     fn len(&self) -> usize;
     /// Calls `visit` for every key that starts with `prefix` (all keys for
@@ -67,6 +77,16 @@ impl Index for OrderedIndex {
         self.map.write().remove(key)
     }
 
+    fn replace_if(&self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
+        match self.map.write().get_mut(key) {
+            Some(slot) if *slot == expected => {
+                *slot = new;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn len(&self) -> usize {
         self.map.read().len()
     }
@@ -102,6 +122,14 @@ mod tests {
         assert_eq!(index.put(b"a", pos(3)), Some(pos(1)));
         assert_eq!(index.get(b"a"), Some(pos(3)));
         assert_eq!(index.len(), 2);
+        assert!(
+            !index.replace_if(b"a", pos(1), pos(4)),
+            "not what it points at"
+        );
+        assert!(index.replace_if(b"a", pos(3), pos(4)));
+        assert!(!index.replace_if(b"zz", pos(3), pos(4)), "absent key");
+        assert_eq!(index.get(b"zz"), None);
+        assert!(index.replace_if(b"a", pos(4), pos(3)));
         assert_eq!(index.remove(b"a"), Some(pos(3)));
         assert_eq!(index.remove(b"a"), None);
         assert_eq!(index.get(b"a"), None);

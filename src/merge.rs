@@ -263,6 +263,7 @@ impl Engine {
         let _ = hint::write_hint_file(&self.dir, id, &hint_bytes);
         failpoint::hit("merge:hint-written");
         let file = Arc::new(DataFile::open(&self.dir, id, false)?);
+        file.map_for_reads();
         self.files.write().insert(id, file);
         let mut state = self.writer.lock();
         state.liveness.set_len(id, len);
@@ -277,8 +278,7 @@ impl Engine {
             let old = olds[at];
             at += 1;
             // A key written since the copy keeps its newer record.
-            if self.index.get(key) == Some(old) {
-                self.index.put(key, new);
+            if self.index.replace_if(key, old, new) {
                 state.liveness.replaced(Some(new), Some(old));
             }
             if at % SWAP_CHUNK == 0 {
