@@ -2,11 +2,11 @@
 //! record. It sits behind the [`Index`] trait so that other index types can be
 //! plugged in; [`OrderedIndex`] is the default.
 
-use std::collections::BTreeMap;
-
-use parking_lot::RwLock;
-
 use crate::options::IndexType;
+
+mod ordered;
+
+pub use ordered::OrderedIndex;
 
 /// Where a key's latest record lies: which data file, where in it, how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,44 +40,6 @@ pub trait Index: Send + Sync {
 pub fn new_index(index_type: IndexType) -> Box<dyn Index> {
     match index_type {
         IndexType::Ordered => Box::<OrderedIndex>::default(),
-    }
-}
-
-/// A B-tree ordered by key bytes (unsigned), behind a reader-writer lock.
-#[derive(Default)]
-pub struct OrderedIndex {
-    map: RwLock<BTreeMap<Box<[u8]>, RecordPos>>,
-}
-
-impl Index for OrderedIndex {
-    fn get(&self, key: &[u8]) -> Option<RecordPos> {
-        self.map.read().get(key).copied()
-    }
-
-    fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
-        let mut map = self.map.write();
-        // An overwrite updates in place and allocates nothing.
-        if let Some(slot) = map.get_mut(key) {
-            return Some(std::mem::replace(slot, pos));
-        }
-        map.insert(key.into(), pos)
-    }
-
-    fn remove(&self, key: &[u8]) -> Option<RecordPos> {
-        self.map.write().remove(key)
-    }
-
-    fn len(&self) -> usize {
-        self.map.read().len()
-    }
-
-    fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos)) {
-        use std::ops::Bound;
-        let map = self.map.read();
-        let range = map.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded));
-        for (key, pos) in range.take_while(|(key, _)| key.starts_with(prefix)) {
-            visit(key, *pos);
-        }
     }
 }
 
