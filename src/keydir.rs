@@ -7,6 +7,8 @@
 use crate::options::IndexType;
 
 mod arena;
+#[cfg(test)]
+mod bench;
 mod hash;
 mod key_hash;
 mod ordered;
