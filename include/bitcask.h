@@ -107,6 +107,13 @@ typedef struct bitcask_options bitcask_options;
 typedef int32_t bitcask_status;
 
 /**
+ * The kind of in-memory index (keydir), for
+ * `bitcask_options_set_index_type`: one of the `BITCASK_INDEX_*` values
+ * below, which never change.
+ */
+typedef int32_t bitcask_index_type;
+
+/**
  * The callback of `bitcask_fold`: called with `ctx` as given to
  * `bitcask_fold`, and one key and its value, valid only during the call.
  * Return 0 to go on, anything else to stop the walk.
@@ -165,6 +172,21 @@ typedef int (*bitcask_fold_fn)(void *ctx, const void *key, size_t key_len, const
  */
 #define BITCASK_CLOSED 8
 
+/**
+ * An ordered map (B-tree), the default: iterators and folds copy their keys
+ * straight out of it, already in order.
+ */
+#define BITCASK_INDEX_ORDERED 0
+
+/**
+ * A hash table whose keys live in a few large buffers: about half the
+ * memory per key of `BITCASK_INDEX_ORDERED`, and faster gets, puts and
+ * deletes (the README has measurements). Iterators and folds still go in key order, but each sorts a copy
+ * of its keys when it is created (O(m log m) for m keys, and a transient
+ * second copy of them).
+ */
+#define BITCASK_INDEX_HASH 1
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -203,8 +225,9 @@ const char *bitcask_last_error(void);
 /**
  * Creates an options object with every option at its default:
  * data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
- * mmap_at_startup on, max_batch_bytes 64 MiB. Returns NULL only when memory is exhausted. Release it
- * with `bitcask_options_free()`.
+ * mmap_at_startup on, max_batch_bytes 64 MiB, index_type
+ * `BITCASK_INDEX_ORDERED`. Returns NULL only when memory is exhausted.
+ * Release it with `bitcask_options_free()`.
  */
 bitcask_options *bitcask_options_new(void);
 
@@ -285,6 +308,20 @@ bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool o
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
 bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64_t bytes);
+
+/**
+ * Sets the kind of in-memory index that maps keys to their records:
+ * `BITCASK_INDEX_ORDERED` (the default) or `BITCASK_INDEX_HASH`. It is not
+ * stored with the data: any index type opens any database.
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL, or
+ * `index_type` not one of the `BITCASK_INDEX_*` values, which
+ * `bitcask_last_error()` names; the options are unchanged).
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_index_type index_type);
 
 /**
  * Opens the database in directory `dir`, creating the directory if it is

@@ -11,8 +11,8 @@ pub enum IndexType {
     #[default]
     Ordered,
     /// A hash table whose keys live in a few large buffers: about half the
-    /// memory per key of `Ordered` and faster point reads (see the README
-    /// for measurements). Iterators and folds still go in key order, but
+    /// memory per key of `Ordered`, and faster gets, puts and deletes (the
+    /// README has measurements). Iterators and folds still go in key order, but
     /// each sorts a copy of its keys when it is created: O(m log m) for m
     /// keys, and a transient second copy of them.
     Hash,
