@@ -366,6 +366,8 @@ impl Index for HashIndex {
     }
 
     fn len(&self) -> usize {
+        // Shard by shard, so a write running meanwhile may be counted or
+        // not; the engine serializes writes, and its callers want no more.
         self.shards.iter().map(|s| s.0.read().len).sum()
     }
 
