@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bitcask::{Bitcask, Options};
+use bitcask::{Bitcask, IndexType, Options};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -599,15 +599,18 @@ struct Args {
     sync_threads: usize,
     /// Parent of the run's scratch directory.
     dir: PathBuf,
+    index: IndexType,
 }
 
 const USAGE: &str = "\
-usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-threads T] [--dir DIR]
+usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-threads T]
+                     [--index ordered|hash] [--dir DIR]
 
   --keys N            keys per table (default: 1000000 for values up to 1024 bytes, 100000 above)
   --value-size B,...  value sizes in bytes, one table each (default: 100,4096)
   --sync-keys N       puts in each fillsync row (default: 20000)
   --sync-threads T    threads of the second fillsync row (default: 8)
+  --index TYPE        the keydir: ordered (default) or hash
   --dir DIR           where the databases go: a fresh DIR/bitcask-bench-PID, removed at the end
                       (DIR itself is created if missing and left in place)
                       (default: the system temp directory)
@@ -620,6 +623,7 @@ fn parse_args() -> Result<Args, String> {
         sync_keys: 20_000,
         sync_threads: 8,
         dir: std::env::temp_dir(),
+        index: IndexType::Ordered,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -646,6 +650,13 @@ fn parse_args() -> Result<Args, String> {
             "--sync-keys" => args.sync_keys = number(&name, &value()?, 1, u64::from(u32::MAX))?,
             "--sync-threads" => args.sync_threads = number(&name, &value()?, 1, 1024)? as usize,
             "--dir" => args.dir = PathBuf::from(value()?),
+            "--index" => {
+                args.index = match value()?.as_str() {
+                    "ordered" => IndexType::Ordered,
+                    "hash" => IndexType::Hash,
+                    other => return Err(format!("--index {other:?}: ordered or hash")),
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -725,7 +736,11 @@ fn run_table(args: &Args, scratch: &Path, keys: u64, value_size: usize) -> Res<(
     let values = Values::new(value_size, &mut rng);
     let mut bench = Bench {
         dir: dir.clone(),
-        opts: Options::default(),
+        opts: {
+            let mut o = Options::default();
+            o.set_index_type(args.index);
+            o
+        },
         keys,
         sync_keys: args.sync_keys,
         sync_threads: args.sync_threads,
@@ -838,7 +853,10 @@ fn print_machine(args: &Args, scratch: &Path) {
         args.sync_keys,
         args.sync_threads
     );
-    println!("- options: Options::default() (sync_writes off except in fillsync)");
+    println!(
+        "- options: Options::default() with index type {:?} (sync_writes off except in fillsync)",
+        args.index
+    );
 }
 
 /// The file system holding `path`: the longest mount point that contains it.

@@ -107,6 +107,13 @@ typedef struct bitcask_options bitcask_options;
 typedef int32_t bitcask_status;
 
 /**
+ * The kind of in-memory index (keydir), for
+ * `bitcask_options_set_index_type`: one of the `BITCASK_INDEX_*` values
+ * below, which never change.
+ */
+typedef int32_t bitcask_index_type;
+
+/**
  * The callback of `bitcask_fold`: called with `ctx` as given to
  * `bitcask_fold`, and one key and its value, valid only during the call.
  * Return 0 to go on, anything else to stop the walk.
@@ -193,6 +200,21 @@ typedef struct {
  */
 #define BITCASK_CLOSED 8
 
+/**
+ * An ordered map (B-tree), the default: iterators and folds copy their keys
+ * straight out of it, already in order.
+ */
+#define BITCASK_INDEX_ORDERED 0
+
+/**
+ * A hash table whose keys live in a few large buffers: about half the
+ * memory per key of `BITCASK_INDEX_ORDERED`, and faster gets, puts and
+ * deletes (the README has measurements). Iterators and folds still go in key order, but each sorts a copy
+ * of its keys when it is created (O(m log m) for m keys, and a transient
+ * second copy of them).
+ */
+#define BITCASK_INDEX_HASH 1
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -232,8 +254,9 @@ const char *bitcask_last_error(void);
  * Creates an options object with every option at its default:
  * data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
  * mmap_at_startup on, max_batch_bytes 64 MiB, auto_merge_ratio 0.5,
- * auto_merge_min_bytes 256 MiB. Returns NULL only when memory is
- * exhausted. Release it with `bitcask_options_free()`.
+ * auto_merge_min_bytes 256 MiB, index_type `BITCASK_INDEX_ORDERED`.
+ * Returns NULL only when memory is exhausted. Release it with
+ * `bitcask_options_free()`.
  */
 bitcask_options *bitcask_options_new(void);
 
@@ -341,6 +364,20 @@ bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, doubl
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
 bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, uint64_t bytes);
+
+/**
+ * Sets the kind of in-memory index that maps keys to their records:
+ * `BITCASK_INDEX_ORDERED` (the default) or `BITCASK_INDEX_HASH`. It is not
+ * stored with the data: any index type opens any database.
+ *
+ * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL, or
+ * `index_type` not one of the `BITCASK_INDEX_*` values, which
+ * `bitcask_last_error()` names; the options are unchanged).
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_index_type index_type);
 
 /**
  * Opens the database in directory `dir`, creating the directory if it is

@@ -1,7 +1,9 @@
 //! Ordered iteration over a snapshot of the keydir.
 //!
 //! At creation the iterator copies the matching keys and their record
-//! positions out of the index (under its read lock, all keys in one buffer),
+//! positions out of the index, in key order as one consistent view (all
+//! keys in one buffer; a hash index sorts a copy of its own first, see
+//! `keydir/hash.rs`),
 //! and holds on to every data file open at that moment. From then on it
 //! needs no lock: later puts and deletes change the index, not the copy, and
 //! the records it points at stay readable because data files are append-only

@@ -1,12 +1,20 @@
 //! The keydir: the in-memory index from key to the position of its latest
 //! record. It sits behind the [`Index`] trait so that other index types can be
-//! plugged in; [`OrderedIndex`] is the default.
-
-use std::collections::BTreeMap;
-
-use parking_lot::RwLock;
+//! plugged in: [`OrderedIndex`] (a B-tree, the default) and [`HashIndex`] (a
+//! compact hash table: less memory per key and faster point reads, ordered
+//! walks sort a copy).
 
 use crate::options::IndexType;
+
+mod arena;
+#[cfg(test)]
+mod bench;
+mod hash;
+mod key_hash;
+mod ordered;
+
+pub use hash::HashIndex;
+pub use ordered::OrderedIndex;
 
 /// Where a key's latest record lies: which data file, where in it, how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +37,8 @@ pub trait Index: Send + Sync {
     /// Forgets `key`; returns the position it had.
     fn remove(&self, key: &[u8]) -> Option<RecordPos>;
     /// Points `key` at `new` only if it points at `expected` now; returns
-    /// whether it did. Merge moves entries with it, in one lookup each.
+    /// whether it did. Merge moves entries with it. Writes are serialized
+    /// by the engine's writer lock, so a lookup and a put make it atomic.
     fn replace_if(&self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
         if self.get(key) == Some(expected) {
             self.put(key, new);
@@ -42,7 +51,10 @@ pub trait Index: Send + Sync {
     fn len(&self) -> usize;
     /// Calls `visit` for every key that starts with `prefix` (all keys for
     /// an empty prefix), in ascending unsigned byte order, as one consistent
-    /// view: writers wait until the walk is done, so keep `visit` short.
+    /// view: no write lands in the middle of it. [`OrderedIndex`] walks its
+    /// tree under its read lock, so writers wait until `visit` is done: keep
+    /// it short. [`HashIndex`] copies and sorts the matching keys first and
+    /// visits the copy unlocked.
     fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos));
 }
 
@@ -50,123 +62,249 @@ pub trait Index: Send + Sync {
 pub fn new_index(index_type: IndexType) -> Box<dyn Index> {
     match index_type {
         IndexType::Ordered => Box::<OrderedIndex>::default(),
+        IndexType::Hash => Box::<HashIndex>::default(),
     }
 }
 
-/// A B-tree ordered by key bytes (unsigned), behind a reader-writer lock.
-#[derive(Default)]
-pub struct OrderedIndex {
-    map: RwLock<BTreeMap<Box<[u8]>, RecordPos>>,
-}
-
-impl Index for OrderedIndex {
-    fn get(&self, key: &[u8]) -> Option<RecordPos> {
-        self.map.read().get(key).copied()
-    }
-
-    fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
-        let mut map = self.map.write();
-        // An overwrite updates in place and allocates nothing.
-        if let Some(slot) = map.get_mut(key) {
-            return Some(std::mem::replace(slot, pos));
-        }
-        map.insert(key.into(), pos)
-    }
-
-    fn remove(&self, key: &[u8]) -> Option<RecordPos> {
-        self.map.write().remove(key)
-    }
-
-    fn replace_if(&self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
-        match self.map.write().get_mut(key) {
-            Some(slot) if *slot == expected => {
-                *slot = new;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.map.read().len()
-    }
-
-    fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos)) {
-        use std::ops::Bound;
-        let map = self.map.read();
-        let range = map.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded));
-        for (key, pos) in range.take_while(|(key, _)| key.starts_with(prefix)) {
-            visit(key, *pos);
-        }
-    }
-}
-
+/// The contract every index type keeps; each test runs on every type (and
+/// on a one-shard hash index, whose single table resizes and compacts often).
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn pos(n: u32) -> RecordPos {
         RecordPos {
             file_id: n,
-            offset: n * 10,
+            offset: n.wrapping_mul(10),
             size: n + 1,
         }
     }
 
+    /// Every index under test, with a name for failure messages.
+    fn indexes() -> Vec<(&'static str, Box<dyn Index>)> {
+        vec![
+            ("ordered", new_index(IndexType::Ordered)),
+            ("hash", new_index(IndexType::Hash)),
+            ("hash, 1 shard", Box::new(HashIndex::with_shards(1))),
+        ]
+    }
+
+    fn scan(index: &dyn Index, prefix: &[u8]) -> Vec<(Vec<u8>, RecordPos)> {
+        let mut out = Vec::new();
+        index.scan_prefix(prefix, &mut |k, p| out.push((k.to_vec(), p)));
+        out
+    }
+
+    fn keys(index: &dyn Index, prefix: &[u8]) -> Vec<Vec<u8>> {
+        scan(index, prefix).into_iter().map(|(k, _)| k).collect()
+    }
+
     #[test]
     fn put_get_replace_remove() {
-        let index = new_index(IndexType::Ordered);
-        assert_eq!(index.len(), 0);
-        assert_eq!(index.put(b"a", pos(1)), None);
-        assert_eq!(index.put(b"b", pos(2)), None);
-        assert_eq!(index.put(b"a", pos(3)), Some(pos(1)));
-        assert_eq!(index.get(b"a"), Some(pos(3)));
-        assert_eq!(index.len(), 2);
-        assert!(
-            !index.replace_if(b"a", pos(1), pos(4)),
-            "not what it points at"
-        );
-        assert!(index.replace_if(b"a", pos(3), pos(4)));
-        assert!(!index.replace_if(b"zz", pos(3), pos(4)), "absent key");
-        assert_eq!(index.get(b"zz"), None);
-        assert!(index.replace_if(b"a", pos(4), pos(3)));
-        assert_eq!(index.remove(b"a"), Some(pos(3)));
-        assert_eq!(index.remove(b"a"), None);
-        assert_eq!(index.get(b"a"), None);
-        assert_eq!(index.len(), 1);
+        for (name, index) in indexes() {
+            assert_eq!(index.len(), 0, "{name}");
+            assert_eq!(index.put(b"a", pos(1)), None, "{name}");
+            assert_eq!(index.put(b"b", pos(2)), None, "{name}");
+            assert_eq!(index.put(b"a", pos(3)), Some(pos(1)), "{name}");
+            assert_eq!(index.get(b"a"), Some(pos(3)), "{name}");
+            assert_eq!(index.len(), 2, "{name}");
+            assert!(
+                !index.replace_if(b"a", pos(1), pos(4)),
+                "{name}: not what it points at"
+            );
+            assert!(index.replace_if(b"a", pos(3), pos(4)), "{name}");
+            assert!(
+                !index.replace_if(b"zz", pos(3), pos(4)),
+                "{name}: absent key"
+            );
+            assert_eq!(index.get(b"zz"), None, "{name}");
+            assert!(index.replace_if(b"a", pos(4), pos(3)), "{name}");
+            assert_eq!(index.remove(b"a"), Some(pos(3)), "{name}");
+            assert_eq!(index.remove(b"a"), None, "{name}");
+            assert_eq!(index.get(b"a"), None, "{name}");
+            assert_eq!(index.get(b"b"), Some(pos(2)), "{name}");
+            assert_eq!(index.len(), 1, "{name}");
+            assert_eq!(index.put(b"a", pos(4)), None, "{name}: reinserted");
+            assert_eq!(index.get(b"a"), Some(pos(4)), "{name}");
+        }
     }
 
     #[test]
     fn prefix_scan_is_ordered_and_bounded() {
-        let index = new_index(IndexType::Ordered);
-        for (i, key) in [&b"a"[..], b"ab", b"ab\x00", b"ab\xff", b"ac", b"b", b"\xff"]
-            .iter()
-            .enumerate()
-        {
-            index.put(key, pos(i as u32));
+        for (name, index) in indexes() {
+            let sorted = [&b"a"[..], b"ab", b"ab\x00", b"ab\xff", b"ac", b"b", b"\xff"];
+            for (i, key) in sorted.iter().enumerate().rev() {
+                index.put(key, pos(i as u32));
+            }
+            assert_eq!(
+                keys(&*index, b"ab"),
+                vec![b"ab".to_vec(), b"ab\x00".to_vec(), b"ab\xff".to_vec()],
+                "{name}"
+            );
+            let all = scan(&*index, b"");
+            let expected: Vec<_> = sorted
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.to_vec(), pos(i as u32)))
+                .collect();
+            assert_eq!(all, expected, "{name}");
+            assert_eq!(keys(&*index, b"\xff"), vec![b"\xff".to_vec()], "{name}");
+            assert!(keys(&*index, b"zz").is_empty(), "{name}");
+            assert!(keys(&*index, b"ab\x00\x00").is_empty(), "{name}");
         }
-        let scan = |prefix: &[u8]| {
-            let mut keys = Vec::new();
-            index.scan_prefix(prefix, &mut |k, _| keys.push(k.to_vec()));
-            keys
-        };
-        assert_eq!(
-            scan(b"ab"),
-            vec![b"ab".to_vec(), b"ab\x00".to_vec(), b"ab\xff".to_vec()]
-        );
-        assert_eq!(scan(b"").len(), 7);
-        assert_eq!(scan(b"\xff"), vec![b"\xff".to_vec()]);
-        assert!(scan(b"zz").is_empty());
     }
 
     #[test]
     fn keys_with_zero_and_ff_bytes_are_distinct() {
-        let index = new_index(IndexType::Ordered);
-        index.put(&[0x00], pos(1));
-        index.put(&[0x00, 0x00], pos(2));
-        index.put(&[0xFF], pos(3));
-        assert_eq!(index.get(&[0x00]), Some(pos(1)));
-        assert_eq!(index.get(&[0x00, 0x00]), Some(pos(2)));
-        assert_eq!(index.get(&[0xFF]), Some(pos(3)));
+        for (name, index) in indexes() {
+            let tricky: [&[u8]; 7] = [
+                &[0x00],
+                &[0x00, 0x00],
+                &[0x00, 0xFF],
+                &[0xFF],
+                &[0xFF, 0x00],
+                &[0xFF, 0xFF],
+                &[0x00; 300],
+            ];
+            for (i, key) in tricky.iter().enumerate() {
+                index.put(key, pos(i as u32));
+            }
+            for (i, key) in tricky.iter().enumerate() {
+                assert_eq!(index.get(key), Some(pos(i as u32)), "{name}: {key:?}");
+            }
+            assert_eq!(index.get(&[0x00; 299]), None, "{name}");
+            assert_eq!(index.get(&[0x00; 301]), None, "{name}");
+            assert_eq!(index.len(), tricky.len(), "{name}");
+        }
+    }
+
+    #[test]
+    fn long_keys_up_to_the_limit() {
+        for (name, index) in indexes() {
+            let mut long = vec![0xFFu8; crate::format::MAX_KEY_LEN];
+            index.put(&long, pos(1));
+            *long.last_mut().unwrap() = 0xFE;
+            index.put(&long, pos(2));
+            long.truncate(127);
+            index.put(&long, pos(3)); // one byte of length in the hash arena
+            long.push(0xFE);
+            index.put(&long, pos(4)); // two bytes
+            assert_eq!(index.len(), 4, "{name}");
+            let found = scan(&*index, &[0xFF; 100]);
+            let lens: Vec<_> = found.iter().map(|(k, p)| (k.len(), p.file_id)).collect();
+            let max = crate::format::MAX_KEY_LEN;
+            assert_eq!(lens, vec![(127, 3), (128, 4), (max, 2), (max, 1)], "{name}");
+            for (key, p) in &found {
+                assert_eq!(index.get(key), Some(*p), "{name}");
+                assert_eq!(index.remove(key), Some(*p), "{name}");
+            }
+            assert_eq!(index.len(), 0, "{name}");
+        }
+    }
+
+    /// Random puts, overwrites, removals and prefix scans against a
+    /// BTreeMap, with the seed in every message.
+    #[test]
+    fn random_operations_match_a_btreemap() {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        for (name, index) in indexes() {
+            let mut rng = seed;
+            let mut next = move |n: u64| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng % n
+            };
+            let mut model = BTreeMap::new();
+            for op in 0..60_000u32 {
+                // A universe of 3000 keys of 1 to 40 bytes over a few byte
+                // values (0x00 and 0xFF among them), so prefixes are shared.
+                let id = next(3000);
+                let key: Vec<u8> = (0..1 + id % 40)
+                    .map(|j| {
+                        [0x00, 0x01, b'k', 0x7F, 0x80, 0xFF][((id >> (j % 11)) + j) as usize % 6]
+                    })
+                    .chain(id.to_le_bytes().into_iter().take(2))
+                    .collect();
+                let why = format!("{name}, seed {seed}, op {op}");
+                match next(10) {
+                    0..=5 => assert_eq!(
+                        index.put(&key, pos(op)),
+                        model.insert(key, pos(op)),
+                        "{why}"
+                    ),
+                    6..=8 => assert_eq!(index.remove(&key), model.remove(&key), "{why}"),
+                    _ => assert_eq!(index.get(&key), model.get(&key).copied(), "{why}"),
+                }
+                if op % 5000 == 0 || op == 59_999 {
+                    assert_eq!(index.len(), model.len(), "{why}");
+                    for prefix in [&b""[..], &[0x00], &[0xFF, 0x00], b"k"] {
+                        let expected: Vec<_> = model
+                            .iter()
+                            .filter(|(k, _)| k.starts_with(prefix))
+                            .map(|(k, p)| (k.clone(), *p))
+                            .collect();
+                        assert_eq!(scan(&*index, prefix), expected, "{why}, prefix {prefix:?}");
+                    }
+                }
+            }
+            // Remove everything that is left, then the index is empty.
+            for key in model.keys() {
+                assert!(index.remove(key).is_some(), "{name}, seed {seed}");
+            }
+            assert_eq!(
+                (index.len(), scan(&*index, b"").len()),
+                (0, 0),
+                "{name}, seed {seed}"
+            );
+        }
+    }
+
+    /// Readers never see a torn or foreign position while one writer puts,
+    /// overwrites and removes (each key's positions carry its number).
+    #[test]
+    fn readers_see_whole_positions_during_writes() {
+        for (name, index) in indexes() {
+            let index: std::sync::Arc<dyn Index> = index.into();
+            let keys = 2000u32;
+            let done = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|s| {
+                for t in 0..3u32 {
+                    let (index, done) = (&index, &done);
+                    s.spawn(move || {
+                        let mut i = t;
+                        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                            let k = i % keys;
+                            if let Some(p) = index.get(format!("key{k}").as_bytes()) {
+                                assert_eq!(p.file_id, k, "{name}");
+                                assert_eq!(p.size, p.offset ^ k, "{name}");
+                            }
+                            i = i.wrapping_add(7);
+                        }
+                    });
+                }
+                for round in 0..20u32 {
+                    for k in 0..keys {
+                        let key = format!("key{k}");
+                        if (k + round) % 3 == 0 {
+                            index.remove(key.as_bytes());
+                        } else {
+                            let offset = round * keys + k;
+                            let p = RecordPos {
+                                file_id: k,
+                                offset,
+                                size: offset ^ k,
+                            };
+                            index.put(key.as_bytes(), p);
+                        }
+                    }
+                }
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
     }
 }

@@ -1,16 +1,16 @@
 //! Write batches: visibility and persistence, last operation wins, reuse,
 //! the size limit, sequence numbers across reopen, rollover, and what open
-//! does with a batch that has no commit record.
+//! does with a batch that has no commit record. The tests of what reaches
+//! the keydir run on both index types.
 
 mod common;
 
-use bitcask::{Bitcask, Error, Options};
-use common::{data_files, TempDir};
+use bitcask::{Bitcask, Error, IndexType, Options};
+use common::{data_files, with_index, TempDir};
 
-#[test]
-fn a_committed_batch_is_visible_and_survives_reopen() {
+fn a_committed_batch_is_visible_and_survives_reopen(index_type: IndexType) {
     let tmp = TempDir::new("batch-basic");
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     db.put(b"gone", b"x").unwrap();
     let mut b = db.batch();
     b.put(b"a", b"1").unwrap();
@@ -30,17 +30,16 @@ fn a_committed_batch_is_visible_and_survives_reopen() {
     let mut buf = [0u8; 4];
     assert_eq!(db.get_into(b"a", &mut buf).unwrap(), Some(1));
     db.close().unwrap();
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b""[..]));
     assert_eq!(db.get(b"gone").unwrap(), None);
     assert_eq!(db.key_count(), 2);
 }
 
-#[test]
-fn within_a_batch_the_last_operation_on_a_key_wins() {
+fn within_a_batch_the_last_operation_on_a_key_wins(index_type: IndexType) {
     let tmp = TempDir::new("batch-last");
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     db.put(b"k", b"before").unwrap();
     let mut b = db.batch();
     b.put(b"k", b"one").unwrap();
@@ -55,7 +54,7 @@ fn within_a_batch_the_last_operation_on_a_key_wins() {
     assert_eq!(db.get(b"j").unwrap().as_deref(), Some(&b"two"[..]));
     assert_eq!(db.get(b"n").unwrap(), None);
     drop(db);
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     assert_eq!(db.get(b"k").unwrap(), None);
     assert_eq!(db.get(b"j").unwrap().as_deref(), Some(&b"two"[..]));
     assert_eq!(db.key_count(), 1);
@@ -159,10 +158,11 @@ fn varint(b: &[u8]) -> (usize, usize) {
     }
 }
 
-#[test]
-fn a_batch_cut_anywhere_before_its_commit_record_ends_is_ignored_and_cut_off() {
+fn a_batch_cut_anywhere_before_its_commit_record_ends_is_ignored_and_cut_off(
+    index_type: IndexType,
+) {
     let tmp = TempDir::new("batch-cut");
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     db.put(b"keep", b"v").unwrap();
     let mut b = db.batch();
     for i in 0..3u32 {
@@ -185,7 +185,7 @@ fn a_batch_cut_anywhere_before_its_commit_record_ends_is_ignored_and_cut_off() {
         let _ = std::fs::remove_dir_all(copy.db());
         std::fs::create_dir_all(copy.db()).unwrap();
         std::fs::write(copy.db().join("000000001.data"), &full[..cut]).unwrap();
-        let db = Bitcask::open(copy.db(), Options::default()).unwrap();
+        let db = Bitcask::open(copy.db(), with_index(index_type)).unwrap();
         assert_eq!(
             db.get(b"keep").unwrap().as_deref(),
             Some(&b"v"[..]),
@@ -201,11 +201,11 @@ fn a_batch_cut_anywhere_before_its_commit_record_ends_is_ignored_and_cut_off() {
             .unwrap()
             .len();
         assert!(len < full.len() as u64, "cut {cut}");
-        let db = Bitcask::open(copy.db(), Options::default()).unwrap();
+        let db = Bitcask::open(copy.db(), with_index(index_type)).unwrap();
         assert_eq!(db.get(b"after").unwrap().as_deref(), Some(&b"a"[..]));
         assert_eq!(db.key_count(), 2, "cut {cut}");
     }
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     assert_eq!(db.get(b"keep").unwrap(), None);
     assert_eq!(db.key_count(), 3);
 }
@@ -240,12 +240,11 @@ fn sequence_numbers_keep_growing_across_reopen() {
     assert_eq!(s, vec![1, 2, 3, 4, 5, 6]);
 }
 
-#[test]
-fn an_orphan_batch_followed_by_a_committed_one_is_dropped_alone() {
+fn an_orphan_batch_followed_by_a_committed_one_is_dropped_alone(index_type: IndexType) {
     // A dead batch's records right before a committed batch: the commit
     // record's count claims only its own.
     let tmp = TempDir::new("batch-orphan");
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     let mut b = db.batch();
     b.put(b"dead1", b"x").unwrap();
     b.put(b"dead2", b"x").unwrap();
@@ -261,8 +260,15 @@ fn an_orphan_batch_followed_by_a_committed_one_is_dropped_alone() {
     assert_eq!(recs[2].1, 5);
     let spliced = [&bytes[..commit], &bytes[next..]].concat();
     std::fs::write(&file, spliced).unwrap();
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     assert_eq!(db.get(b"dead1").unwrap(), None);
     assert_eq!(db.get(b"dead2").unwrap(), None);
     assert_eq!(db.get(b"live").unwrap().as_deref(), Some(&b"y"[..]));
 }
+
+test_each_index_type!(
+    a_committed_batch_is_visible_and_survives_reopen,
+    within_a_batch_the_last_operation_on_a_key_wins,
+    a_batch_cut_anywhere_before_its_commit_record_ends_is_ignored_and_cut_off,
+    an_orphan_batch_followed_by_a_committed_one_is_dropped_alone,
+);

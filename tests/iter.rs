@@ -1,14 +1,15 @@
 //! Ordered iteration and fold over a snapshot: byte order with 0x00 and
 //! 0xFF, prefix, reverse, seek in both directions, rewind, isolation from
-//! later writes, fold early stop and reentrant calls. (Merge does not exist
-//! yet, so isolation against merge is not tested here.)
+//! later writes, fold early stop and reentrant calls; each on both index
+//! types. (Merge does not exist yet, so isolation against merge is not
+//! tested here.)
 
 mod common;
 
 use std::ops::ControlFlow;
 
-use bitcask::{Bitcask, Iter, Options};
-use common::TempDir;
+use bitcask::{Bitcask, IndexType, Iter};
+use common::{with_index, TempDir};
 
 fn keys_of(mut it: Iter) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -36,8 +37,8 @@ fn tricky_keys() -> Vec<Vec<u8>> {
     ]
 }
 
-fn filled(tmp: &TempDir) -> Bitcask {
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+fn filled(tmp: &TempDir, index_type: IndexType) -> Bitcask {
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     // Inserted out of order, with values naming their key.
     let mut keys = tricky_keys();
     keys.reverse();
@@ -47,10 +48,9 @@ fn filled(tmp: &TempDir) -> Bitcask {
     db
 }
 
-#[test]
-fn keys_come_in_unsigned_byte_order_with_0x00_and_0xff() {
+fn keys_come_in_unsigned_byte_order_with_0x00_and_0xff(index_type: IndexType) {
     let tmp = TempDir::new("iter-order");
-    let db = filled(&tmp);
+    let db = filled(&tmp, index_type);
     assert_eq!(keys_of(db.iter(b"", false).unwrap()), tricky_keys());
     let mut rev = tricky_keys();
     rev.reverse();
@@ -66,10 +66,9 @@ fn keys_come_in_unsigned_byte_order_with_0x00_and_0xff() {
     assert!(!it.valid());
 }
 
-#[test]
-fn prefix_limits_the_keys_in_both_directions() {
+fn prefix_limits_the_keys_in_both_directions(index_type: IndexType) {
     let tmp = TempDir::new("iter-prefix");
-    let db = filled(&tmp);
+    let db = filled(&tmp, index_type);
     let a = vec![
         b"a".to_vec(),
         b"a\x00".to_vec(),
@@ -92,10 +91,9 @@ fn prefix_limits_the_keys_in_both_directions() {
     assert!(keys_of(db.iter(b"zzz", true).unwrap()).is_empty());
 }
 
-#[test]
-fn seek_before_between_and_after_in_both_directions_and_rewind() {
+fn seek_before_between_and_after_in_both_directions_and_rewind(index_type: IndexType) {
     let tmp = TempDir::new("iter-seek");
-    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let db = Bitcask::open(tmp.db(), with_index(index_type)).unwrap();
     for k in [&b"b"[..], b"d", b"f"] {
         db.put(k, k).unwrap();
     }
@@ -131,10 +129,9 @@ fn seek_before_between_and_after_in_both_directions_and_rewind() {
     assert_eq!(at(&rev), Some(b"d".to_vec()));
 }
 
-#[test]
-fn an_iterator_sees_the_database_as_of_its_creation() {
+fn an_iterator_sees_the_database_as_of_its_creation(index_type: IndexType) {
     let tmp = TempDir::new("iter-snapshot");
-    let mut opts = Options::default();
+    let mut opts = with_index(index_type);
     opts.set_data_file_size(4096).unwrap(); // later writes roll over to new files
     let db = Bitcask::open(tmp.db(), opts).unwrap();
     for i in 0..50u32 {
@@ -164,10 +161,9 @@ fn an_iterator_sees_the_database_as_of_its_creation() {
     assert_eq!(db.key_count(), 26);
 }
 
-#[test]
-fn fold_walks_in_order_stops_early_and_may_call_the_database() {
+fn fold_walks_in_order_stops_early_and_may_call_the_database(index_type: IndexType) {
     let tmp = TempDir::new("iter-fold");
-    let db = filled(&tmp);
+    let db = filled(&tmp, index_type);
     let mut seen = Vec::new();
     db.fold(b"", |k, v| {
         assert_eq!(v, [b"v:".as_slice(), k].concat());
@@ -194,3 +190,11 @@ fn fold_walks_in_order_stops_early_and_may_call_the_database() {
     .unwrap();
     assert_eq!(count, 2);
 }
+
+test_each_index_type!(
+    keys_come_in_unsigned_byte_order_with_0x00_and_0xff,
+    prefix_limits_the_keys_in_both_directions,
+    seek_before_between_and_after_in_both_directions_and_rewind,
+    an_iterator_sees_the_database_as_of_its_creation,
+    fold_walks_in_order_stops_early_and_may_call_the_database,
+);

@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcask::{Bitcask, Options};
+use bitcask::{Bitcask, IndexType, Options};
 use common::{data_files, Rng, TempDir};
 
 /// Small files, so that a few hundred records span many of them, and no
 /// automatic merge unless a test asks for one.
-fn small_files() -> Options {
+fn small_files(index: IndexType) -> Options {
     let mut o = Options::default();
+    o.set_index_type(index);
     o.set_data_file_size(4096).unwrap();
     o.set_auto_merge_ratio(0.0).unwrap();
     o
@@ -141,10 +142,9 @@ fn stats_follow_puts_overwrites_deletes_merge_and_reopen() {
     assert_eq!(db.get(b"a").unwrap(), None);
 }
 
-#[test]
-fn merge_frees_space_online_and_keeps_every_latest_value() {
+fn merge_frees_space_online_and_keeps_every_latest_value(index: IndexType) {
     let tmp = TempDir::new("merge-basic");
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(index)).unwrap();
     let (model, deleted) = churn(&db, 300, 4);
     let before = db.stats().unwrap();
     assert!(before.data_file_count > 8, "{before:?}");
@@ -176,7 +176,7 @@ fn merge_frees_space_online_and_keeps_every_latest_value() {
     model.insert(key(1), b"after merge".to_vec());
     model.remove(&key(2));
     db.close().unwrap();
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(index)).unwrap();
     assert!(db.hint_files_used() > 0, "merge outputs have hint files");
     assert_holds(&db, &model, "after merge and reopen");
 
@@ -186,16 +186,15 @@ fn merge_frees_space_online_and_keeps_every_latest_value() {
     db.merge().unwrap();
     assert_eq!(data_files(&tmp.db()), files);
     db.close().unwrap();
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(index)).unwrap();
     assert_holds(&db, &model, "after a second merge and reopen");
 }
 
 /// Pins the bug of Riak's bitcask where deleted keys came back after a
 /// merge: the tombstone is merged away while an older put survives.
-#[test]
-fn deleted_keys_are_never_resurrected() {
+fn deleted_keys_are_never_resurrected(index: IndexType) {
     let tmp = TempDir::new("merge-resurrect");
-    let opts = small_files();
+    let opts = small_files(index);
     let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
     // "victim" lives in the first file, and filler keeps it there while
     // many files of never-overwritten keys (no dead bytes) follow.
@@ -224,10 +223,9 @@ fn deleted_keys_are_never_resurrected() {
     assert_eq!(db.key_count(), 800);
 }
 
-#[test]
-fn an_iterator_keeps_its_snapshot_across_a_merge() {
+fn an_iterator_keeps_its_snapshot_across_a_merge(index: IndexType) {
     let tmp = TempDir::new("merge-iter");
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(index)).unwrap();
     let (model, _) = churn(&db, 200, 3);
     let mut it = db.iter(b"", false).unwrap();
     // Changed after the snapshot, then merged: the old files are deleted.
@@ -250,10 +248,9 @@ fn an_iterator_keeps_its_snapshot_across_a_merge() {
 /// Writers and readers run through repeated merges: every read sees a value
 /// its key really had, and at the end every key has its last written value,
 /// also after reopen.
-#[test]
-fn merge_under_concurrent_writers_and_readers() {
+fn merge_under_concurrent_writers_and_readers(index: IndexType) {
     let tmp = TempDir::new("merge-concurrent");
-    let opts = small_files();
+    let opts = small_files(index);
     let db = Arc::new(Bitcask::open(tmp.db(), opts.clone()).unwrap());
     const WRITERS: u32 = 3;
     const KEYS: u32 = 200;
@@ -327,7 +324,7 @@ fn merge_under_concurrent_writers_and_readers() {
 #[test]
 fn automatic_merge_runs_in_the_background_and_close_stops_it_cleanly() {
     let tmp = TempDir::new("merge-auto");
-    let mut opts = small_files();
+    let mut opts = small_files(IndexType::Ordered);
     opts.set_auto_merge_ratio(0.3).unwrap();
     opts.set_auto_merge_min_bytes(16 << 10);
     let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
@@ -361,7 +358,7 @@ fn automatic_merge_runs_in_the_background_and_close_stops_it_cleanly() {
 #[test]
 fn a_merge_with_nothing_to_reclaim_writes_nothing() {
     let tmp = TempDir::new("merge-noop");
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(IndexType::Ordered)).unwrap();
     db.merge().unwrap(); // empty database
     for i in 0..500 {
         db.put(&key(i), &value(i, 0)).unwrap();
@@ -372,3 +369,10 @@ fn a_merge_with_nothing_to_reclaim_writes_nothing() {
     assert_eq!(data_files(&tmp.db()), files);
     assert_eq!(db.sync_count(), syncs);
 }
+
+test_each_index_type!(
+    merge_frees_space_online_and_keeps_every_latest_value,
+    deleted_keys_are_never_resurrected,
+    an_iterator_keeps_its_snapshot_across_a_merge,
+    merge_under_concurrent_writers_and_readers,
+);

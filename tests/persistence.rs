@@ -1,16 +1,17 @@
 //! What a reopen must bring back, across many data files, both ways of
-//! loading (mmap and reads), the sync options, and many threads at once.
+//! loading (mmap and reads), the sync options, and many threads at once;
+//! what reaches the keydir is tested on both index types.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bitcask::{Bitcask, Error, Options};
-use common::{data_files, Rng, TempDir};
+use bitcask::{Bitcask, Error, IndexType, Options};
+use common::{data_files, with_index, Rng, TempDir};
 
-fn small_files() -> Options {
-    let mut o = Options::default();
+fn small_files(index_type: IndexType) -> Options {
+    let mut o = with_index(index_type);
     o.set_data_file_size(4096).unwrap();
     o
 }
@@ -43,10 +44,9 @@ fn assert_holds(db: &Bitcask, model: &BTreeMap<Vec<u8>, Vec<u8>>, universe: usiz
     }
 }
 
-#[test]
-fn reopen_brings_back_every_key_across_many_small_files() {
+fn reopen_brings_back_every_key_across_many_small_files(index_type: IndexType) {
     let tmp = TempDir::new("reopen");
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(index_type)).unwrap();
     let mut model = mixed_workload(&db, 5000, 7);
     assert!(
         db.data_file_count() > 50,
@@ -60,7 +60,7 @@ fn reopen_brings_back_every_key_across_many_small_files() {
         assert!(len <= 4096, "{} is {len} bytes", file.display());
     }
     for round in 0..3 {
-        let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+        let db = Bitcask::open(tmp.db(), small_files(index_type)).unwrap();
         assert_holds(&db, &model, 500);
         let key = format!("round-{round}").into_bytes();
         db.put(&key, b"x").unwrap();
@@ -69,14 +69,13 @@ fn reopen_brings_back_every_key_across_many_small_files() {
     }
 }
 
-#[test]
-fn mmap_and_plain_reads_at_startup_build_the_same_index() {
+fn mmap_and_plain_reads_at_startup_build_the_same_index(index_type: IndexType) {
     let tmp = TempDir::new("mmap");
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(index_type)).unwrap();
     let model = mixed_workload(&db, 3000, 11);
     db.close().unwrap();
     for mmap in [true, false, true] {
-        let mut o = small_files();
+        let mut o = small_files(index_type);
         o.set_mmap_at_startup(mmap);
         let db = Bitcask::open(tmp.db(), o).unwrap();
         assert_holds(&db, &model, 500);
@@ -85,15 +84,46 @@ fn mmap_and_plain_reads_at_startup_build_the_same_index() {
 }
 
 #[test]
+fn any_index_type_opens_any_database() {
+    // The index type is not stored: a database written with one index is
+    // rebuilt by the other, and iterates the same.
+    let tmp = TempDir::new("index-types");
+    let db = Bitcask::open(tmp.db(), small_files(IndexType::Hash)).unwrap();
+    let mut model = mixed_workload(&db, 3000, 13);
+    db.close().unwrap();
+    for (round, index_type) in [IndexType::Ordered, IndexType::Hash, IndexType::Ordered]
+        .into_iter()
+        .enumerate()
+    {
+        let db = Bitcask::open(tmp.db(), small_files(index_type)).unwrap();
+        assert_holds(&db, &model, 500);
+        let mut it = db.iter(b"", false).unwrap();
+        for (key, value) in &model {
+            assert_eq!(
+                it.current().unwrap(),
+                (&key[..], &value[..]),
+                "{index_type:?}"
+            );
+            it.next();
+        }
+        assert!(!it.valid(), "{index_type:?}");
+        let key = format!("round-{round}").into_bytes();
+        db.put(&key, b"x").unwrap();
+        model.insert(key, b"x".to_vec());
+        db.close().unwrap();
+    }
+}
+
+#[test]
 fn a_value_larger_than_a_data_file_gets_a_file_of_its_own() {
     let tmp = TempDir::new("large");
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(IndexType::Ordered)).unwrap();
     db.put(b"small", b"1").unwrap();
     let big = vec![0x5A; 100_000];
     db.put(b"big", &big).unwrap();
     db.put(b"after", b"2").unwrap();
     db.close().unwrap();
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(IndexType::Ordered)).unwrap();
     assert_eq!(db.get(b"big").unwrap().unwrap(), big);
     assert_eq!(db.get(b"after").unwrap().as_deref(), Some(&b"2"[..]));
     assert_eq!(db.data_file_count(), 3);
@@ -140,10 +170,9 @@ fn bytes_per_sync_syncs_once_per_that_many_bytes() {
     assert_eq!(db_sync.sync_count(), 50, "sync_writes syncs every write");
 }
 
-#[test]
-fn many_threads_share_one_handle() {
+fn many_threads_share_one_handle(index_type: IndexType) {
     let tmp = TempDir::new("threads");
-    let db = Arc::new(Bitcask::open(tmp.db(), small_files()).unwrap());
+    let db = Arc::new(Bitcask::open(tmp.db(), small_files(index_type)).unwrap());
     let threads: Vec<_> = (0..8u32)
         .map(|t| {
             let db = Arc::clone(&db);
@@ -174,7 +203,7 @@ fn many_threads_share_one_handle() {
     }
     let db = Arc::try_unwrap(db).ok().unwrap();
     db.close().unwrap();
-    let db = Bitcask::open(tmp.db(), small_files()).unwrap();
+    let db = Bitcask::open(tmp.db(), small_files(index_type)).unwrap();
     for t in 0..8 {
         for k in 0..100u32 {
             // The last write to t{t}-{k} was i = 1900 + k.
@@ -228,3 +257,9 @@ fn damage_found_by_a_read_is_corruption_never_wrong_data() {
         Err(Error::Corruption(_))
     ));
 }
+
+test_each_index_type!(
+    reopen_brings_back_every_key_across_many_small_files,
+    mmap_and_plain_reads_at_startup_build_the_same_index,
+    many_threads_share_one_handle,
+);

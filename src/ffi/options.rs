@@ -2,8 +2,8 @@
 
 use std::alloc::{self, Layout};
 
-use crate::error::Result;
-use crate::options::Options;
+use crate::error::{Error, Result};
+use crate::options::{IndexType, Options};
 
 use super::boundary::{non_null_mut, run, run_or};
 use super::status::bitcask_status;
@@ -20,8 +20,9 @@ pub struct bitcask_options {
 /// Creates an options object with every option at its default:
 /// data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
 /// mmap_at_startup on, max_batch_bytes 64 MiB, auto_merge_ratio 0.5,
-/// auto_merge_min_bytes 256 MiB. Returns NULL only when memory is
-/// exhausted. Release it with `bitcask_options_free()`.
+/// auto_merge_min_bytes 256 MiB, index_type `BITCASK_INDEX_ORDERED`.
+/// Returns NULL only when memory is exhausted. Release it with
+/// `bitcask_options_free()`.
 #[no_mangle]
 pub extern "C" fn bitcask_options_new() -> *mut bitcask_options {
     run_or(std::ptr::null_mut(), || {
@@ -208,6 +209,54 @@ pub unsafe extern "C" fn bitcask_options_set_auto_merge_min_bytes(
     })
 }
 
+/// The kind of in-memory index (keydir), for
+/// `bitcask_options_set_index_type`: one of the `BITCASK_INDEX_*` values
+/// below, which never change.
+pub type bitcask_index_type = i32;
+
+/// An ordered map (B-tree), the default: iterators and folds copy their keys
+/// straight out of it, already in order.
+pub const BITCASK_INDEX_ORDERED: bitcask_index_type = 0;
+/// A hash table whose keys live in a few large buffers: about half the
+/// memory per key of `BITCASK_INDEX_ORDERED`, and faster gets, puts and
+/// deletes (the README has measurements). Iterators and folds still go in key order, but each sorts a copy
+/// of its keys when it is created (O(m log m) for m keys, and a transient
+/// second copy of them).
+pub const BITCASK_INDEX_HASH: bitcask_index_type = 1;
+
+/// Sets the kind of in-memory index that maps keys to their records:
+/// `BITCASK_INDEX_ORDERED` (the default) or `BITCASK_INDEX_HASH`. It is not
+/// stored with the data: any index type opens any database.
+///
+/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL, or
+/// `index_type` not one of the `BITCASK_INDEX_*` values, which
+/// `bitcask_last_error()` names; the options are unchanged).
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_index_type(
+    opts: *mut bitcask_options,
+    index_type: bitcask_index_type,
+) -> bitcask_status {
+    with_options(opts, |o| {
+        o.set_index_type(index_type_from_c(index_type)?);
+        Ok(())
+    })
+}
+
+/// The index type a C value names.
+fn index_type_from_c(value: bitcask_index_type) -> Result<IndexType> {
+    match value {
+        BITCASK_INDEX_ORDERED => Ok(IndexType::Ordered),
+        BITCASK_INDEX_HASH => Ok(IndexType::Hash),
+        other => Err(Error::InvalidArgument(format!(
+            "index_type {other} is not an index type: use BITCASK_INDEX_ORDERED (0) \
+             or BITCASK_INDEX_HASH (1)"
+        ))),
+    }
+}
+
 /// The options of `opts`, or the defaults for NULL.
 ///
 /// # Safety
@@ -219,4 +268,51 @@ pub(crate) unsafe fn options_or_default(opts: *const bitcask_options) -> Result<
     // SAFETY: not NULL; the caller passes a live object. Its setters checked
     // every value, so it needs no checking here.
     Ok(unsafe { &(*opts).options }.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::{bitcask_last_error, BITCASK_INVALID_ARGUMENT, BITCASK_OK};
+
+    fn last_error() -> String {
+        // SAFETY: bitcask_last_error returns a NUL-terminated string valid
+        // until the next failure on this thread.
+        unsafe { std::ffi::CStr::from_ptr(bitcask_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn index_type_is_checked_at_once_and_a_bad_value_changes_nothing() {
+        let opts = bitcask_options_new();
+        assert!(!opts.is_null());
+        // SAFETY: opts is a live object from bitcask_options_new, freed
+        // once at the end; NULL is passed only where it is allowed.
+        unsafe {
+            assert_eq!((*opts).options.index_type(), IndexType::Ordered);
+            assert_eq!(
+                bitcask_options_set_index_type(opts, BITCASK_INDEX_HASH),
+                BITCASK_OK
+            );
+            assert_eq!((*opts).options.index_type(), IndexType::Hash);
+            for bad in [2, -1, 99, i32::MIN, i32::MAX] {
+                let status = bitcask_options_set_index_type(opts, bad);
+                assert_eq!(status, BITCASK_INVALID_ARGUMENT);
+                let text = last_error();
+                assert!(text.contains(&format!("index_type {bad} ")), "{text}");
+                assert_eq!((*opts).options.index_type(), IndexType::Hash);
+            }
+            assert_eq!(
+                bitcask_options_set_index_type(opts, BITCASK_INDEX_ORDERED),
+                BITCASK_OK
+            );
+            assert_eq!((*opts).options.index_type(), IndexType::Ordered);
+            let null = std::ptr::null_mut();
+            let status = bitcask_options_set_index_type(null, BITCASK_INDEX_HASH);
+            assert_eq!(status, BITCASK_INVALID_ARGUMENT);
+            assert!(last_error().contains("opts is NULL"), "{}", last_error());
+            bitcask_options_free(opts);
+        }
+    }
 }

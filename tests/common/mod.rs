@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use bitcask::{IndexType, Options};
+
 /// A scratch directory, removed when dropped.
 pub struct TempDir(PathBuf);
 
@@ -37,6 +39,33 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Default options with the given index type.
+pub fn with_index(index_type: IndexType) -> Options {
+    let mut opts = Options::default();
+    opts.set_index_type(index_type);
+    opts
+}
+
+/// For each function `name(IndexType)` listed, declares the tests
+/// `name::ordered` and `name::hash`, which run it on each index type.
+#[macro_export]
+macro_rules! test_each_index_type {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn ordered() {
+                    super::$name(bitcask::IndexType::Ordered)
+                }
+                #[test]
+                fn hash() {
+                    super::$name(bitcask::IndexType::Hash)
+                }
+            }
+        )*
+    };
 }
 
 const ROLE_VAR: &str = "BITCASK_TEST_CHILD_ROLE";

@@ -1,0 +1,282 @@
+//! Measurements of the index types on their own, for the README: not
+//! pass/fail tests (ignored; no timing is asserted). Run in release:
+//!
+//! `cargo test --release --lib keydir::bench -- --ignored --nocapture --test-threads=1`
+//!
+//! Keys are 16 bytes (`key` and 13 digits), accessed in a random order;
+//! missing keys lie between present ones.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use super::hash::{HashIndex, SHARDS};
+use super::key_hash::KeyHasher;
+use super::{new_index, Index, RecordPos};
+use crate::options::IndexType;
+
+const KEY_LEN: usize = 16;
+
+/// Key `i` written into `out`: `key` and `i` in 13 digits.
+fn write_key(out: &mut [u8; KEY_LEN], i: u64) {
+    out[..3].copy_from_slice(b"key");
+    let mut n = i;
+    for byte in out[3..].iter_mut().rev() {
+        *byte = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// `n` keys: the even-numbered ones, or the odd-numbered ones, which lie
+/// between them in key order (so a miss walks as deep as a hit).
+fn keys(n: usize, odd: bool) -> Vec<[u8; KEY_LEN]> {
+    let mut out = vec![[0u8; KEY_LEN]; n];
+    for (i, key) in out.iter_mut().enumerate() {
+        write_key(key, 2 * i as u64 + u64::from(odd));
+    }
+    out
+}
+
+/// A random permutation of 0..n (xorshift, fixed seed).
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut x = seed | 1;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+fn pos(i: usize) -> RecordPos {
+    RecordPos {
+        file_id: 1 + (i >> 20) as u32,
+        offset: i as u32,
+        size: 127,
+    }
+}
+
+fn mops(ops: usize, took: Duration) -> f64 {
+    ops as f64 / took.as_secs_f64() / 1e6
+}
+
+/// A fresh index of the kind named: "ordered", or "hash N" for N shards.
+fn make(kind: &str) -> Box<dyn Index> {
+    match kind.strip_prefix("hash ") {
+        Some(shards) => Box::new(HashIndex::with_shards(
+            shards.parse().expect("a shard count"),
+        )),
+        None => new_index(IndexType::Ordered),
+    }
+}
+
+/// The index types compared ("ordered" first: the others are relative to it).
+const CANDIDATES: [&str; 4] = ["ordered", "hash 64", "hash 8", "hash 1"];
+
+/// Rates in M ops/s: insert, get hit, get miss, get hit from 2 threads at
+/// once, overwrite, remove.
+fn point_rates(
+    index: &dyn Index,
+    present: &[[u8; KEY_LEN]],
+    missing: &[[u8; KEY_LEN]],
+) -> [f64; 6] {
+    let n = present.len();
+    let order = shuffled(n, 0x9E37_79B9);
+    let probe = shuffled(n, 0x7F4A_7C15);
+
+    let start = Instant::now();
+    for &i in &order {
+        index.put(&present[i], pos(i));
+    }
+    let insert = mops(n, start.elapsed());
+
+    let start = Instant::now();
+    for &i in &probe {
+        black_box(index.get(&present[i]));
+    }
+    let hit = mops(n, start.elapsed());
+
+    let start = Instant::now();
+    for &i in &probe {
+        black_box(index.get(&missing[i]));
+    }
+    let miss = mops(n, start.elapsed());
+
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for half in probe.chunks(n.div_ceil(2)) {
+            s.spawn(move || {
+                for &i in half {
+                    black_box(index.get(&present[i]));
+                }
+            });
+        }
+    });
+    let hit_2_threads = mops(n, start.elapsed());
+
+    let start = Instant::now();
+    for &i in &probe {
+        index.put(&present[i], pos(i + 1));
+    }
+    let overwrite = mops(n, start.elapsed());
+
+    let start = Instant::now();
+    for &i in &order {
+        index.remove(&present[i]);
+    }
+    let remove = mops(n, start.elapsed());
+    assert_eq!(index.len(), 0);
+    [insert, hit, miss, hit_2_threads, overwrite, remove]
+}
+
+#[test]
+#[ignore]
+fn point_operations_on_1m_keys() {
+    let n = 1_000_000;
+    let present = keys(n, false);
+    let missing = keys(n, true);
+    println!("point operations on {n} keys of {KEY_LEN} bytes, M ops/s (IndexType::Hash is hash {SHARDS})");
+    println!("columns: insert, get hit, get miss, get hit from 2 threads, overwrite, remove");
+    for round in 1..=2 {
+        let mut ordered = [0.0; 6];
+        for name in CANDIDATES {
+            let rates = point_rates(&*make(name), &present, &missing);
+            if name == "ordered" {
+                ordered = rates;
+            }
+            let cell = |i: usize| format!("{:.2} ({:.1}x)", rates[i], rates[i] / ordered[i]);
+            println!(
+                "round {round}: {name:<14} {} {} {} {} {} {}",
+                cell(0),
+                cell(1),
+                cell(2),
+                cell(3),
+                cell(4),
+                cell(5)
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore]
+fn hash_rate_of_16_byte_keys() {
+    use std::hash::{BuildHasher, RandomState};
+    let keys = keys(1 << 20, false);
+    let ours = KeyHasher::new();
+    let sip = RandomState::new();
+    for round in 1..=2 {
+        let start = Instant::now();
+        for k in &keys {
+            black_box(ours.hash(black_box(k)));
+        }
+        let ours_ns = start.elapsed().as_nanos() as f64 / keys.len() as f64;
+        let start = Instant::now();
+        for k in &keys {
+            black_box(sip.hash_one(black_box(k)));
+        }
+        let sip_ns = start.elapsed().as_nanos() as f64 / keys.len() as f64;
+        println!(
+            "round {round}: KeyHasher {ours_ns:.1} ns/key, std SipHash-1-3 {sip_ns:.1} ns/key"
+        );
+    }
+}
+
+/// Resident set size of this process, from /proc/self/status (kB there).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+const CHILD_INDEX: &str = "BITCASK_BENCH_INDEX";
+const CHILD_KEYS: &str = "BITCASK_BENCH_KEYS";
+
+/// Memory per key and the longest single insert, each index type and size
+/// measured in a fresh child process (this test binary re-run), so that no
+/// earlier allocation is reused: RSS after filling minus RSS before, and for
+/// the hash index also the bytes it counts itself (tables, arena chunks).
+#[test]
+#[ignore]
+fn memory_per_key_and_longest_insert() {
+    if let (Ok(kind), Ok(n)) = (std::env::var(CHILD_INDEX), std::env::var(CHILD_KEYS)) {
+        let n: usize = n.parse().expect("a key count");
+        return measure_in_child(&kind, n);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // At 13M keys every shard of the hash index has just doubled its
+    // table: its worst case for memory per key.
+    let sizes: [(usize, &[&str]); 3] = [
+        (1_000_000, &["ordered", "hash", "hash1"]),
+        (10_000_000, &["ordered", "hash", "hash1"]),
+        (13_000_000, &["hash"]),
+    ];
+    for (n, kinds) in sizes {
+        for round in 1..=2 {
+            for &kind in kinds {
+                let out = std::process::Command::new(&exe)
+                    .args(["keydir::bench::memory_per_key_and_longest_insert"])
+                    .args(["--exact", "--ignored", "--nocapture", "--test-threads=1"])
+                    .env(CHILD_INDEX, kind)
+                    .env(CHILD_KEYS, n.to_string())
+                    .output()
+                    .expect("run the child");
+                let text = String::from_utf8_lossy(&out.stdout);
+                // The harness prints the test's name on the same line.
+                let line = text
+                    .lines()
+                    .find_map(|l| l.find("MEM ").map(|at| &l[at + 4..]))
+                    .unwrap_or("(no output)");
+                println!("round {round}: {line}");
+            }
+        }
+    }
+}
+
+fn measure_in_child(kind: &str, n: usize) {
+    let order = shuffled(n, 0x5151);
+    let before = rss_bytes();
+    let hash = match kind {
+        "hash" => Some(HashIndex::default()),
+        "hash1" => Some(HashIndex::with_shards(1)),
+        _ => None,
+    };
+    let ordered = new_index(IndexType::Ordered);
+    let index: &dyn Index = match &hash {
+        Some(hash) => hash,
+        None => &*ordered,
+    };
+    let mut key = [0u8; KEY_LEN];
+    let mut longest = Duration::ZERO;
+    let start = Instant::now();
+    for &i in &order {
+        write_key(&mut key, i as u64);
+        let t = Instant::now();
+        index.put(&key, pos(i));
+        longest = longest.max(t.elapsed());
+    }
+    let fill = start.elapsed();
+    let rss_per_key = (rss_bytes() - before) as f64 / n as f64;
+    let counted = hash.as_ref().map_or(String::new(), |hash| {
+        let stats = hash.stats();
+        format!(
+            "; counted {:.1} B/key (table {:.1}, arena {:.1}, of which {:.1} in entries)",
+            stats.total_bytes as f64 / n as f64,
+            (stats.slots * 8) as f64 / n as f64,
+            stats.arena_allocated as f64 / n as f64,
+            stats.arena_live as f64 / n as f64
+        )
+    });
+    println!(
+        "MEM {kind:<7} {n:>8} keys: RSS {rss_per_key:.1} B/key ({:.1} beyond the key){counted}; \
+         fill {:.2} s, longest insert {:.1} ms",
+        rss_per_key - KEY_LEN as f64,
+        fill.as_secs_f64(),
+        longest.as_secs_f64() * 1e3
+    );
+    black_box(index.len());
+}
