@@ -320,9 +320,19 @@ impl Engine {
         }
         state.closed = true;
         let synced = state.writer.sync();
+        let active = Arc::clone(state.writer.file());
         drop(state);
         // A merge on another thread sees `closing` and stops at its next step.
-        drop(self.maintenance.lock());
+        let maintenance = self.maintenance.lock();
+        // The active file gets a hint too, so that the next open reads no
+        // values at all. It is used only while the file keeps this length,
+        // which the next write changes. Only a shortcut: failures are ignored.
+        if synced.is_ok() && active.len().is_ok_and(|len| len > FILE_HEADER_LEN) {
+            if let Ok(hint) = load::build_hint(&active) {
+                let _ = crate::hint::write_hint_file(&self.dir, active.id(), &hint);
+            }
+        }
+        drop(maintenance);
         // Released now, not when the last iterator lets go of the engine.
         drop(self.lock.lock().take());
         synced
