@@ -20,7 +20,13 @@ pub fn data_file_name(id: u32) -> String {
 
 /// The id in a data file's name, or `None` for any other file.
 pub fn parse_data_file_name(name: &str) -> Option<u32> {
-    let digits = name.strip_suffix(".data")?;
+    parse_file_id(name, ".data")
+}
+
+/// The id in a name of nine digits followed by `suffix` (a data or hint
+/// file), or `None` for any other name.
+pub fn parse_file_id(name: &str, suffix: &str) -> Option<u32> {
+    let digits = name.strip_suffix(suffix)?;
     if digits.len() != 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -486,14 +486,10 @@ impl Engine {
     /// to date by every write, never computed by a scan; `disk_bytes` is the
     /// size of every regular file in the directory (one `stat` each).
     pub fn stats(&self) -> Result<Stats> {
-        let (data_file_count, reclaimable_bytes) = {
-            let state = self.writer.lock();
-            let (_, reclaimable) = state.liveness.totals(state.active());
-            (self.files.read().len() as u64, reclaimable)
-        };
+        let (_, reclaimable_bytes) = self.usage_totals();
         Ok(Stats {
             key_count: self.index.len() as u64,
-            data_file_count,
+            data_file_count: self.data_file_count() as u64,
             reclaimable_bytes,
             disk_bytes: directory_bytes(&self.dir)?,
         })

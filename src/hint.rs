@@ -45,11 +45,7 @@ pub fn hint_file_name(id: u32) -> String {
 
 /// The id in a hint file's name, or `None` for any other file.
 pub fn parse_hint_file_name(name: &str) -> Option<u32> {
-    let digits = name.strip_suffix(".hint")?;
-    if digits.len() != 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    crate::data_file::parse_file_id(name, ".hint")
 }
 
 /// What a hint entry records.

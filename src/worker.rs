@@ -88,18 +88,10 @@ fn run(engine: &Engine) {
         match engine.jobs.next(CHECK_EVERY) {
             Job::Stop(hints) => {
                 // Written now rather than scanned for at the next open.
-                for id in hints {
-                    let _ = panic::catch_unwind(AssertUnwindSafe(|| engine.write_hint(id)));
-                }
+                write_hints(engine, hints);
                 return;
             }
-            Job::WriteHints(ids) => {
-                for id in ids {
-                    // A hint that fails to be written is only a slower open;
-                    // a panic is a bug, but must not end the thread.
-                    let _ = panic::catch_unwind(AssertUnwindSafe(|| engine.write_hint(id)));
-                }
-            }
+            Job::WriteHints(ids) => write_hints(engine, ids),
             Job::Tick => {}
         }
         if Instant::now() >= next_merge_attempt && engine.auto_merge_due() {
@@ -108,6 +100,14 @@ fn run(engine: &Engine) {
                 next_merge_attempt = Instant::now() + RETRY_FAILED_MERGE_AFTER;
             }
         }
+    }
+}
+
+/// Writes the hint files of `ids`. A hint that fails to be written is only
+/// a slower open; a panic is a bug, but must not end the thread.
+fn write_hints(engine: &Engine, ids: Vec<u32>) {
+    for id in ids {
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| engine.write_hint(id)));
     }
 }
 
