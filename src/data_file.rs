@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use memmap2::{Advice, Mmap, MmapOptions};
+use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
 use crate::format::{self, ParsedHeader, RecordKind};
@@ -41,16 +41,38 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("sync directory", dir, e))
 }
 
-/// An open data file. Reads are positioned (`pread`), so any number of
-/// threads read one `DataFile` at once; only the writer appends to it.
+/// An open data file. Any number of threads read one `DataFile` at once,
+/// through its map or with positioned reads (`pread`); only the writer
+/// appends to it.
 #[derive(Debug)]
 pub struct DataFile {
     id: u32,
     path: PathBuf,
     file: File,
-    /// A read-only map of the whole file, once it is immutable: gets then
-    /// read the record in place instead of making a system call.
-    map: OnceLock<Mmap>,
+    /// A map of the file: read-only and whole once the file is immutable;
+    /// ahead of its end, and writable, while it is the active file. Gets
+    /// read records in place through it instead of making a system call,
+    /// and the writer appends by copying into it.
+    map: OnceLock<FileMap>,
+}
+
+/// A shared map of a data file. It is handled through raw pointers only
+/// (no slice of the whole map ever exists), because the writer copies new
+/// records into the part past the last one while readers hold slices of
+/// earlier records: each side touches only its own bytes.
+#[derive(Debug)]
+struct FileMap {
+    raw: MmapRaw,
+    writable: bool,
+}
+
+impl FileMap {
+    /// Whether `start..start + len` lies inside the map.
+    fn covers(&self, start: u64, len: usize) -> bool {
+        start
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= self.raw.len() as u64)
+    }
 }
 
 impl DataFile {
@@ -135,35 +157,103 @@ impl DataFile {
         if self.map.get().is_some() {
             return;
         }
-        // SAFETY: the file is immutable from now on: libbitcask never writes
-        // or truncates it again, only deletes it (the map stays valid after
-        // an unlink). Changing data files from outside while the database is
-        // open is documented as unsupported. The map is read-only.
-        if let Ok(map) = unsafe { Mmap::map(&self.file) } {
+        // A read-only map of the file as long as it is now; the file is
+        // immutable from now on (see `record_bytes` for how it is read).
+        if let Ok(raw) = MmapOptions::new().map_raw_read_only(&self.file) {
             // Gets read single records: no readahead around them.
-            let _ = map.advise(Advice::Random);
-            let _ = self.map.set(map);
+            let _ = raw.advise(Advice::Random);
+            let _ = self.map.set(FileMap {
+                raw,
+                writable: false,
+            });
         }
     }
 
-    /// Maps the first `len` bytes of the active file for reads, however
-    /// short the file is yet (see [`DataFile::with_value`] for why that is
-    /// safe). Failing to map is not an error: reads then use `pread`.
+    /// Maps the first `len` bytes of the active file, however short the
+    /// file is yet: writable when the file is open for writing, so that the
+    /// writer appends by copying ([`DataFile::write_in_map`]), else for
+    /// reads only. Pages past the end of the file are never touched: the
+    /// writer grows the file before it copies, and reads touch only
+    /// records. Failing to map is not an error: reads then use `pread` and
+    /// appends `pwrite`.
     pub fn map_ahead(&self, len: u64) {
         let Ok(len) = usize::try_from(len) else {
             return;
         };
-        // SAFETY: reads through this map touch only the bytes of records
-        // the keydir points at. Those were completely written (pwrite, whose
-        // data the shared page cache shows in the map) before the keydir
-        // pointed at them, and libbitcask never truncates a file below its
-        // last good record, so no read reaches a page past the end of the
-        // file. Pages past the end are never touched. Changing data files from
-        // outside while the database is open is documented as unsupported.
-        if let Ok(map) = unsafe { MmapOptions::new().len(len).map(&self.file) } {
-            let _ = map.advise(Advice::Random);
-            let _ = self.map.set(map);
+        let mut options = MmapOptions::new();
+        options.len(len);
+        let map = match options.map_raw(&self.file) {
+            Ok(raw) => FileMap {
+                raw,
+                writable: true,
+            },
+            Err(_) => match options.map_raw_read_only(&self.file) {
+                Ok(raw) => FileMap {
+                    raw,
+                    writable: false,
+                },
+                Err(_) => return,
+            },
+        };
+        let _ = map.raw.advise(Advice::Random);
+        let _ = self.map.set(map);
+    }
+
+    /// How many bytes of the file the map spans (0 without a map).
+    pub fn map_len(&self) -> u64 {
+        self.map.get().map_or(0, |map| map.raw.len() as u64)
+    }
+
+    /// Whether [`DataFile::write_in_map`] can take `len` bytes at `offset`.
+    pub fn map_takes(&self, offset: u64, len: usize) -> bool {
+        self.map
+            .get()
+            .is_some_and(|map| map.writable && map.covers(offset, len))
+    }
+
+    /// Copies `bytes` into the file at `offset` through the writable map.
+    /// Returns false, having written nothing, if the map does not take them
+    /// ([`DataFile::map_takes`]).
+    ///
+    /// # Safety
+    /// The file must already be at least `offset + bytes.len()` long (else
+    /// the copy faults with SIGBUS), and no reader may look at those bytes
+    /// while they are copied: the caller is the one writer, and the range
+    /// lies past every record the keydir points at.
+    pub unsafe fn write_in_map(&self, offset: u64, bytes: &[u8]) -> bool {
+        let Some(map) = self.map.get() else {
+            return false;
+        };
+        if !map.writable || !map.covers(offset, bytes.len()) {
+            return false;
         }
+        // SAFETY: the range lies inside the map (checked above) and inside
+        // the file (the caller's promise); no one else reads or writes it
+        // (the caller's promise), and `bytes` is a different allocation.
+        unsafe { copy_in_order(map.raw.as_mut_ptr().add(offset as usize), bytes) };
+        true
+    }
+
+    /// The `len` bytes at `start` in place in the map, if the map covers
+    /// them.
+    fn record_bytes(&self, start: u64, len: usize) -> Option<&[u8]> {
+        let map = self.map.get()?;
+        if !map.covers(start, len) {
+            return None;
+        }
+        // SAFETY: callers ask only for records the keydir points at (or
+        // pointed at when the caller looked it up). Those were completely
+        // written, and the write published by the keydir's lock, before
+        // anyone could look them up, and are never written again: the
+        // writer copies only past its offset, which is past every record.
+        // The file is never cut below a record that was published (open cuts
+        // torn tails before any reader exists; sealing cuts only the
+        // preallocated space past the last record), so no byte read lies
+        // past the end of the file. Changing data files from outside while
+        // the database is open is documented as unsupported. The slice is
+        // inside the map (checked above) and lives no longer than `self`,
+        // which owns the map.
+        Some(unsafe { std::slice::from_raw_parts(map.raw.as_ptr().add(start as usize), len) })
     }
 
     /// Calls `f` with the value of the live record at `pos`, checked as
@@ -176,11 +266,7 @@ impl DataFile {
         scratch: &mut Vec<u8>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        let start = pos.offset as usize;
-        let in_map = self
-            .map
-            .get()
-            .and_then(|map| map.get(start..start + pos.size as usize));
+        let in_map = self.record_bytes(u64::from(pos.offset), pos.size as usize);
         // Past the end of the map (a record larger than the active file's
         // map reaches, or a file shorter than the index says): pread.
         if let Some(bytes) = in_map {
@@ -269,9 +355,59 @@ impl DataFile {
     }
 }
 
+/// Copies `src` to `dst` strictly in ascending address order: bytes up to
+/// an 8-byte boundary, then aligned 8-byte words, then the last bytes, each
+/// a volatile store so that the compiler keeps the order. A process killed
+/// in the middle has retired a prefix of these stores, and the stores it
+/// retired reach the page cache, so the file then holds a prefix of `src`
+/// followed by the zeros that were there: the torn tail open recognizes
+/// (see `reader.rs`). `memcpy` gives no such order.
+///
+/// # Safety
+/// `dst..dst + src.len()` must be valid for writes and not overlap `src`.
+unsafe fn copy_in_order(dst: *mut u8, src: &[u8]) {
+    let len = src.len();
+    let head = dst.align_offset(8).min(len);
+    let words = (len - head) / 8;
+    // SAFETY: every store and load below stays inside `dst..dst + len` and
+    // `src` (the caller's promise for `dst`); word stores go to addresses
+    // made 8-aligned by `head`; loads from `src` are unaligned reads.
+    unsafe {
+        for (i, &byte) in src[..head].iter().enumerate() {
+            dst.add(i).write_volatile(byte);
+        }
+        for w in 0..words {
+            let at = head + w * 8;
+            let word = src.as_ptr().add(at).cast::<u64>().read_unaligned();
+            dst.add(at).cast::<u64>().write_volatile(word);
+        }
+        let tail = head + words * 8;
+        for (i, &byte) in src[tail..].iter().enumerate() {
+            dst.add(tail + i).write_volatile(byte);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_in_order_copies_every_length_at_every_alignment() {
+        let src: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37) | 1).collect();
+        for start in 0..8 {
+            for len in 0..40 {
+                let mut dst = vec![0u8; 64];
+                // SAFETY: `start + len` stays inside `dst`; `src` is another vector.
+                unsafe { copy_in_order(dst.as_mut_ptr().add(start), &src[..len]) };
+                assert_eq!(&dst[start..start + len], &src[..len], "{start}+{len}");
+                assert!(dst[..start]
+                    .iter()
+                    .chain(&dst[start + len..])
+                    .all(|&b| b == 0));
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip_and_others_are_ignored() {

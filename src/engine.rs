@@ -319,7 +319,7 @@ impl Engine {
             return Ok(());
         }
         state.closed = true;
-        let synced = state.writer.sync();
+        let synced = state.writer.seal();
         let active = Arc::clone(state.writer.file());
         drop(state);
         // A merge on another thread sees `closing` and stops at its next step.
@@ -540,11 +540,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Syncs the active file and starts data file `id` (larger than every
+    /// Seals the active file (cut to its last record, synced) and starts data file `id` (larger than every
     /// existing one). The old file becomes immutable, and the background
     /// thread writes its hint file.
     pub(crate) fn roll_over(&self, state: &mut WriterState, id: u32) -> Result<()> {
-        state.writer.sync()?;
+        state.writer.seal()?;
         let file = Arc::new(DataFile::create(&self.dir, id)?);
         file.map_ahead(self.options.data_file_size());
         self.files.write().insert(id, Arc::clone(&file));

@@ -3,11 +3,15 @@
 //!
 //! - [`Entry::End`]: the file ends exactly at a record boundary;
 //! - [`Entry::TornTail`]: the bytes from here to the end of the file are what
-//!   a writer that died mid-append leaves (a record cut short, a last record
-//!   whose body checksum fails, or zero-filled space). In the newest file this
-//!   is not an error: open cuts the file back to here;
+//!   a writer that died mid-append leaves. The writer copies each append in
+//!   ascending order into space that reads as zeros (see `writer.rs`), so a
+//!   crash leaves a prefix of the last append and zeros after it: a record
+//!   cut short by the end of the file, a header that fails its checksum with
+//!   only zeros after the space a header takes, or a valid header whose body
+//!   fails its checksum with only zeros after the end it claims. In the
+//!   newest file this is not an error: open cuts the file back to here;
 //! - [`Entry::Corrupt`]: a record that fails a check and is followed by more
-//!   data, so no crash can explain it.
+//!   data than one torn append can leave, so no crash can explain it.
 //!
 //! It reads through a [`Source`]: a memory map or buffered positioned reads.
 
@@ -160,10 +164,13 @@ impl<S: Source> Scanner<S> {
                 })
             }
             ParsedHeader::Invalid(why) => {
-                return Ok(if self.rest_is_zero(offset)? {
+                // A header copied in part: its own bytes, and zeros after them.
+                let header_end = offset + format::MAX_RECORD_HEADER_LEN as u64;
+                return Ok(if self.rest_is_zero(header_end)? {
                     Entry::TornTail {
                         offset,
-                        reason: "zero-filled space after the last record",
+                        reason:
+                            "zero-filled space, or a header partly written, after the last record",
                     }
                 } else {
                     Entry::Corrupt {
@@ -195,12 +202,13 @@ impl<S: Source> Scanner<S> {
                 reason: "record cut short by the end of the file",
             });
         }
+        let body_start = offset + header.header_len as u64;
         let body_len = header.key_len as usize + header.value_len as usize;
-        let body = self
-            .source
-            .read(offset + header.header_len as u64, body_len)?;
-        if format::body_crc(body) != header.body_crc {
-            return Ok(if record_end == file_len {
+        let body_ok = format::body_crc(self.source.read(body_start, body_len)?) == header.body_crc;
+        if !body_ok {
+            // A record copied in part: the rest of its extent, and all that
+            // follows, still zero.
+            return Ok(if self.rest_is_zero(record_end)? {
                 Entry::TornTail {
                     offset,
                     reason: "the last record's checksum fails (partly written)",
@@ -213,6 +221,9 @@ impl<S: Source> Scanner<S> {
             });
         }
         self.offset = record_end;
+        // Read again (from the map, or the window just filled): the first
+        // borrow had to end before the checks above could read on.
+        let body = self.source.read(body_start, body_len)?;
         Ok(Entry::Record {
             offset,
             len: header.record_len(),
@@ -267,7 +278,7 @@ fn implausible(kind: RecordKind, key_len: u32, value_len: u32) -> Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::encode_record;
+    use crate::format::{encode_record, MAX_RECORD_HEADER_LEN};
 
     /// A source over bytes in memory, for testing the scanner alone.
     struct Bytes(Vec<u8>);
@@ -353,6 +364,36 @@ mod tests {
         let end = bytes.len() as u64;
         bytes.extend_from_slice(&[0u8; 5000]);
         assert_eq!(scan(bytes).1, format!("torn@{end}"));
+    }
+
+    /// What a writer killed in the middle of copying its last record into
+    /// the file's map leaves: any prefix of the record, then the zeros the
+    /// file was grown with. (This pinned a bug: such a prefix used to read
+    /// as corruption, so a crash test's reopen failed about 1 round in 20.)
+    #[test]
+    fn a_prefix_of_the_last_record_before_zero_fill_is_torn() {
+        let (bytes, starts) = three_records();
+        let last = starts[2] as usize;
+        for cut in last..bytes.len() {
+            let mut torn = bytes[..cut].to_vec();
+            torn.resize(bytes.len() + 4096, 0);
+            assert_eq!(scan(torn).1, format!("torn@{last}"), "cut at {cut}");
+        }
+    }
+
+    /// A prefix followed by anything non-zero past the space its record (or
+    /// a header) takes is not what a crash leaves.
+    #[test]
+    fn a_prefix_with_data_past_its_extent_is_corrupt() {
+        let (bytes, starts) = three_records();
+        let last = starts[2] as usize;
+        for cut in last + 1..bytes.len() {
+            let mut damaged = bytes[..cut].to_vec();
+            damaged.resize(bytes.len() + 4096, 0);
+            let stray = (bytes.len() + MAX_RECORD_HEADER_LEN).max(last + MAX_RECORD_HEADER_LEN);
+            damaged[stray] = 1;
+            assert_eq!(scan(damaged).1, format!("corrupt@{last}"), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -1,8 +1,17 @@
 //! The appender of the active data file. It owns the write offset, so it is
 //! the one place that decides what counts as written:
 //!
-//! - a record is appended with one positioned write at the end of the last
-//!   good record;
+//! - a record is appended at the end of the last good record, by a copy
+//!   into the file's shared map (the page cache: once copied it survives a
+//!   crash of the process as a `write` would), or, where the map does not
+//!   reach, by one positioned write;
+//! - the map needs the file to be as long as what is copied into it, so the
+//!   writer grows the file ahead of its end [`GROW_STEP`] at a time, with
+//!   its blocks allocated (`fallocate`), so that a full disk is an error of
+//!   the append that finds it rather than a SIGBUS at some later copy. The
+//!   space past the last record reads as zeros: a crash leaves it behind as
+//!   a torn tail, which open cuts off; sealing a file (rollover, close) cuts
+//!   it off first;
 //! - a failed write (disk full, I/O error) is cut back to that offset, so no
 //!   partial record is left for a later read or open to trip over; if even
 //!   the cut fails, the writer refuses all further writes;
@@ -11,6 +20,8 @@
 //!   error, so a retry that "succeeds" would prove nothing;
 //! - the sync policy (`sync_writes`, `bytes_per_sync`) is applied here.
 
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -27,11 +38,21 @@ pub struct SyncPolicy {
     pub bytes_per_sync: u64,
 }
 
+/// How far ahead of the last record the writer grows the active file at
+/// most: one `fallocate` per this many bytes appended, and at most this much
+/// space allocated and not yet used. A small file grows by its own length
+/// (at least [`MIN_GROW_STEP`]), so that a small database stays small.
+pub const GROW_STEP: u64 = 1 << 20;
+/// The least the writer grows the active file by.
+pub const MIN_GROW_STEP: u64 = 64 << 10;
+
 /// Appends records to the active data file.
 pub struct Writer {
     file: Arc<DataFile>,
     /// End of the last good record: where the next one goes.
     offset: u64,
+    /// The file's length: `offset` plus the zeros grown ahead of it.
+    file_len: u64,
     /// Bytes appended since the last sync of `file`.
     unsynced: u64,
     policy: SyncPolicy,
@@ -50,6 +71,7 @@ impl Writer {
         Writer {
             file,
             offset,
+            file_len: offset,
             unsynced: 0,
             policy,
             refused: None,
@@ -105,12 +127,24 @@ impl Writer {
     pub fn append_encoded(&mut self, bytes: &[u8]) -> Result<u64> {
         self.check_usable()?;
         let offset = self.offset;
-        if let Err(e) = self.file.file().write_all_at(bytes, offset) {
+        let end = offset + bytes.len() as u64;
+        if self.file.map_takes(offset, bytes.len()) {
+            if end > self.file_len {
+                self.grow(end)?;
+            }
+            // SAFETY: the file is at least `end` long (grown just above), and
+            // the range lies past every record written, so no reader looks
+            // at it; this writer is the only one.
+            let copied = unsafe { self.file.write_in_map(offset, bytes) };
+            debug_assert!(copied, "map_takes said yes");
+        } else if let Err(e) = self.file.file().write_all_at(bytes, offset) {
             let err = Error::io("append to", self.file.path(), e);
             self.cut_back();
             return Err(err);
+        } else {
+            self.file_len = self.file_len.max(end);
         }
-        self.offset += bytes.len() as u64;
+        self.offset = end;
         self.unsynced += bytes.len() as u64;
         let policy = self.policy;
         if policy.every_write
@@ -142,13 +176,51 @@ impl Writer {
         }
     }
 
+    /// Cuts the space grown ahead of the last record off the file and
+    /// syncs it: what a file needs before it becomes immutable (rollover)
+    /// or is closed, so that its length is its last record's end. A failure
+    /// leaves the file as it was, still the active one.
+    pub fn seal(&mut self) -> Result<()> {
+        self.check_usable()?;
+        if self.file_len > self.offset {
+            self.file
+                .file()
+                .set_len(self.offset)
+                .map_err(|e| Error::io("cut the unused end off", self.file.path(), e))?;
+            self.file_len = self.offset;
+            // The new length must reach the disk too.
+            self.unsynced = self.unsynced.max(1);
+        }
+        self.sync()
+    }
+
     /// Makes `file`, freshly created and synced, the active file. The caller
-    /// has synced the old one.
+    /// has sealed the old one.
     pub fn switch_to(&mut self, file: Arc<DataFile>) {
         debug_assert_eq!(self.unsynced, 0, "rollover left unsynced data behind");
         self.file = file;
         self.offset = format::FILE_HEADER_LEN;
+        self.file_len = format::FILE_HEADER_LEN;
         self.unsynced = 0;
+    }
+
+    /// Grows the file to at least `end` bytes, allocating its blocks: a
+    /// step past `end` (see [`GROW_STEP`]) or to the end of the map, or just to `end` when
+    /// the larger step fails (a file size limit, a nearly full disk). On
+    /// failure nothing was written and the error is the append's.
+    fn grow(&mut self, end: u64) -> Result<()> {
+        let step = self.file_len.clamp(MIN_GROW_STEP, GROW_STEP);
+        let step_end = end.saturating_add(step).min(self.file.map_len()).max(end);
+        let grown = allocate(self.file.file(), self.file_len, step_end)
+            .map(|()| step_end)
+            .or_else(|_| allocate(self.file.file(), self.file_len, end).map(|()| end));
+        match grown {
+            Ok(len) => {
+                self.file_len = len;
+                Ok(())
+            }
+            Err(e) => Err(Error::io("append to", self.file.path(), e)),
+        }
     }
 
     /// Cuts the file back to the end of the last good record after a failed
@@ -156,7 +228,10 @@ impl Writer {
     fn cut_back(&mut self) {
         let file = self.file.file();
         match file.set_len(self.offset).and_then(|()| file.sync_data()) {
-            Ok(()) => self.unsynced = 0,
+            Ok(()) => {
+                self.unsynced = 0;
+                self.file_len = self.offset;
+            }
             Err(e) => self.refuse(format!(
                 "cutting {} back to offset {} after a failed append failed: {e}",
                 self.file.path().display(),
@@ -177,6 +252,32 @@ impl Writer {
             self.refused = Some(why);
         }
     }
+}
+
+/// Grows `file` from `len` to `new_len` bytes with the new blocks
+/// allocated, so that copies into them through a map cannot fail for want
+/// of space. Where the file system cannot allocate ahead, the file is only
+/// extended (sparse).
+fn allocate(file: &std::fs::File, len: u64, new_len: u64) -> io::Result<()> {
+    let (Ok(start), Ok(grow)) = (
+        libc::off_t::try_from(len),
+        libc::off_t::try_from(new_len.saturating_sub(len)),
+    ) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    if grow == 0 {
+        return Ok(());
+    }
+    // SAFETY: a plain system call on a descriptor `file` owns, with no
+    // pointers.
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, start, grow) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        return file.set_len(new_len);
+    }
+    Err(err)
 }
 
 #[cfg(test)]
