@@ -204,6 +204,20 @@ impl DataFile {
         self.map.get().map_or(0, |map| map.raw.len() as u64)
     }
 
+    /// Maps the pages of `offset..offset + len` into the writable map ahead
+    /// of the copies that will fill them: one system call instead of a page
+    /// fault per page. Only a speed-up: failures (an old kernel, no memory)
+    /// are ignored, and the copies then fault the pages in one by one.
+    pub fn prefault(&self, offset: u64, len: u64) {
+        if let Some(map) = self.map.get() {
+            if map.writable && map.covers(offset, len as usize) {
+                let _ = map
+                    .raw
+                    .advise_range(Advice::PopulateWrite, offset as usize, len as usize);
+            }
+        }
+    }
+
     /// Whether [`DataFile::write_in_map`] can take `len` bytes at `offset`.
     pub fn map_takes(&self, offset: u64, len: usize) -> bool {
         self.map

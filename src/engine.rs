@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::batch::Batch;
 use crate::data_file::{self, DataFile};
@@ -245,6 +245,7 @@ impl Engine {
         // Updated under the writer lock, so the keydir follows the log's order.
         let old = self.index.put(key, pos);
         state.liveness.replaced(Some(pos), old);
+        start_writeback(state);
         Ok(())
     }
 
@@ -259,6 +260,7 @@ impl Engine {
         self.append(&mut state, RecordKind::Delete, key, &[])?;
         let old = self.index.remove(key);
         state.liveness.replaced(None, old);
+        start_writeback(state);
         Ok(())
     }
 
@@ -445,7 +447,7 @@ impl Engine {
                 }
             }
         }
-        drop(state);
+        start_writeback(state);
         batch.clear();
         Ok(())
     }
@@ -579,6 +581,17 @@ impl Engine {
 /// Where a batch put lies in the encoded batch: (offset, size); a batch
 /// delete has none.
 type PutAt = (usize, usize);
+
+/// Lets go of the writer lock, then starts the writeback of what the
+/// writer has appended since the last one, if that is due: the system call
+/// may wait for the device's queue, and other writers should not wait too.
+fn start_writeback(mut state: MutexGuard<'_, WriterState>) {
+    let due = state.writer.writeback_due();
+    drop(state);
+    if let Some(range) = due {
+        range.start();
+    }
+}
 
 /// The error for a database that has used up every data file id.
 pub(crate) fn ids_exhausted() -> Error {

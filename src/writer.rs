@@ -45,6 +45,10 @@ pub struct SyncPolicy {
 pub const GROW_STEP: u64 = 1 << 20;
 /// The least the writer grows the active file by.
 pub const MIN_GROW_STEP: u64 = 64 << 10;
+/// Every this many bytes appended, the writer asks the kernel to start
+/// writing them to disk ([`Writer::writeback_due`]), so that dirty pages do
+/// not pile up for the next sync, rollover or close to wait on.
+pub const WRITEBACK_STEP: u64 = 4 << 20;
 
 /// Appends records to the active data file.
 pub struct Writer {
@@ -53,6 +57,8 @@ pub struct Writer {
     offset: u64,
     /// The file's length: `offset` plus the zeros grown ahead of it.
     file_len: u64,
+    /// Where the last writeback started by [`Writer::writeback_due`] ended.
+    written_back: u64,
     /// Bytes appended since the last sync of `file`.
     unsynced: u64,
     policy: SyncPolicy,
@@ -72,6 +78,7 @@ impl Writer {
             file,
             offset,
             file_len: offset,
+            written_back: offset,
             unsynced: 0,
             policy,
             refused: None,
@@ -201,7 +208,25 @@ impl Writer {
         self.file = file;
         self.offset = format::FILE_HEADER_LEN;
         self.file_len = format::FILE_HEADER_LEN;
+        self.written_back = format::FILE_HEADER_LEN;
         self.unsynced = 0;
+    }
+
+    /// Once [`WRITEBACK_STEP`] bytes were appended since the last time, the
+    /// range of them, for the caller to pass to [`Writeback::start`] after
+    /// it lets go of the writer lock. Without a sync policy that syncs every
+    /// write (which leaves nothing to write back).
+    pub fn writeback_due(&mut self) -> Option<Writeback> {
+        if self.policy.every_write || self.offset - self.written_back < WRITEBACK_STEP {
+            return None;
+        }
+        let range = Writeback {
+            file: Arc::clone(&self.file),
+            start: self.written_back,
+            len: self.offset - self.written_back,
+        };
+        self.written_back = self.offset;
+        Some(range)
     }
 
     /// Grows the file to at least `end` bytes, allocating its blocks: a
@@ -216,6 +241,7 @@ impl Writer {
             .or_else(|_| allocate(self.file.file(), self.file_len, end).map(|()| end));
         match grown {
             Ok(len) => {
+                self.file.prefault(self.file_len, len - self.file_len);
                 self.file_len = len;
                 Ok(())
             }
@@ -250,6 +276,41 @@ impl Writer {
     fn refuse(&mut self, why: String) {
         if self.refused.is_none() {
             self.refused = Some(why);
+        }
+    }
+}
+
+/// Appended bytes whose writeback is to start: the writer's hint to the
+/// kernel, taken under the writer lock and started outside it.
+pub struct Writeback {
+    file: Arc<DataFile>,
+    start: u64,
+    len: u64,
+}
+
+impl Writeback {
+    /// Starts writing the range to disk and returns without waiting
+    /// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE` only). It makes
+    /// nothing durable and promises nothing: only fdatasync does. Errors
+    /// are ignored: a write error stays recorded for the file, and the next
+    /// fdatasync reports it (without a wait flag this call does not consume
+    /// it).
+    pub fn start(self) {
+        let (Ok(start), Ok(len)) = (
+            libc::off64_t::try_from(self.start),
+            libc::off64_t::try_from(self.len),
+        ) else {
+            return;
+        };
+        // SAFETY: a plain system call on a descriptor the file owns (kept
+        // open by the Arc), with no pointers.
+        unsafe {
+            libc::sync_file_range(
+                self.file.file().as_raw_fd(),
+                start,
+                len,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
         }
     }
 }
