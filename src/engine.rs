@@ -285,9 +285,15 @@ impl Engine {
     /// reading the value.
     pub fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         check_key(key)?;
-        let Some((pos, file)) = self.locate(key)? else {
+        // The files lock is held across the read instead of taking a
+        // reference to the file: no user code runs inside, and a get is short.
+        let files = self.files.read();
+        let Some(pos) = self.index.get(key) else {
             return Ok(None);
         };
+        let file = files
+            .get(&pos.file_id)
+            .ok_or_else(|| not_open(pos.file_id))?;
         let needed = format::value_len_of(pos.size, key.len()).ok_or_else(|| {
             Error::Internal(format!(
                 "keydir entry {pos:?} cannot hold a key of {} bytes",
@@ -570,12 +576,17 @@ impl Engine {
         };
         match files.get(&pos.file_id) {
             Some(file) => Ok(Some((pos, Arc::clone(file)))),
-            None => Err(Error::Internal(format!(
-                "the keydir points into data file {}, which is not open",
-                data_file::data_file_name(pos.file_id)
-            ))),
+            None => Err(not_open(pos.file_id)),
         }
     }
+}
+
+/// The error for a keydir entry that points into a file that is not open.
+fn not_open(file_id: u32) -> Error {
+    Error::Internal(format!(
+        "the keydir points into data file {}, which is not open",
+        data_file::data_file_name(file_id)
+    ))
 }
 
 /// Where a batch put lies in the encoded batch: (offset, size); a batch
