@@ -11,7 +11,9 @@
 //! follows the log's order exactly as with one put at a time.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -28,12 +30,21 @@ pub struct Pending {
     outcome: Mutex<Option<Result<()>>>,
 }
 
+/// How long a leader waits at most for the callers of the group before
+/// its own to queue up again: a fraction of one fdatasync (about 185 us on
+/// the machines this was measured on).
+const GATHER_WAIT: Duration = Duration::from_micros(50);
+
 /// The puts waiting to be committed, oldest first; the first one's caller leads.
 #[derive(Default)]
 pub struct CommitQueue {
     queue: Mutex<VecDeque<Arc<Pending>>>,
     /// Signalled when a group is done.
     done: Condvar,
+    /// Signalled when a put joins the queue behind a leader.
+    arrived: Condvar,
+    /// The size of the last group committed.
+    last_group: AtomicUsize,
 }
 
 /// Ends a leader's turn, also if it unwinds: its group leaves the queue
@@ -74,6 +85,9 @@ impl Engine {
         let commits = &self.commit_queue;
         let mut queue = commits.queue.lock();
         queue.push_back(Arc::clone(&mine));
+        if queue.len() > 1 {
+            commits.arrived.notify_one();
+        }
         loop {
             if let Some(outcome) = mine.outcome.lock().take() {
                 return outcome;
@@ -83,8 +97,21 @@ impl Engine {
             }
             commits.done.wait(&mut queue);
         }
-        // The leader: commit everything queued so far.
+        // The leader. Without a wait, groups alternate: while one syncs,
+        // the callers not in it queue up and form the next group, and the
+        // callers of the group just done come back too late for it; each
+        // fdatasync then covers about half of the writers. So when the last
+        // group was larger than the queue is now, the leader waits briefly
+        // for that many callers. A lone writer (a last group of one) never
+        // waits.
+        let expected = commits.last_group.load(Ordering::Relaxed);
+        if queue.len() < expected {
+            commits
+                .arrived
+                .wait_while_for(&mut queue, |q| q.len() < expected, GATHER_WAIT);
+        }
         let group: Vec<Arc<Pending>> = queue.iter().cloned().collect();
+        commits.last_group.store(group.len(), Ordering::Relaxed);
         drop(queue);
         let handed_over = HandOver {
             commits,
