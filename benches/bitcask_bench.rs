@@ -600,11 +600,17 @@ struct Args {
     /// Parent of the run's scratch directory.
     dir: PathBuf,
     index: IndexType,
+    /// Workloads not to run (see [`SKIPPABLE`]).
+    skip: Vec<String>,
 }
+
+/// The workloads `--skip` may leave out: none of the others depends on
+/// what they measure or leave behind.
+const SKIPPABLE: &[&str] = &["iterate", "merge", "fillsync"];
 
 const USAGE: &str = "\
 usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-threads T]
-                     [--index ordered|hash] [--dir DIR]
+                     [--index ordered|hash] [--dir DIR] [--skip W[,W...]]
 
   --keys N            keys per table (default: 1000000 for values up to 1024 bytes, 100000 above)
   --value-size B,...  value sizes in bytes, one table each (default: 100,4096)
@@ -614,6 +620,8 @@ usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-
   --dir DIR           where the databases go: a fresh DIR/bitcask-bench-PID, removed at the end
                       (DIR itself is created if missing and left in place)
                       (default: the system temp directory)
+  --skip W,...        leave out these workloads: iterate (both rows), merge, fillsync (both
+                      rows); for long runs at large key counts (the scale curve)
 Keys are 16 bytes. Through make: make bench ARGS=\"--keys 100000 --value-size 100\"";
 
 fn parse_args() -> Result<Args, String> {
@@ -624,6 +632,7 @@ fn parse_args() -> Result<Args, String> {
         sync_threads: 8,
         dir: std::env::temp_dir(),
         index: IndexType::Ordered,
+        skip: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -655,6 +664,14 @@ fn parse_args() -> Result<Args, String> {
                     "ordered" => IndexType::Ordered,
                     "hash" => IndexType::Hash,
                     other => return Err(format!("--index {other:?}: ordered or hash")),
+                }
+            }
+            "--skip" => {
+                for w in value()?.split(',') {
+                    if !SKIPPABLE.contains(&w) {
+                        return Err(format!("--skip {w:?}: one of {}", SKIPPABLE.join(", ")));
+                    }
+                    args.skip.push(w.to_string());
                 }
             }
             "-h" | "--help" => {
@@ -765,6 +782,9 @@ fn run_table(args: &Args, scratch: &Path, keys: u64, value_size: usize) -> Res<(
         ":", ":", ":", ":", ":", ":"
     );
     for &(name, workload) in WORKLOADS {
+        if args.skip.iter().any(|w| name.starts_with(w.as_str())) {
+            continue;
+        }
         let name = name.replace("{threads}", &args.sync_threads.to_string());
         let m = workload(&mut bench).map_err(|e| format!("{name}: {e}"))?;
         print_row(&name, &m);
