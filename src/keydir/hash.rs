@@ -121,15 +121,25 @@ impl Shard {
         if self.slots.is_empty() {
             return None;
         }
+        self.probe(key, hash).ok()
+    }
+
+    /// Walks the probe path of `key` (of hash `hash`) once: `Ok(i)` when
+    /// slot `i` holds the key, else `Err(i)` with the first empty slot,
+    /// where an insert puts it. One walk answers both because there are no
+    /// tombstones: the key, if present, lies before the first empty slot.
+    /// The table must not be empty.
+    #[inline]
+    fn probe(&self, key: &[u8], hash: u64) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
             let slot = self.slots[i];
             if slot.is_empty() {
-                return None;
+                return Err(i);
             }
             if slot.tag() == tag(hash) && self.arena.key(slot.entry()) == key {
-                return Some(i);
+                return Ok(i);
             }
             i = (i + 1) & mask;
         }
@@ -147,18 +157,27 @@ impl Shard {
         hash: u64,
         pos: RecordPos,
     ) -> Option<RecordPos> {
-        if let Some(i) = self.find(key, hash) {
-            let at = self.slots[i].entry();
-            let old = self.arena.pos(at);
-            self.arena.set_pos(at, pos);
-            return Some(old);
-        }
+        // An empty table (no key yet) resizes below before any slot is used.
+        let found = if self.slots.is_empty() {
+            Err(0)
+        } else {
+            self.probe(key, hash)
+        };
+        let mut free = match found {
+            Ok(i) => {
+                let at = self.slots[i].entry();
+                let old = self.arena.pos(at);
+                self.arena.set_pos(at, pos);
+                return Some(old);
+            }
+            Err(free) => free,
+        };
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.resize(hasher, capacity_for(self.len + 1));
+            free = self.free_slot(hash);
         }
         let at = self.arena.push(key, pos);
-        let i = self.free_slot(hash);
-        self.slots[i] = Slot::new(hash, at);
+        self.slots[free] = Slot::new(hash, at);
         self.len += 1;
         None
     }
@@ -551,6 +570,35 @@ mod tests {
                 }
             }
             assert_eq!(index.len(), 0);
+        }
+    }
+
+    #[test]
+    fn one_probe_insert_finds_keys_anywhere_in_their_cluster() {
+        // A table at exactly 3/4 (12 keys in 16 slots: long clusters, some
+        // wrapping): the one walk that looks for the key must find each one
+        // wherever it lies, so that overwrites neither add a second copy nor
+        // grow the table; the next new key then lands in a free slot.
+        for round in 0..100u32 {
+            let index = HashIndex::with_shards(1);
+            let keys: Vec<_> = (0..12).map(|i| key(round * 100 + i)).collect();
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(index.put(k, pos(i as u32)), None, "round {round}");
+            }
+            for (i, k) in keys.iter().enumerate().rev() {
+                let again = pos(i as u32 + 50);
+                assert_eq!(index.put(k, again), Some(pos(i as u32)), "round {round}");
+            }
+            let stats = index.stats();
+            assert_eq!((stats.keys, stats.slots), (12, 16), "round {round}");
+            assert_eq!(stats.arena_live, 12 * 29, "round {round}: no new entries");
+            let extra = key(round * 100 + 99);
+            assert_eq!(index.put(&extra, pos(99)), None, "round {round}");
+            assert_eq!(index.stats().slots, 32, "round {round}");
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(index.get(k), Some(pos(i as u32 + 50)), "round {round}");
+            }
+            assert_eq!(index.get(&extra), Some(pos(99)), "round {round}");
         }
     }
 
