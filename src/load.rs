@@ -18,7 +18,7 @@ use crate::data_file::{self, DataFile};
 use crate::error::{Error, Result};
 use crate::format::{self, FileHeader, RecordKind, FILE_HEADER_LEN};
 use crate::hint::{self, Hint, HintBuilder, HintKind};
-use crate::keydir::{Index, RecordPos};
+use crate::keydir::{Change, Index, RecordPos};
 use crate::liveness::Liveness;
 use crate::reader::{Entry, FileSource, MmapSource, Scanner, Source};
 
@@ -79,7 +79,18 @@ pub trait Apply {
     fn put(&mut self, key: &[u8], pos: RecordPos);
     /// `key` is deleted by the tombstone at `pos`.
     fn delete(&mut self, key: &[u8], pos: RecordPos);
+    /// The next changes, in order, all at once: what a hint file holds.
+    fn apply_run(&mut self, changes: &[Change<'_>]) {
+        for c in changes {
+            apply(self, c.delete, c.key, c.pos);
+        }
+    }
 }
+
+/// How many hint entries go to [`Apply::apply_run`] at a time: enough to
+/// keep a pipeline of cache misses busy and the per-run costs small, few
+/// enough that the run stays in the cache.
+const RUN_LEN: usize = 4096;
 
 /// Open's sink: the keydir, and how many bytes of each file stay live.
 pub struct KeydirLoader<'a> {
@@ -96,6 +107,13 @@ impl Apply for KeydirLoader<'_> {
     fn delete(&mut self, key: &[u8], _pos: RecordPos) {
         let old = self.index.remove(key);
         self.liveness.replaced(None, old);
+    }
+
+    fn apply_run(&mut self, changes: &[Change<'_>]) {
+        let liveness = &mut *self.liveness;
+        self.index.apply(changes, &mut |change, old| {
+            liveness.replaced((!change.delete).then_some(change.pos), old);
+        });
     }
 }
 
@@ -145,18 +163,25 @@ pub fn load_file(
         });
     }
     if let Some(hint) = Hint::read(dir, id, len)? {
+        let mut run = Vec::with_capacity(RUN_LEN);
         let applied = hint.for_each(|kind, key, offset, size| {
-            let pos = RecordPos {
-                file_id: id,
-                offset,
-                size,
-            };
-            match kind {
-                HintKind::Put => sink.put(key, pos),
-                HintKind::Delete => sink.delete(key, pos),
+            run.push(Change {
+                key,
+                pos: RecordPos {
+                    file_id: id,
+                    offset,
+                    size,
+                },
+                delete: kind == HintKind::Delete,
+            });
+            if run.len() == RUN_LEN {
+                sink.apply_run(&run);
+                run.clear();
             }
         });
-        if !applied {
+        if applied {
+            sink.apply_run(&run);
+        } else {
             return Err(Error::Corruption(format!(
                 "{}: the hint file passes its checksum but does not decode; delete it and \
                  open again (the data file is then scanned)",
@@ -430,7 +455,7 @@ fn scan_into<S: Source>(
 }
 
 /// Applies one put or delete.
-fn apply(sink: &mut dyn Apply, delete: bool, key: &[u8], pos: RecordPos) {
+fn apply(sink: &mut (impl Apply + ?Sized), delete: bool, key: &[u8], pos: RecordPos) {
     if delete {
         sink.delete(key, pos);
     } else {

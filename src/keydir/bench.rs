@@ -280,3 +280,81 @@ fn measure_in_child(kind: &str, n: usize) {
     );
     black_box(index.len());
 }
+
+/// The keydir's part of an open from hint files: 1M keys put in random
+/// order (a hint written by close), then the same keys overwritten in
+/// another order (2M entries), then a tenth of them deleted; one change at
+/// a time (`put`/`remove`) and in runs of 4096 (`apply`, as open does).
+/// The keys lie in memory in the order of the changes, as in a hint file.
+/// Best of 5 runs each, in ms: the machine is shared.
+#[test]
+#[ignore]
+fn load_like_open() {
+    let n = 1_000_000;
+    let first = shuffled(n, 0x1111);
+    let second = shuffled(n, 0x2222);
+    // (key number, position number, delete) in hint order.
+    let ops: Vec<(usize, usize, bool)> = first
+        .iter()
+        .map(|&i| (i, i, false))
+        .chain(second.iter().map(|&i| (i, n + i, false)))
+        .chain(
+            first
+                .iter()
+                .filter(|&&i| i % 10 == 0)
+                .map(|&i| (i, 2 * n + i, true)),
+        )
+        .collect();
+    let mut bytes = vec![[0u8; KEY_LEN]; ops.len()];
+    for (key, &(i, _, _)) in bytes.iter_mut().zip(&ops) {
+        write_key(key, 2 * i as u64);
+    }
+    let changes: Vec<_> = ops
+        .iter()
+        .zip(&bytes)
+        .map(|(&(_, seq, delete), key)| super::Change {
+            key: &key[..],
+            pos: pos(seq),
+            delete,
+        })
+        .collect();
+    for kind in ["hash 64", "ordered"] {
+        for (name, len) in [
+            ("1M", n),
+            ("2M, 1M keys", 2 * n),
+            ("+10% deletes", ops.len()),
+        ] {
+            let changes = &changes[..len];
+            let mut best = [Duration::MAX; 2];
+            for _ in 0..5 {
+                for (way, best) in best.iter_mut().enumerate() {
+                    let index = make(kind);
+                    let start = Instant::now();
+                    let mut count = 0usize;
+                    if way == 0 {
+                        for c in changes {
+                            let old = if c.delete {
+                                index.remove(c.key)
+                            } else {
+                                index.put(c.key, c.pos)
+                            };
+                            count += usize::from(old.is_some());
+                        }
+                    } else {
+                        for run in changes.chunks(4096) {
+                            index.apply(run, &mut |_, old| count += usize::from(old.is_some()));
+                        }
+                    }
+                    *best = (*best).min(start.elapsed());
+                    black_box(count);
+                    black_box(index.len());
+                }
+            }
+            println!(
+                "{kind:<8} {name:<14} one by one {:>7.1} ms, apply {:>7.1} ms",
+                best[0].as_secs_f64() * 1e3,
+                best[1].as_secs_f64() * 1e3
+            );
+        }
+    }
+}

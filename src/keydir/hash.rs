@@ -35,9 +35,9 @@
 
 use parking_lot::RwLock;
 
-use super::arena::{EntryRef, KeyArena};
+use super::arena::{prefetch, EntryRef, KeyArena};
 use super::key_hash::KeyHasher;
-use super::{Index, RecordPos};
+use super::{Change, Index, RecordPos};
 
 /// Number of shards of a default [`HashIndex`]. Enough that one shard's
 /// resize at 10M keys stays in the milliseconds; few enough that an almost
@@ -52,6 +52,12 @@ const MIN_SLOTS: usize = 16;
 /// Garbage a shard tolerates before it compacts its arena, whatever the
 /// share: compacting a tiny shard over a few removals would be churn.
 const MIN_GARBAGE: usize = 16 << 10;
+/// How many changes ahead [`HashIndex::apply`] asks for the home slot of a
+/// key, and then for the entry that slot points at: far enough that the
+/// slot has arrived by the time its entry is wanted, and that one has by the
+/// time the change is applied.
+const PREFETCH_SLOT_AHEAD: usize = 16;
+const PREFETCH_ENTRY_AHEAD: usize = 8;
 
 /// One table slot: 0 when empty, else the top bits of the key's hash (the
 /// tag) over the entry's arena reference plus one.
@@ -199,6 +205,39 @@ impl Shard {
         Some(old)
     }
 
+    /// Starts loading the home slot of `hash` into the cache.
+    #[inline]
+    fn prefetch_slot(&self, hash: u64) {
+        if !self.slots.is_empty() {
+            prefetch(&self.slots[hash as usize & (self.slots.len() - 1)]);
+        }
+    }
+
+    /// Starts loading the entry of the first slot on `hash`'s probe path
+    /// whose tag matches (almost always the key's own, for an overwrite or
+    /// a remove). Looks only at the few slots from the home slot that a
+    /// [`Shard::prefetch_slot`] of it brought in, and stops at an empty one
+    /// (a new key: there is no entry to compare).
+    #[inline]
+    fn prefetch_entry(&self, hash: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        for _ in 0..4 {
+            let slot = self.slots[i];
+            if slot.is_empty() {
+                return;
+            }
+            if slot.tag() == tag(hash) {
+                self.arena.prefetch(slot.entry());
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// The first empty slot on the probe path of `hash`.
     fn free_slot(&self, hash: u64) -> usize {
         let mask = self.slots.len() - 1;
@@ -330,8 +369,12 @@ impl HashIndex {
     }
 
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
-        let i = (hash >> SHARD_SHIFT) as usize & (self.shards.len() - 1);
-        &self.shards[i].0
+        &self.shards[self.shard_no(hash)].0
+    }
+
+    /// The number of the shard that holds keys of hash `hash`.
+    fn shard_no(&self, hash: u64) -> usize {
+        (hash >> SHARD_SHIFT) as usize & (self.shards.len() - 1)
     }
 
     /// What the index holds and allocates, summed over its shards.
@@ -382,6 +425,37 @@ impl Index for HashIndex {
     fn remove(&self, key: &[u8]) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
         self.shard(hash).write().remove(&self.hasher, key, hash)
+    }
+
+    /// Takes every shard's write lock once for the whole run (in shard
+    /// order, as `scan_prefix` takes the read locks, so the two cannot
+    /// deadlock) and pipelines the changes: while one is applied, the home
+    /// slot of a later one and the entry of a nearer one are already on
+    /// their way into the cache. A key at open costs a cache miss or two
+    /// (its slot, its entry) in tables far larger than the cache; in a
+    /// run, the misses of many changes overlap instead of taking turns.
+    fn apply(
+        &self,
+        changes: &[Change<'_>],
+        replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
+    ) {
+        let hashes: Vec<u64> = changes.iter().map(|c| self.hasher.hash(c.key)).collect();
+        let mut shards: Vec<_> = self.shards.iter().map(|s| s.0.write()).collect();
+        for (i, (change, &hash)) in changes.iter().zip(&hashes).enumerate() {
+            if let Some(&ahead) = hashes.get(i + PREFETCH_SLOT_AHEAD) {
+                shards[self.shard_no(ahead)].prefetch_slot(ahead);
+            }
+            if let Some(&ahead) = hashes.get(i + PREFETCH_ENTRY_AHEAD) {
+                shards[self.shard_no(ahead)].prefetch_entry(ahead);
+            }
+            let shard = &mut shards[self.shard_no(hash)];
+            let old = if change.delete {
+                shard.remove(&self.hasher, change.key, hash)
+            } else {
+                shard.put(&self.hasher, change.key, hash, change.pos)
+            };
+            replaced(change, old);
+        }
     }
 
     fn len(&self) -> usize {
