@@ -274,10 +274,19 @@ impl Shard {
 
     /// Rehashes every key into a table of `capacity` slots.
     fn resize(&mut self, hasher: &KeyHasher, capacity: usize) {
+        /// How many slots ahead the entry is asked for, whose key the
+        /// rehash reads: the entries lie in random order in the arena, so
+        /// each is a cache miss, and this overlaps them.
+        const AHEAD: usize = 16;
         let old = std::mem::replace(&mut self.slots, vec![Slot::EMPTY; capacity]);
-        for slot in old.into_iter().filter(|s| !s.is_empty()) {
-            let i = self.free_slot(hasher.hash(self.arena.key(slot.entry())));
-            self.slots[i] = slot;
+        for (j, &slot) in old.iter().enumerate() {
+            if let Some(ahead) = old.get(j + AHEAD).filter(|s| !s.is_empty()) {
+                self.arena.prefetch(ahead.entry());
+            }
+            if !slot.is_empty() {
+                let i = self.free_slot(hasher.hash(self.arena.key(slot.entry())));
+                self.slots[i] = slot;
+            }
         }
     }
 
