@@ -59,6 +59,17 @@ pub trait Index: Send + Sync {
             false
         }
     }
+    /// Makes room for `additional` more keys, so that the index grows once
+    /// instead of step by step while they go in. Only a hint: an index type
+    /// may ignore it, and more keys than reserved still go in.
+    fn reserve(&self, additional: usize) {
+        let _ = additional;
+    }
+    /// Gives back the room that [`Index::reserve`] made and no key took
+    /// (open reserves for every put of a hint file, and puts that overwrite
+    /// a key take none), so that the index is as large as if its keys had
+    /// gone in without a reservation.
+    fn shrink_to_fit(&self) {}
     /// Applies `changes` in order, as [`Index::put`] and [`Index::remove`]
     /// one by one would, and reports each change with the position it
     /// replaced: one key's changes in their order, different keys' in any.

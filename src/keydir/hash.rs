@@ -205,6 +205,24 @@ impl Shard {
         Some(old)
     }
 
+    /// Grows the table, if needed, to hold `additional` more keys without
+    /// growing again.
+    fn reserve(&mut self, hasher: &KeyHasher, additional: usize) {
+        let capacity = capacity_for(self.len.saturating_add(additional));
+        if capacity > self.slots.len() {
+            self.resize(hasher, capacity);
+        }
+    }
+
+    /// Shrinks the table to the size that growing key by key would have
+    /// given it, if it is larger.
+    fn shrink_to_fit(&mut self, hasher: &KeyHasher) {
+        let capacity = capacity_for(self.len);
+        if self.slots.len() > capacity {
+            self.resize(hasher, capacity);
+        }
+    }
+
     /// Starts loading the home slot of `hash` into the cache.
     #[inline]
     fn prefetch_slot(&self, hash: u64) {
@@ -434,6 +452,23 @@ impl Index for HashIndex {
     fn remove(&self, key: &[u8]) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
         self.shard(hash).write().remove(&self.hasher, key, hash)
+    }
+
+    /// Grows each shard for its share of `additional` keys. Keys spread
+    /// over the shards by their hash, so a shard's share varies around the
+    /// mean: one that gets more than the 1/8 of slack grows as usual.
+    fn reserve(&self, additional: usize) {
+        let share = additional.div_ceil(self.shards.len());
+        let share = share.saturating_add(share / 8);
+        for shard in self.shards.iter() {
+            shard.0.write().reserve(&self.hasher, share);
+        }
+    }
+
+    fn shrink_to_fit(&self) {
+        for shard in self.shards.iter() {
+            shard.0.write().shrink_to_fit(&self.hasher);
+        }
     }
 
     /// Takes every shard's write lock once for the whole run (in shard
@@ -683,6 +718,74 @@ mod tests {
             }
             assert_eq!(index.get(&extra), Some(pos(99)), "round {round}");
         }
+    }
+
+    #[test]
+    fn a_reservation_grows_each_table_once_and_keeps_every_key() {
+        let index = HashIndex::default();
+        let n = 50_000u32;
+        for i in 0..1000 {
+            index.put(&key(i), pos(i));
+        }
+        index.reserve(n as usize - 1000);
+        let reserved = index.stats().slots;
+        for i in 1000..n {
+            assert_eq!(index.put(&key(i), pos(i)), None);
+        }
+        // No shard outgrew its share (1/64 of the keys, plus 1/8), so no
+        // table grew again.
+        assert_eq!(index.stats().slots, reserved);
+        for i in 0..n {
+            assert_eq!(index.get(&key(i)), Some(pos(i)), "key {i}");
+        }
+        // The slack may have doubled a table that did not need it; then
+        // shrinking gives it back, to the size growth would have given.
+        index.shrink_to_fit();
+        for shard in index.shards.iter() {
+            let shard = shard.0.read();
+            assert_eq!(shard.slots.len(), capacity_for(shard.len));
+        }
+        for i in 0..n {
+            assert_eq!(index.get(&key(i)), Some(pos(i)), "key {i}");
+        }
+    }
+
+    #[test]
+    fn shrink_to_fit_gives_back_what_a_reservation_left_unused() {
+        let index = HashIndex::with_shards(4);
+        // Reserved for 100,000 keys, as for a hint of 100,000 puts that
+        // turn out to be 10,000 keys, each put ten times.
+        index.reserve(100_000);
+        let reserved = index.stats().slots;
+        for round in 0..10 {
+            for i in 0..10_000 {
+                index.put(&key(i), pos(i + round));
+            }
+        }
+        assert_eq!(index.stats().slots, reserved);
+        index.shrink_to_fit();
+        let shrunk = index.stats();
+        // Each table now holds its keys between 3/8 and 3/4 full, as if
+        // they had gone in one by one.
+        assert!(
+            shrunk.slots * 4 < reserved,
+            "{shrunk:?}, {reserved} reserved"
+        );
+        for shard in index.shards.iter() {
+            let shard = shard.0.read();
+            assert_eq!(shard.slots.len(), capacity_for(shard.len));
+        }
+        for i in 0..10_000 {
+            assert_eq!(index.get(&key(i)), Some(pos(i + 9)), "key {i}");
+        }
+        assert_eq!(index.get(&key(10_000)), None);
+        // An empty index, reserved or not, stays valid.
+        let empty = HashIndex::with_shards(2);
+        empty.shrink_to_fit();
+        empty.reserve(1000);
+        empty.shrink_to_fit();
+        assert_eq!((empty.len(), empty.get(b"k")), (0, None));
+        assert_eq!(empty.put(b"k", pos(1)), None);
     }
 
     #[test]
