@@ -193,6 +193,9 @@ impl Engine {
             }
             files.insert(id, file);
         }
+        // Loading reserved room for each hint file's puts, more than the
+        // keys when a file puts one key several times: give it back.
+        index.shrink_to_fit();
         let (active, end) = match active {
             Some(found) => found,
             None => {

@@ -166,7 +166,7 @@ impl Hint {
     /// Calls `f` with each entry, in data file order. An entry that does not
     /// decode (possible only if the CRC matched by chance) stops the walk
     /// with `false`, and the caller must not trust what it applied.
-    pub fn for_each(&self, mut f: impl FnMut(HintKind, &[u8], u32, u32)) -> bool {
+    pub fn for_each<'a>(&'a self, mut f: impl FnMut(HintKind, &'a [u8], u32, u32)) -> bool {
         let body = &self.bytes[HEADER_LEN..self.bytes.len() - TRAILER_LEN];
         let mut at = 0;
         while at < body.len() {

@@ -27,6 +27,18 @@ pub struct RecordPos {
     pub size: u32,
 }
 
+/// One change of a run applied with [`Index::apply`]: `key` now has the
+/// record at `pos`, or, if `delete`, is deleted by the tombstone at `pos`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change<'a> {
+    /// The key the record is for.
+    pub key: &'a [u8],
+    /// The record's position: the value's, or the tombstone's.
+    pub pos: RecordPos,
+    /// Whether the record is a tombstone.
+    pub delete: bool,
+}
+
 /// An in-memory index. Implementations lock internally: every method may be
 /// called from many threads at once.
 pub trait Index: Send + Sync {
@@ -45,6 +57,38 @@ pub trait Index: Send + Sync {
             true
         } else {
             false
+        }
+    }
+    /// Makes room for `additional` more keys, so that the index grows once
+    /// instead of step by step while they go in. Only a hint: an index type
+    /// may ignore it, and more keys than reserved still go in.
+    fn reserve(&self, additional: usize) {
+        let _ = additional;
+    }
+    /// Gives back the room that [`Index::reserve`] made and no key took
+    /// (open reserves for every put of a hint file, and puts that overwrite
+    /// a key take none), so that the index is as large as if its keys had
+    /// gone in without a reservation.
+    fn shrink_to_fit(&self) {}
+    /// Applies `changes` in order, as [`Index::put`] and [`Index::remove`]
+    /// one by one would, and reports each change with the position it
+    /// replaced: one key's changes in their order, different keys' in any.
+    /// Open loads hint files with it: an index type may lock once for the
+    /// whole run and overlap the memory accesses of consecutive changes,
+    /// which one call per key cannot. Writers may wait until the run is
+    /// done (at open there are none), and `replaced` must not use the index.
+    fn apply(
+        &self,
+        changes: &[Change<'_>],
+        replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
+    ) {
+        for change in changes {
+            let old = if change.delete {
+                self.remove(change.key)
+            } else {
+                self.put(change.key, change.pos)
+            };
+            replaced(change, old);
         }
     }
     /// Number of keys.
@@ -261,6 +305,76 @@ mod tests {
                 (0, 0),
                 "{name}, seed {seed}"
             );
+        }
+    }
+
+    /// Runs of changes (as open applies hint files: puts, overwrites and
+    /// deletes, of keys present or not, one key several times in a run)
+    /// leave what put and remove one by one leave, and report for every
+    /// change the position it replaced.
+    #[test]
+    fn apply_in_runs_matches_one_by_one() {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        let mut rng = seed;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        // Keys 0..5000 in changes of every kind; each change's position is
+        // its own number, so a report names its change.
+        let keys: Vec<Vec<u8>> = (0..5000u32).map(|i| format!("k{i}").into_bytes()).collect();
+        let ops: Vec<(usize, bool)> = (0..60_000)
+            .map(|_| (next(5000) as usize, next(4) == 0))
+            .collect();
+        let changes: Vec<Change> = ops
+            .iter()
+            .enumerate()
+            .map(|(n, &(k, delete))| Change {
+                key: &keys[k],
+                pos: pos(n as u32),
+                delete,
+            })
+            .collect();
+        let mut model = BTreeMap::new();
+        let expected: Vec<Option<RecordPos>> = changes
+            .iter()
+            .map(|c| {
+                if c.delete {
+                    model.remove(c.key)
+                } else {
+                    model.insert(c.key, c.pos)
+                }
+            })
+            .collect();
+        for (name, index) in indexes() {
+            let why = format!("{name}, seed {seed}");
+            let mut reported = vec![None; changes.len()];
+            let mut count = 0;
+            // Runs of several lengths, a one-change run and an empty one.
+            let mut rest = &changes[..];
+            for len in [0, 1, 7, 4096, 30_000].into_iter().cycle() {
+                let (run, later) = rest.split_at(len.min(rest.len()));
+                index.apply(run, &mut |change, old| {
+                    reported[change.pos.file_id as usize] = Some(old);
+                    count += 1;
+                });
+                rest = later;
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            assert_eq!(count, changes.len(), "{why}");
+            for (n, (got, want)) in reported.iter().zip(&expected).enumerate() {
+                assert_eq!(*got, Some(*want), "{why}: change {n}");
+            }
+            assert_eq!(index.len(), model.len(), "{why}");
+            let all: Vec<_> = model.iter().map(|(k, p)| (k.to_vec(), *p)).collect();
+            assert_eq!(scan(&*index, b""), all, "{why}");
         }
     }
 

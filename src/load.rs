@@ -18,7 +18,7 @@ use crate::data_file::{self, DataFile};
 use crate::error::{Error, Result};
 use crate::format::{self, FileHeader, RecordKind, FILE_HEADER_LEN};
 use crate::hint::{self, Hint, HintBuilder, HintKind};
-use crate::keydir::{Index, RecordPos};
+use crate::keydir::{Change, Index, RecordPos};
 use crate::liveness::Liveness;
 use crate::reader::{Entry, FileSource, MmapSource, Scanner, Source};
 
@@ -79,7 +79,50 @@ pub trait Apply {
     fn put(&mut self, key: &[u8], pos: RecordPos);
     /// `key` is deleted by the tombstone at `pos`.
     fn delete(&mut self, key: &[u8], pos: RecordPos);
+    /// The entries of `hint` are about to come in (through
+    /// [`Apply::apply_run`]): a chance to make room for them.
+    fn reserve(&mut self, hint: &Hint) {
+        let _ = hint;
+    }
+    /// The next changes, in order, all at once: what a hint file holds.
+    fn apply_run(&mut self, changes: &[Change<'_>]) {
+        for c in changes {
+            apply(self, c.delete, c.key, c.pos);
+        }
+    }
 }
+
+/// Every how many puts of a hint file one is looked up in the keydir, to
+/// estimate how many of the file's keys the keydir holds already.
+const SAMPLE_EVERY: usize = 64;
+
+/// About how many keys loading `hint` adds to `index`: its puts, less the
+/// share of a sample of them (every [`SAMPLE_EVERY`]th) that the index holds
+/// already. A key put several times in the file counts each time: the
+/// estimate overshoots then, and [`Index::shrink_to_fit`] after loading
+/// gives the room back.
+fn new_keys(index: &dyn Index, hint: &Hint) -> usize {
+    let probe = index.len() > 0;
+    let (mut puts, mut sampled, mut present) = (0usize, 0usize, 0usize);
+    hint.for_each(|kind, key, _, _| {
+        if kind == HintKind::Put {
+            if probe && puts % SAMPLE_EVERY == 0 {
+                sampled += 1;
+                present += usize::from(index.get(key).is_some());
+            }
+            puts += 1;
+        }
+    });
+    match sampled {
+        0 => puts,
+        _ => (puts as u128 * (sampled - present) as u128 / sampled as u128) as usize,
+    }
+}
+
+/// How many hint entries go to [`Apply::apply_run`] at a time: enough to
+/// keep a pipeline of cache misses busy and the per-run costs small, few
+/// enough that the run stays in the cache.
+const RUN_LEN: usize = 4096;
 
 /// Open's sink: the keydir, and how many bytes of each file stay live.
 pub struct KeydirLoader<'a> {
@@ -96,6 +139,17 @@ impl Apply for KeydirLoader<'_> {
     fn delete(&mut self, key: &[u8], _pos: RecordPos) {
         let old = self.index.remove(key);
         self.liveness.replaced(None, old);
+    }
+
+    fn reserve(&mut self, hint: &Hint) {
+        self.index.reserve(new_keys(self.index, hint));
+    }
+
+    fn apply_run(&mut self, changes: &[Change<'_>]) {
+        let liveness = &mut *self.liveness;
+        self.index.apply(changes, &mut |change, old| {
+            liveness.replaced((!change.delete).then_some(change.pos), old);
+        });
     }
 }
 
@@ -145,18 +199,29 @@ pub fn load_file(
         });
     }
     if let Some(hint) = Hint::read(dir, id, len)? {
+        // Room for the file's keys up front, rather than growing the index
+        // several times over while they go in: a hash index rehashes every
+        // key it has each time it grows.
+        sink.reserve(&hint);
+        let mut run = Vec::with_capacity(RUN_LEN);
         let applied = hint.for_each(|kind, key, offset, size| {
-            let pos = RecordPos {
-                file_id: id,
-                offset,
-                size,
-            };
-            match kind {
-                HintKind::Put => sink.put(key, pos),
-                HintKind::Delete => sink.delete(key, pos),
+            run.push(Change {
+                key,
+                pos: RecordPos {
+                    file_id: id,
+                    offset,
+                    size,
+                },
+                delete: kind == HintKind::Delete,
+            });
+            if run.len() == RUN_LEN {
+                sink.apply_run(&run);
+                run.clear();
             }
         });
-        if !applied {
+        if applied {
+            sink.apply_run(&run);
+        } else {
             return Err(Error::Corruption(format!(
                 "{}: the hint file passes its checksum but does not decode; delete it and \
                  open again (the data file is then scanned)",
@@ -430,10 +495,64 @@ fn scan_into<S: Source>(
 }
 
 /// Applies one put or delete.
-fn apply(sink: &mut dyn Apply, delete: bool, key: &[u8], pos: RecordPos) {
+fn apply(sink: &mut (impl Apply + ?Sized), delete: bool, key: &[u8], pos: RecordPos) {
     if delete {
         sink.delete(key, pos);
     } else {
         sink.put(key, pos);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keydir::HashIndex;
+
+    fn pos(n: u32) -> RecordPos {
+        RecordPos {
+            file_id: 1,
+            offset: n,
+            size: 10,
+        }
+    }
+
+    fn hint_of(entries: &[(HintKind, String)]) -> Hint {
+        let mut builder = HintBuilder::new(1);
+        for (n, (kind, key)) in entries.iter().enumerate() {
+            builder.push(*kind, key.as_bytes(), pos(n as u32));
+        }
+        Hint::trusted(builder.finish(1000, 0))
+    }
+
+    #[test]
+    fn the_new_key_estimate_counts_puts_less_the_keys_already_loaded() {
+        let index = HashIndex::default();
+        // 20,000 puts of distinct keys and 5,000 deletes: into an empty
+        // index, every put is a new key (nothing is looked up).
+        let mut entries: Vec<_> = (0..20_000)
+            .map(|i| (HintKind::Put, format!("key{i}")))
+            .collect();
+        entries.extend((0..5_000).map(|i| (HintKind::Delete, format!("gone{i}"))));
+        assert_eq!(new_keys(&index, &hint_of(&entries)), 20_000);
+        // With every third key loaded already, two thirds are new (the
+        // sample, every 64th put, sees every third of its keys present).
+        for i in (0..20_000).step_by(3) {
+            index.put(format!("key{i}").as_bytes(), pos(i));
+        }
+        let estimate = new_keys(&index, &hint_of(&entries));
+        assert!((12_500..=14_000).contains(&estimate), "{estimate}");
+        // With all of them loaded, none is new.
+        for i in 0..20_000 {
+            index.put(format!("key{i}").as_bytes(), pos(i));
+        }
+        assert_eq!(new_keys(&index, &hint_of(&entries)), 0);
+        // A key put twice in the file counts twice (shrink_to_fit makes up
+        // for it after loading).
+        let empty = HashIndex::default();
+        let twice = [
+            (HintKind::Put, "a".to_string()),
+            (HintKind::Put, "a".to_string()),
+        ];
+        assert_eq!(new_keys(&empty, &hint_of(&twice)), 2);
     }
 }

@@ -280,3 +280,111 @@ fn measure_in_child(kind: &str, n: usize) {
     );
     black_box(index.len());
 }
+
+/// The keydir's part of an open from hint files: 1M keys put in random
+/// order (a hint written by close), then the same keys overwritten in
+/// another order (2M entries), then a tenth of them deleted; one change at
+/// a time (`put`/`remove`) and in runs of 4096 (`apply`, as open does).
+/// The keys lie in memory in the order of the changes, as in a hint file.
+/// Best of 5 runs each, in ms on the clock and of CPU time: the machine is
+/// shared.
+#[test]
+#[ignore]
+fn load_like_open_hash() {
+    load_like_open("hash 64");
+}
+
+/// [`load_like_open_hash`] for the ordered index.
+#[test]
+#[ignore]
+fn load_like_open_ordered() {
+    load_like_open("ordered");
+}
+
+/// CPU time of the calling thread: unlike the time on the clock, it does not
+/// count the time another process had the core, so it varies less on the
+/// shared machine.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn load_like_open(kind: &str) {
+    let n = 1_000_000;
+    let first = shuffled(n, 0x1111);
+    let second = shuffled(n, 0x2222);
+    // (key number, position number, delete) in hint order.
+    let ops: Vec<(usize, usize, bool)> = first
+        .iter()
+        .map(|&i| (i, i, false))
+        .chain(second.iter().map(|&i| (i, n + i, false)))
+        .chain(
+            first
+                .iter()
+                .filter(|&&i| i % 10 == 0)
+                .map(|&i| (i, 2 * n + i, true)),
+        )
+        .collect();
+    let mut bytes = vec![[0u8; KEY_LEN]; ops.len()];
+    for (key, &(i, _, _)) in bytes.iter_mut().zip(&ops) {
+        write_key(key, 2 * i as u64);
+    }
+    let changes: Vec<_> = ops
+        .iter()
+        .zip(&bytes)
+        .map(|(&(_, seq, delete), key)| super::Change {
+            key: &key[..],
+            pos: pos(seq),
+            delete,
+        })
+        .collect();
+    for (name, len) in [
+        ("1M", n),
+        ("2M, 1M keys", 2 * n),
+        ("+10% deletes", ops.len()),
+    ] {
+        let changes = &changes[..len];
+        let mut best = [Duration::MAX; 2];
+        let mut best_cpu = [Duration::MAX; 2];
+        for _ in 0..5 {
+            for (way, (best, best_cpu)) in best.iter_mut().zip(&mut best_cpu).enumerate() {
+                let index = make(kind);
+                let start = Instant::now();
+                let start_cpu = thread_cpu_time();
+                let mut count = 0usize;
+                if way == 0 {
+                    for c in changes {
+                        let old = if c.delete {
+                            index.remove(c.key)
+                        } else {
+                            index.put(c.key, c.pos)
+                        };
+                        count += usize::from(old.is_some());
+                    }
+                } else {
+                    for run in changes.chunks(4096) {
+                        index.apply(run, &mut |_, old| count += usize::from(old.is_some()));
+                    }
+                }
+                *best = (*best).min(start.elapsed());
+                *best_cpu = (*best_cpu).min(thread_cpu_time() - start_cpu);
+                black_box(count);
+                black_box(index.len());
+            }
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{kind:<8} {name:<14} one by one {:>7.1} ms (CPU {:>7.1}), apply {:>7.1} ms (CPU {:>7.1})",
+            ms(best[0]),
+            ms(best_cpu[0]),
+            ms(best[1]),
+            ms(best_cpu[1]),
+        );
+    }
+}

@@ -35,9 +35,9 @@
 
 use parking_lot::RwLock;
 
-use super::arena::{EntryRef, KeyArena};
+use super::arena::{prefetch, EntryRef, KeyArena};
 use super::key_hash::KeyHasher;
-use super::{Index, RecordPos};
+use super::{Change, Index, RecordPos};
 
 /// Number of shards of a default [`HashIndex`]. Enough that one shard's
 /// resize at 10M keys stays in the milliseconds; few enough that an almost
@@ -52,6 +52,12 @@ const MIN_SLOTS: usize = 16;
 /// Garbage a shard tolerates before it compacts its arena, whatever the
 /// share: compacting a tiny shard over a few removals would be churn.
 const MIN_GARBAGE: usize = 16 << 10;
+/// How many changes ahead [`HashIndex::apply`] asks for the home slot of a
+/// key, and then for the entry that slot points at: far enough that the
+/// slot has arrived by the time its entry is wanted, and that one has by the
+/// time the change is applied.
+const PREFETCH_SLOT_AHEAD: usize = 16;
+const PREFETCH_ENTRY_AHEAD: usize = 8;
 
 /// One table slot: 0 when empty, else the top bits of the key's hash (the
 /// tag) over the entry's arena reference plus one.
@@ -121,15 +127,25 @@ impl Shard {
         if self.slots.is_empty() {
             return None;
         }
+        self.probe(key, hash).ok()
+    }
+
+    /// Walks the probe path of `key` (of hash `hash`) once: `Ok(i)` when
+    /// slot `i` holds the key, else `Err(i)` with the first empty slot,
+    /// where an insert puts it. One walk answers both because there are no
+    /// tombstones: the key, if present, lies before the first empty slot.
+    /// The table must not be empty.
+    #[inline]
+    fn probe(&self, key: &[u8], hash: u64) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
             let slot = self.slots[i];
             if slot.is_empty() {
-                return None;
+                return Err(i);
             }
             if slot.tag() == tag(hash) && self.arena.key(slot.entry()) == key {
-                return Some(i);
+                return Ok(i);
             }
             i = (i + 1) & mask;
         }
@@ -147,18 +163,27 @@ impl Shard {
         hash: u64,
         pos: RecordPos,
     ) -> Option<RecordPos> {
-        if let Some(i) = self.find(key, hash) {
-            let at = self.slots[i].entry();
-            let old = self.arena.pos(at);
-            self.arena.set_pos(at, pos);
-            return Some(old);
-        }
+        // An empty table (no key yet) resizes below before any slot is used.
+        let found = if self.slots.is_empty() {
+            Err(0)
+        } else {
+            self.probe(key, hash)
+        };
+        let mut free = match found {
+            Ok(i) => {
+                let at = self.slots[i].entry();
+                let old = self.arena.pos(at);
+                self.arena.set_pos(at, pos);
+                return Some(old);
+            }
+            Err(free) => free,
+        };
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.resize(hasher, capacity_for(self.len + 1));
+            free = self.free_slot(hash);
         }
         let at = self.arena.push(key, pos);
-        let i = self.free_slot(hash);
-        self.slots[i] = Slot::new(hash, at);
+        self.slots[free] = Slot::new(hash, at);
         self.len += 1;
         None
     }
@@ -178,6 +203,57 @@ impl Shard {
             self.compact();
         }
         Some(old)
+    }
+
+    /// Grows the table, if needed, to hold `additional` more keys without
+    /// growing again.
+    fn reserve(&mut self, hasher: &KeyHasher, additional: usize) {
+        let capacity = capacity_for(self.len.saturating_add(additional));
+        if capacity > self.slots.len() {
+            self.resize(hasher, capacity);
+        }
+    }
+
+    /// Shrinks the table to the size that growing key by key would have
+    /// given it, if it is larger.
+    fn shrink_to_fit(&mut self, hasher: &KeyHasher) {
+        let capacity = capacity_for(self.len);
+        if self.slots.len() > capacity {
+            self.resize(hasher, capacity);
+        }
+    }
+
+    /// Starts loading the home slot of `hash` into the cache.
+    #[inline]
+    fn prefetch_slot(&self, hash: u64) {
+        if !self.slots.is_empty() {
+            prefetch(&self.slots[hash as usize & (self.slots.len() - 1)]);
+        }
+    }
+
+    /// Starts loading the entry of the first slot on `hash`'s probe path
+    /// whose tag matches (almost always the key's own, for an overwrite or
+    /// a remove). Looks only at the few slots from the home slot that a
+    /// [`Shard::prefetch_slot`] of it brought in, and stops at an empty one
+    /// (a new key: there is no entry to compare).
+    #[inline]
+    fn prefetch_entry(&self, hash: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        for _ in 0..4 {
+            let slot = self.slots[i];
+            if slot.is_empty() {
+                return;
+            }
+            if slot.tag() == tag(hash) {
+                self.arena.prefetch(slot.entry());
+                return;
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     /// The first empty slot on the probe path of `hash`.
@@ -216,10 +292,19 @@ impl Shard {
 
     /// Rehashes every key into a table of `capacity` slots.
     fn resize(&mut self, hasher: &KeyHasher, capacity: usize) {
+        /// How many slots ahead the entry is asked for, whose key the
+        /// rehash reads: the entries lie in random order in the arena, so
+        /// each is a cache miss, and this overlaps them.
+        const AHEAD: usize = 16;
         let old = std::mem::replace(&mut self.slots, vec![Slot::EMPTY; capacity]);
-        for slot in old.into_iter().filter(|s| !s.is_empty()) {
-            let i = self.free_slot(hasher.hash(self.arena.key(slot.entry())));
-            self.slots[i] = slot;
+        for (j, &slot) in old.iter().enumerate() {
+            if let Some(ahead) = old.get(j + AHEAD).filter(|s| !s.is_empty()) {
+                self.arena.prefetch(ahead.entry());
+            }
+            if !slot.is_empty() {
+                let i = self.free_slot(hasher.hash(self.arena.key(slot.entry())));
+                self.slots[i] = slot;
+            }
         }
     }
 
@@ -311,8 +396,12 @@ impl HashIndex {
     }
 
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
-        let i = (hash >> SHARD_SHIFT) as usize & (self.shards.len() - 1);
-        &self.shards[i].0
+        &self.shards[self.shard_no(hash)].0
+    }
+
+    /// The number of the shard that holds keys of hash `hash`.
+    fn shard_no(&self, hash: u64) -> usize {
+        (hash >> SHARD_SHIFT) as usize & (self.shards.len() - 1)
     }
 
     /// What the index holds and allocates, summed over its shards.
@@ -363,6 +452,54 @@ impl Index for HashIndex {
     fn remove(&self, key: &[u8]) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
         self.shard(hash).write().remove(&self.hasher, key, hash)
+    }
+
+    /// Grows each shard for its share of `additional` keys. Keys spread
+    /// over the shards by their hash, so a shard's share varies around the
+    /// mean: one that gets more than the 1/8 of slack grows as usual.
+    fn reserve(&self, additional: usize) {
+        let share = additional.div_ceil(self.shards.len());
+        let share = share.saturating_add(share / 8);
+        for shard in self.shards.iter() {
+            shard.0.write().reserve(&self.hasher, share);
+        }
+    }
+
+    fn shrink_to_fit(&self) {
+        for shard in self.shards.iter() {
+            shard.0.write().shrink_to_fit(&self.hasher);
+        }
+    }
+
+    /// Takes every shard's write lock once for the whole run (in shard
+    /// order, as `scan_prefix` takes the read locks, so the two cannot
+    /// deadlock) and pipelines the changes: while one is applied, the home
+    /// slot of a later one and the entry of a nearer one are already on
+    /// their way into the cache. A key at open costs a cache miss or two
+    /// (its slot, its entry) in tables far larger than the cache; in a
+    /// run, the misses of many changes overlap instead of taking turns.
+    fn apply(
+        &self,
+        changes: &[Change<'_>],
+        replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
+    ) {
+        let hashes: Vec<u64> = changes.iter().map(|c| self.hasher.hash(c.key)).collect();
+        let mut shards: Vec<_> = self.shards.iter().map(|s| s.0.write()).collect();
+        for (i, (change, &hash)) in changes.iter().zip(&hashes).enumerate() {
+            if let Some(&ahead) = hashes.get(i + PREFETCH_SLOT_AHEAD) {
+                shards[self.shard_no(ahead)].prefetch_slot(ahead);
+            }
+            if let Some(&ahead) = hashes.get(i + PREFETCH_ENTRY_AHEAD) {
+                shards[self.shard_no(ahead)].prefetch_entry(ahead);
+            }
+            let shard = &mut shards[self.shard_no(hash)];
+            let old = if change.delete {
+                shard.remove(&self.hasher, change.key, hash)
+            } else {
+                shard.put(&self.hasher, change.key, hash, change.pos)
+            };
+            replaced(change, old);
+        }
     }
 
     fn len(&self) -> usize {
@@ -552,6 +689,103 @@ mod tests {
             }
             assert_eq!(index.len(), 0);
         }
+    }
+
+    #[test]
+    fn one_probe_insert_finds_keys_anywhere_in_their_cluster() {
+        // A table at exactly 3/4 (12 keys in 16 slots: long clusters, some
+        // wrapping): the one walk that looks for the key must find each one
+        // wherever it lies, so that overwrites neither add a second copy nor
+        // grow the table; the next new key then lands in a free slot.
+        for round in 0..100u32 {
+            let index = HashIndex::with_shards(1);
+            let keys: Vec<_> = (0..12).map(|i| key(round * 100 + i)).collect();
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(index.put(k, pos(i as u32)), None, "round {round}");
+            }
+            for (i, k) in keys.iter().enumerate().rev() {
+                let again = pos(i as u32 + 50);
+                assert_eq!(index.put(k, again), Some(pos(i as u32)), "round {round}");
+            }
+            let stats = index.stats();
+            assert_eq!((stats.keys, stats.slots), (12, 16), "round {round}");
+            assert_eq!(stats.arena_live, 12 * 29, "round {round}: no new entries");
+            let extra = key(round * 100 + 99);
+            assert_eq!(index.put(&extra, pos(99)), None, "round {round}");
+            assert_eq!(index.stats().slots, 32, "round {round}");
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(index.get(k), Some(pos(i as u32 + 50)), "round {round}");
+            }
+            assert_eq!(index.get(&extra), Some(pos(99)), "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_reservation_grows_each_table_once_and_keeps_every_key() {
+        let index = HashIndex::default();
+        let n = 50_000u32;
+        for i in 0..1000 {
+            index.put(&key(i), pos(i));
+        }
+        index.reserve(n as usize - 1000);
+        let reserved = index.stats().slots;
+        for i in 1000..n {
+            assert_eq!(index.put(&key(i), pos(i)), None);
+        }
+        // No shard outgrew its share (1/64 of the keys, plus 1/8), so no
+        // table grew again.
+        assert_eq!(index.stats().slots, reserved);
+        for i in 0..n {
+            assert_eq!(index.get(&key(i)), Some(pos(i)), "key {i}");
+        }
+        // The slack may have doubled a table that did not need it; then
+        // shrinking gives it back, to the size growth would have given.
+        index.shrink_to_fit();
+        for shard in index.shards.iter() {
+            let shard = shard.0.read();
+            assert_eq!(shard.slots.len(), capacity_for(shard.len));
+        }
+        for i in 0..n {
+            assert_eq!(index.get(&key(i)), Some(pos(i)), "key {i}");
+        }
+    }
+
+    #[test]
+    fn shrink_to_fit_gives_back_what_a_reservation_left_unused() {
+        let index = HashIndex::with_shards(4);
+        // Reserved for 100,000 keys, as for a hint of 100,000 puts that
+        // turn out to be 10,000 keys, each put ten times.
+        index.reserve(100_000);
+        let reserved = index.stats().slots;
+        for round in 0..10 {
+            for i in 0..10_000 {
+                index.put(&key(i), pos(i + round));
+            }
+        }
+        assert_eq!(index.stats().slots, reserved);
+        index.shrink_to_fit();
+        let shrunk = index.stats();
+        // Each table now holds its keys between 3/8 and 3/4 full, as if
+        // they had gone in one by one.
+        assert!(
+            shrunk.slots * 4 < reserved,
+            "{shrunk:?}, {reserved} reserved"
+        );
+        for shard in index.shards.iter() {
+            let shard = shard.0.read();
+            assert_eq!(shard.slots.len(), capacity_for(shard.len));
+        }
+        for i in 0..10_000 {
+            assert_eq!(index.get(&key(i)), Some(pos(i + 9)), "key {i}");
+        }
+        assert_eq!(index.get(&key(10_000)), None);
+        // An empty index, reserved or not, stays valid.
+        let empty = HashIndex::with_shards(2);
+        empty.shrink_to_fit();
+        empty.reserve(1000);
+        empty.shrink_to_fit();
+        assert_eq!((empty.len(), empty.get(b"k")), (0, None));
+        assert_eq!(empty.put(b"k", pos(1)), None);
     }
 
     #[test]
