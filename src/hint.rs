@@ -33,6 +33,9 @@ const HINT_MAGIC: [u8; 8] = *b"BCSKHINT";
 const HINT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 32;
 const TRAILER_LEN: usize = 4;
+/// The shortest entry: type, a one-byte key length, offset, size and a
+/// one-byte key.
+const MIN_ENTRY_LEN: usize = 1 + 1 + 8 + 1;
 
 /// Suffix of a file being written (a merge output or a hint) before it is
 /// renamed into place. Open removes leftovers.
@@ -163,6 +166,12 @@ impl Hint {
         u64_at(&self.bytes, 24)
     }
 
+    /// At least as many as the hint's entries (each takes at least 11
+    /// bytes), and close to it for short keys: what to allocate for them.
+    pub fn max_entries(&self) -> usize {
+        (self.bytes.len() - HEADER_LEN - TRAILER_LEN) / MIN_ENTRY_LEN
+    }
+
     /// Calls `f` with each entry, in data file order. An entry that does not
     /// decode (possible only if the CRC matched by chance) stops the walk
     /// with `false`, and the caller must not trust what it applied.
@@ -235,9 +244,20 @@ mod tests {
         assert_eq!(hint.max_batch_seq(), 42);
         let got = entries(&hint);
         assert_eq!(got.len(), 3);
+        assert!(hint.max_entries() >= 3);
         assert_eq!(got[0], (HintKind::Put, b"alpha".to_vec(), 16, 30));
         assert_eq!(got[1], (HintKind::Delete, b"beta".to_vec(), 46, 20));
         assert_eq!(got[2].1.len(), 300);
+    }
+
+    #[test]
+    fn max_entries_bounds_the_entries_of_the_shortest_kind() {
+        let mut b = HintBuilder::new(7);
+        for i in 0..100u32 {
+            b.push(HintKind::Put, &[i as u8], pos(i, 1));
+        }
+        let hint = Hint::check(b.finish(396, 0), 7, 396).expect("intact");
+        assert_eq!((entries(&hint).len(), hint.max_entries()), (100, 100));
     }
 
     #[test]

@@ -70,6 +70,14 @@ pub trait Index: Send + Sync {
     /// a key take none), so that the index is as large as if its keys had
     /// gone in without a reservation.
     fn shrink_to_fit(&self) {}
+    /// How many changes [`Index::apply`] is best given at a time: enough for
+    /// what it does once per run to pay off, few enough that the run's
+    /// memory (32 bytes a change) stays small next to the index. The
+    /// default suits an index that applies change by change: a few thousand
+    /// keep a pipeline of prefetches full, and the run in the cache.
+    fn run_len(&self) -> usize {
+        4096
+    }
     /// Applies `changes` in order, as [`Index::put`] and [`Index::remove`]
     /// one by one would, and reports each change with the position it
     /// replaced: one key's changes in their order, different keys' in any.
@@ -100,6 +108,38 @@ pub trait Index: Send + Sync {
     /// it short. [`HashIndex`] copies and sorts the matching keys first and
     /// visits the copy unlocked.
     fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos));
+}
+
+/// The first 16 bytes of `key`, big-endian, zero-padded: a sort key that
+/// orders keys as their bytes do, in registers. Where two heads differ, so
+/// do the keys, first at that byte (or one key ends there, and a padding 0
+/// sorts below any byte it is a prefix of). Equal heads need the full
+/// comparison ("a" and "a\0" share one).
+fn key_head(key: &[u8]) -> (u64, u64) {
+    let mut head = [0u8; 16];
+    let n = key.len().min(16);
+    head[..n].copy_from_slice(&key[..n]);
+    let [a, b, c, d, e, f, g, h, rest @ ..] = head;
+    (
+        u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+        u64::from_be_bytes(rest),
+    )
+}
+
+/// Asks the CPU to start loading the cache line of `value`, so that a later
+/// access finds it there; a hint with no effect on what the program does.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only moves a cache line: it never faults, reads
+    // nothing into the program and writes nothing. SSE, which it needs, is
+    // part of every x86-64 CPU.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// Builds an empty index of the given type.

@@ -35,9 +35,9 @@
 
 use parking_lot::RwLock;
 
-use super::arena::{prefetch, EntryRef, KeyArena};
+use super::arena::{EntryRef, KeyArena};
 use super::key_hash::KeyHasher;
-use super::{Change, Index, RecordPos};
+use super::{key_head, prefetch, Change, Index, RecordPos};
 
 /// Number of shards of a default [`HashIndex`]. Enough that one shard's
 /// resize at 10M keys stays in the milliseconds; few enough that an almost
@@ -323,7 +323,7 @@ impl Shard {
             let key = self.arena.key(slot.entry());
             if key.starts_with(prefix) {
                 found.push(Found {
-                    head: Found::head_of(key),
+                    head: key_head(key),
                     start: keys.len(),
                     len: key.len() as u32,
                     pos: self.arena.pos(slot.entry()),
@@ -336,30 +336,13 @@ impl Shard {
 
 /// A key copied out by `scan_prefix`: where its bytes lie in the copy.
 struct Found {
-    /// The key's first 16 bytes, big-endian, zero-padded: most comparisons
-    /// of the sort end here, without a read of the key buffer.
+    /// The key's [`key_head`]: most comparisons of the sort end there,
+    /// without a read of the key buffer.
     head: (u64, u64),
     start: usize,
     /// Keys are at most 64 KiB.
     len: u32,
     pos: RecordPos,
-}
-
-impl Found {
-    /// Heads order keys as their bytes do: where two heads differ, so do
-    /// the keys, first at that byte (or one key ends there, and a padding 0
-    /// sorts below any byte it is a prefix of). Equal heads need the full
-    /// comparison ("a" and "a\0" share one).
-    fn head_of(key: &[u8]) -> (u64, u64) {
-        let mut head = [0u8; 16];
-        let n = key.len().min(16);
-        head[..n].copy_from_slice(&key[..n]);
-        let [a, b, c, d, e, f, g, h, rest @ ..] = head;
-        (
-            u64::from_be_bytes([a, b, c, d, e, f, g, h]),
-            u64::from_be_bytes(rest),
-        )
-    }
 }
 
 /// A shard on a cache line of its own, so that two threads locking two
