@@ -201,7 +201,7 @@ pub fn load_file(
             from_hint: false,
         });
     }
-    if let Some(hint) = Hint::read(dir, id, len)? {
+    if let Some(hint) = Hint::read(dir, id, len, use_mmap)? {
         // Room for the file's keys up front, rather than growing the index
         // several times over while they go in: a hash index rehashes every
         // key it has each time it grows.
