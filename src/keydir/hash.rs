@@ -58,6 +58,11 @@ const MIN_GARBAGE: usize = 16 << 10;
 /// time the change is applied.
 const PREFETCH_SLOT_AHEAD: usize = 16;
 const PREFETCH_ENTRY_AHEAD: usize = 8;
+/// How many slots ahead a walk over the whole table (a resize, a
+/// compaction) asks for the entry of a slot: the walk reads every entry,
+/// in table order, which is random order in the arena, so each is a cache
+/// miss, and this overlaps them.
+const PREFETCH_WALK_AHEAD: usize = 16;
 
 /// One table slot: 0 when empty, else the top bits of the key's hash (the
 /// tag) over the entry's arena reference plus one.
@@ -236,21 +241,29 @@ impl Shard {
     /// a remove). Looks only at the few slots from the home slot that a
     /// [`Shard::prefetch_slot`] of it brought in, and stops at an empty one
     /// (a new key: there is no entry to compare).
+    ///
+    /// For a remove (`remove`), also the entries of the slots after it in
+    /// its cluster, up to the slot line's worth: the backward shift rehashes
+    /// each of their keys.
     #[inline]
-    fn prefetch_entry(&self, hash: u64) {
+    fn prefetch_entry(&self, hash: u64, remove: bool) {
         if self.slots.is_empty() {
             return;
         }
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
-        for _ in 0..4 {
+        let mut found = false;
+        for _ in 0..8 {
             let slot = self.slots[i];
             if slot.is_empty() {
                 return;
             }
-            if slot.tag() == tag(hash) {
+            if found || slot.tag() == tag(hash) {
                 self.arena.prefetch(slot.entry());
-                return;
+                if !remove {
+                    return;
+                }
+                found = true;
             }
             i = (i + 1) & mask;
         }
@@ -292,13 +305,9 @@ impl Shard {
 
     /// Rehashes every key into a table of `capacity` slots.
     fn resize(&mut self, hasher: &KeyHasher, capacity: usize) {
-        /// How many slots ahead the entry is asked for, whose key the
-        /// rehash reads: the entries lie in random order in the arena, so
-        /// each is a cache miss, and this overlaps them.
-        const AHEAD: usize = 16;
         let old = std::mem::replace(&mut self.slots, vec![Slot::EMPTY; capacity]);
         for (j, &slot) in old.iter().enumerate() {
-            if let Some(ahead) = old.get(j + AHEAD).filter(|s| !s.is_empty()) {
+            if let Some(ahead) = old.get(j + PREFETCH_WALK_AHEAD).filter(|s| !s.is_empty()) {
                 self.arena.prefetch(ahead.entry());
             }
             if !slot.is_empty() {
@@ -312,8 +321,16 @@ impl Shard {
     /// with its garbage. Hashes and tags do not change, so no slot moves.
     fn compact(&mut self) {
         let old = std::mem::take(&mut self.arena);
-        for slot in self.slots.iter_mut().filter(|s| !s.is_empty()) {
-            *slot = slot.moved_to(self.arena.copy_from(&old, slot.entry()));
+        for j in 0..self.slots.len() {
+            if let Some(ahead) = self.slots.get(j + PREFETCH_WALK_AHEAD) {
+                if !ahead.is_empty() {
+                    old.prefetch(ahead.entry());
+                }
+            }
+            let slot = self.slots[j];
+            if !slot.is_empty() {
+                self.slots[j] = slot.moved_to(self.arena.copy_from(&old, slot.entry()));
+            }
         }
     }
 
@@ -473,7 +490,8 @@ impl Index for HashIndex {
                 shards[self.shard_no(ahead)].prefetch_slot(ahead);
             }
             if let Some(&ahead) = hashes.get(i + PREFETCH_ENTRY_AHEAD) {
-                shards[self.shard_no(ahead)].prefetch_entry(ahead);
+                let remove = changes[i + PREFETCH_ENTRY_AHEAD].delete;
+                shards[self.shard_no(ahead)].prefetch_entry(ahead, remove);
             }
             let shard = &mut shards[self.shard_no(hash)];
             let old = if change.delete {
