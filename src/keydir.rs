@@ -65,6 +65,11 @@ pub trait Index: Send + Sync {
     fn reserve(&self, additional: usize) {
         let _ = additional;
     }
+    /// Whether [`Index::reserve`] does anything: if not, a caller need not
+    /// work out how much to reserve.
+    fn reserves(&self) -> bool {
+        false
+    }
     /// Gives back the room that [`Index::reserve`] made and no key took
     /// (open reserves for every put of a hint file, and puts that overwrite
     /// a key take none), so that the index is as large as if its keys had
@@ -415,6 +420,36 @@ mod tests {
             assert_eq!(index.len(), model.len(), "{why}");
             let all: Vec<_> = model.iter().map(|(k, p)| (k.to_vec(), *p)).collect();
             assert_eq!(scan(&*index, b""), all, "{why}");
+        }
+    }
+
+    /// A reservation and giving it back change room, never contents.
+    #[test]
+    fn reserve_and_shrink_to_fit_keep_every_key() {
+        for (name, index) in indexes() {
+            for i in 0..3000u32 {
+                index.put(format!("a{i}").as_bytes(), pos(i));
+            }
+            index.reserve(100_000);
+            for i in 0..3000u32 {
+                index.put(format!("b{i}").as_bytes(), pos(i));
+                if i % 3 == 0 {
+                    index.remove(format!("a{i}").as_bytes());
+                }
+            }
+            index.shrink_to_fit();
+            index.shrink_to_fit();
+            assert_eq!(index.len(), 5000, "{name}");
+            for i in 0..3000u32 {
+                let a = (i % 3 != 0).then(|| pos(i));
+                assert_eq!(index.get(format!("a{i}").as_bytes()), a, "{name}");
+                assert_eq!(
+                    index.get(format!("b{i}").as_bytes()),
+                    Some(pos(i)),
+                    "{name}"
+                );
+            }
+            assert_eq!(scan(&*index, b"").len(), 5000, "{name}");
         }
     }
 

@@ -141,7 +141,10 @@ impl Apply for KeydirLoader<'_> {
     }
 
     fn reserve(&mut self, hint: &Hint) {
-        self.index.reserve(new_keys(self.index, hint));
+        // The estimate walks the hint and looks keys up: only if it is used.
+        if self.index.reserves() {
+            self.index.reserve(new_keys(self.index, hint));
+        }
     }
 
     fn run_len(&self) -> usize {

@@ -465,6 +465,10 @@ impl Index for HashIndex {
         }
     }
 
+    fn reserves(&self) -> bool {
+        true
+    }
+
     fn shrink_to_fit(&self) {
         for shard in self.shards.iter() {
             shard.0.write().shrink_to_fit(&self.hasher);
