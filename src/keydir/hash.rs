@@ -24,6 +24,13 @@
 //! so it costs O(1) amortized per removal. A shard whose table falls below
 //! 1/8 full shrinks.
 //!
+//! Open loads a hint file's entries in runs ([`Index::apply`]): every
+//! shard locked once per run, and the slot and entry of changes a few ahead
+//! prefetched, so that their cache misses overlap. Before a file, each
+//! shard grows once for its share of the file's new keys
+//! ([`Index::reserve`]); after the last, any table left larger than growth
+//! would have made it shrinks ([`Index::shrink_to_fit`]).
+//!
 //! Ordered walks ([`Index::scan_prefix`]) copy the matching keys out of
 //! every shard under all the shards' read locks (one consistent view),
 //! release them, sort the copy and then visit it: an iterator over a hash
