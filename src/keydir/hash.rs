@@ -44,7 +44,7 @@ use parking_lot::RwLock;
 
 use super::arena::{EntryRef, KeyArena};
 use super::key_hash::KeyHasher;
-use super::{key_head, prefetch, Change, Index, RecordPos};
+use super::{key_head, prefetch, release_free_heap, Change, Index, RecordPos};
 
 /// Number of shards of a default [`HashIndex`]. Enough that one shard's
 /// resize at 10M keys stays in the milliseconds; few enough that an almost
@@ -227,12 +227,14 @@ impl Shard {
     }
 
     /// Shrinks the table to the size that growing key by key would have
-    /// given it, if it is larger.
-    fn shrink_to_fit(&mut self, hasher: &KeyHasher) {
+    /// given it, if it is larger; returns whether it did.
+    fn shrink_to_fit(&mut self, hasher: &KeyHasher) -> bool {
         let capacity = capacity_for(self.len);
-        if self.slots.len() > capacity {
+        let larger = self.slots.len() > capacity;
+        if larger {
             self.resize(hasher, capacity);
         }
+        larger
     }
 
     /// Starts loading the home slot of `hash` into the cache.
@@ -477,8 +479,12 @@ impl Index for HashIndex {
     }
 
     fn shrink_to_fit(&self) {
+        let mut shrank = false;
         for shard in self.shards.iter() {
-            shard.0.write().shrink_to_fit(&self.hasher);
+            shrank |= shard.0.write().shrink_to_fit(&self.hasher);
+        }
+        if shrank {
+            release_free_heap();
         }
     }
 
