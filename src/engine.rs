@@ -193,8 +193,9 @@ impl Engine {
             }
             files.insert(id, file);
         }
-        // Loading reserved room for each hint file's puts, more than the
-        // keys when a file puts one key several times: give it back.
+        // Loading may have reserved more room than the keys took (a hint
+        // file that puts one key several times) and freed large buffers:
+        // give both back.
         index.shrink_to_fit();
         let (active, end) = match active {
             Some(found) => found,

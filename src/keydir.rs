@@ -65,11 +65,25 @@ pub trait Index: Send + Sync {
     fn reserve(&self, additional: usize) {
         let _ = additional;
     }
+    /// Whether [`Index::reserve`] does anything: if not, a caller need not
+    /// work out how much to reserve.
+    fn reserves(&self) -> bool {
+        false
+    }
     /// Gives back the room that [`Index::reserve`] made and no key took
     /// (open reserves for every put of a hint file, and puts that overwrite
     /// a key take none), so that the index is as large as if its keys had
-    /// gone in without a reservation.
+    /// gone in without a reservation; and the memory that loading freed, to
+    /// the kernel. Open calls it once, after loading.
     fn shrink_to_fit(&self) {}
+    /// How many changes [`Index::apply`] is best given at a time: enough for
+    /// what it does once per run to pay off, few enough that the run's
+    /// memory (32 bytes a change) stays small next to the index. The
+    /// default suits an index that applies change by change: a few thousand
+    /// keep a pipeline of prefetches full, and the run in the cache.
+    fn run_len(&self) -> usize {
+        4096
+    }
     /// Applies `changes` in order, as [`Index::put`] and [`Index::remove`]
     /// one by one would, and reports each change with the position it
     /// replaced: one key's changes in their order, different keys' in any.
@@ -100,6 +114,53 @@ pub trait Index: Send + Sync {
     /// it short. [`HashIndex`] copies and sorts the matching keys first and
     /// visits the copy unlocked.
     fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos));
+}
+
+/// The first 16 bytes of `key`, big-endian, zero-padded: a sort key that
+/// orders keys as their bytes do, in registers. Where two heads differ, so
+/// do the keys, first at that byte (or one key ends there, and a padding 0
+/// sorts below any byte it is a prefix of). Equal heads need the full
+/// comparison ("a" and "a\0" share one).
+fn key_head(key: &[u8]) -> (u64, u64) {
+    let mut head = [0u8; 16];
+    let n = key.len().min(16);
+    head[..n].copy_from_slice(&key[..n]);
+    let [a, b, c, d, e, f, g, h, rest @ ..] = head;
+    (
+        u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+        u64::from_be_bytes(rest),
+    )
+}
+
+/// Asks the CPU to start loading the cache line of `value`, so that a later
+/// access finds it there; a hint with no effect on what the program does.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only moves a cache line: it never faults, reads
+    // nothing into the program and writes nothing. SSE, which it needs, is
+    // part of every x86-64 CPU.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+/// Gives the heap's free memory back to the kernel. Loading allocates and
+/// frees buffers of tens of MiB (an ordered index's rebuilds, hash tables
+/// reserved larger than their keys needed), and glibc keeps freed memory
+/// resident where it lies below memory still in use: a process would carry
+/// it as memory it does not use until it happens to allocate there. Takes
+/// a few ms; only glibc has it (elsewhere, nothing).
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free pages of the heap back to the
+    // kernel; no allocation in use changes.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Builds an empty index of the given type.
@@ -368,6 +429,8 @@ mod tests {
                     break;
                 }
             }
+            // As open does after loading; it changes no contents.
+            index.shrink_to_fit();
             assert_eq!(count, changes.len(), "{why}");
             for (n, (got, want)) in reported.iter().zip(&expected).enumerate() {
                 assert_eq!(*got, Some(*want), "{why}: change {n}");
@@ -375,6 +438,36 @@ mod tests {
             assert_eq!(index.len(), model.len(), "{why}");
             let all: Vec<_> = model.iter().map(|(k, p)| (k.to_vec(), *p)).collect();
             assert_eq!(scan(&*index, b""), all, "{why}");
+        }
+    }
+
+    /// A reservation and giving it back change room, never contents.
+    #[test]
+    fn reserve_and_shrink_to_fit_keep_every_key() {
+        for (name, index) in indexes() {
+            for i in 0..3000u32 {
+                index.put(format!("a{i}").as_bytes(), pos(i));
+            }
+            index.reserve(100_000);
+            for i in 0..3000u32 {
+                index.put(format!("b{i}").as_bytes(), pos(i));
+                if i % 3 == 0 {
+                    index.remove(format!("a{i}").as_bytes());
+                }
+            }
+            index.shrink_to_fit();
+            index.shrink_to_fit();
+            assert_eq!(index.len(), 5000, "{name}");
+            for i in 0..3000u32 {
+                let a = (i % 3 != 0).then(|| pos(i));
+                assert_eq!(index.get(format!("a{i}").as_bytes()), a, "{name}");
+                assert_eq!(
+                    index.get(format!("b{i}").as_bytes()),
+                    Some(pos(i)),
+                    "{name}"
+                );
+            }
+            assert_eq!(scan(&*index, b"").len(), 5000, "{name}");
         }
     }
 

@@ -84,6 +84,10 @@ pub trait Apply {
     fn reserve(&mut self, hint: &Hint) {
         let _ = hint;
     }
+    /// How many changes [`Apply::apply_run`] is best given at a time.
+    fn run_len(&self) -> usize {
+        4096
+    }
     /// The next changes, in order, all at once: what a hint file holds.
     fn apply_run(&mut self, changes: &[Change<'_>]) {
         for c in changes {
@@ -119,11 +123,6 @@ fn new_keys(index: &dyn Index, hint: &Hint) -> usize {
     }
 }
 
-/// How many hint entries go to [`Apply::apply_run`] at a time: enough to
-/// keep a pipeline of cache misses busy and the per-run costs small, few
-/// enough that the run stays in the cache.
-const RUN_LEN: usize = 4096;
-
 /// Open's sink: the keydir, and how many bytes of each file stay live.
 pub struct KeydirLoader<'a> {
     pub index: &'a dyn Index,
@@ -142,7 +141,14 @@ impl Apply for KeydirLoader<'_> {
     }
 
     fn reserve(&mut self, hint: &Hint) {
-        self.index.reserve(new_keys(self.index, hint));
+        // The estimate walks the hint and looks keys up: only if it is used.
+        if self.index.reserves() {
+            self.index.reserve(new_keys(self.index, hint));
+        }
+    }
+
+    fn run_len(&self) -> usize {
+        self.index.run_len()
     }
 
     fn apply_run(&mut self, changes: &[Change<'_>]) {
@@ -198,12 +204,13 @@ pub fn load_file(
             from_hint: false,
         });
     }
-    if let Some(hint) = Hint::read(dir, id, len)? {
+    if let Some(hint) = Hint::read(dir, id, len, use_mmap)? {
         // Room for the file's keys up front, rather than growing the index
         // several times over while they go in: a hash index rehashes every
         // key it has each time it grows.
         sink.reserve(&hint);
-        let mut run = Vec::with_capacity(RUN_LEN);
+        let run_len = sink.run_len().max(1);
+        let mut run = Vec::with_capacity(run_len.min(hint.max_entries()));
         let applied = hint.for_each(|kind, key, offset, size| {
             run.push(Change {
                 key,
@@ -214,7 +221,7 @@ pub fn load_file(
                 },
                 delete: kind == HintKind::Delete,
             });
-            if run.len() == RUN_LEN {
+            if run.len() == run_len {
                 sink.apply_run(&run);
                 run.clear();
             }

@@ -80,8 +80,9 @@ impl Options {
         self
     }
 
-    /// Whether open reads the data files through memory maps while it
-    /// rebuilds the index (ordinary reads afterwards either way).
+    /// Whether open reads the data files and their hint files through
+    /// memory maps while it rebuilds the index (ordinary reads afterwards
+    /// either way).
     pub fn mmap_at_startup(&self) -> bool {
         self.mmap_at_startup
     }

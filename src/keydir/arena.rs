@@ -13,7 +13,7 @@
 
 use crate::format::MAX_KEY_LEN;
 
-use super::RecordPos;
+use super::{prefetch, RecordPos};
 
 /// Bits of an [`EntryRef`] that hold the offset within the chunk.
 const OFFSET_BITS: u32 = 18;
@@ -182,22 +182,6 @@ impl KeyArena {
         self.chunks.iter().map(Vec::capacity).sum::<usize>()
             + self.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
     }
-}
-
-/// Asks the CPU to start loading the cache line of `value`, so that a later
-/// access finds it there; a hint with no effect on what the program does.
-#[inline(always)]
-pub(crate) fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch only moves a cache line: it never faults, reads
-    // nothing into the program and writes nothing. SSE, which it needs, is
-    // part of every x86-64 CPU.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
 }
 
 fn encode_pos(pos: RecordPos) -> [u8; POS_LEN] {

@@ -24,6 +24,13 @@
 //! so it costs O(1) amortized per removal. A shard whose table falls below
 //! 1/8 full shrinks.
 //!
+//! Open loads a hint file's entries in runs ([`Index::apply`]): every
+//! shard locked once per run, and the slot and entry of changes a few ahead
+//! prefetched, so that their cache misses overlap. Before a file, each
+//! shard grows once for its share of the file's new keys
+//! ([`Index::reserve`]); after the last, any table left larger than growth
+//! would have made it shrinks ([`Index::shrink_to_fit`]).
+//!
 //! Ordered walks ([`Index::scan_prefix`]) copy the matching keys out of
 //! every shard under all the shards' read locks (one consistent view),
 //! release them, sort the copy and then visit it: an iterator over a hash
@@ -35,9 +42,9 @@
 
 use parking_lot::RwLock;
 
-use super::arena::{prefetch, EntryRef, KeyArena};
+use super::arena::{EntryRef, KeyArena};
 use super::key_hash::KeyHasher;
-use super::{Change, Index, RecordPos};
+use super::{key_head, prefetch, release_free_heap, Change, Index, RecordPos};
 
 /// Number of shards of a default [`HashIndex`]. Enough that one shard's
 /// resize at 10M keys stays in the milliseconds; few enough that an almost
@@ -58,6 +65,11 @@ const MIN_GARBAGE: usize = 16 << 10;
 /// time the change is applied.
 const PREFETCH_SLOT_AHEAD: usize = 16;
 const PREFETCH_ENTRY_AHEAD: usize = 8;
+/// How many slots ahead a walk over the whole table (a resize, a
+/// compaction) asks for the entry of a slot: the walk reads every entry,
+/// in table order, which is random order in the arena, so each is a cache
+/// miss, and this overlaps them.
+const PREFETCH_WALK_AHEAD: usize = 16;
 
 /// One table slot: 0 when empty, else the top bits of the key's hash (the
 /// tag) over the entry's arena reference plus one.
@@ -215,12 +227,14 @@ impl Shard {
     }
 
     /// Shrinks the table to the size that growing key by key would have
-    /// given it, if it is larger.
-    fn shrink_to_fit(&mut self, hasher: &KeyHasher) {
+    /// given it, if it is larger; returns whether it did.
+    fn shrink_to_fit(&mut self, hasher: &KeyHasher) -> bool {
         let capacity = capacity_for(self.len);
-        if self.slots.len() > capacity {
+        let larger = self.slots.len() > capacity;
+        if larger {
             self.resize(hasher, capacity);
         }
+        larger
     }
 
     /// Starts loading the home slot of `hash` into the cache.
@@ -236,21 +250,29 @@ impl Shard {
     /// a remove). Looks only at the few slots from the home slot that a
     /// [`Shard::prefetch_slot`] of it brought in, and stops at an empty one
     /// (a new key: there is no entry to compare).
+    ///
+    /// For a remove (`remove`), also the entries of the slots after it in
+    /// its cluster, up to the slot line's worth: the backward shift rehashes
+    /// each of their keys.
     #[inline]
-    fn prefetch_entry(&self, hash: u64) {
+    fn prefetch_entry(&self, hash: u64, remove: bool) {
         if self.slots.is_empty() {
             return;
         }
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
-        for _ in 0..4 {
+        let mut found = false;
+        for _ in 0..8 {
             let slot = self.slots[i];
             if slot.is_empty() {
                 return;
             }
-            if slot.tag() == tag(hash) {
+            if found || slot.tag() == tag(hash) {
                 self.arena.prefetch(slot.entry());
-                return;
+                if !remove {
+                    return;
+                }
+                found = true;
             }
             i = (i + 1) & mask;
         }
@@ -292,13 +314,9 @@ impl Shard {
 
     /// Rehashes every key into a table of `capacity` slots.
     fn resize(&mut self, hasher: &KeyHasher, capacity: usize) {
-        /// How many slots ahead the entry is asked for, whose key the
-        /// rehash reads: the entries lie in random order in the arena, so
-        /// each is a cache miss, and this overlaps them.
-        const AHEAD: usize = 16;
         let old = std::mem::replace(&mut self.slots, vec![Slot::EMPTY; capacity]);
         for (j, &slot) in old.iter().enumerate() {
-            if let Some(ahead) = old.get(j + AHEAD).filter(|s| !s.is_empty()) {
+            if let Some(ahead) = old.get(j + PREFETCH_WALK_AHEAD).filter(|s| !s.is_empty()) {
                 self.arena.prefetch(ahead.entry());
             }
             if !slot.is_empty() {
@@ -312,8 +330,16 @@ impl Shard {
     /// with its garbage. Hashes and tags do not change, so no slot moves.
     fn compact(&mut self) {
         let old = std::mem::take(&mut self.arena);
-        for slot in self.slots.iter_mut().filter(|s| !s.is_empty()) {
-            *slot = slot.moved_to(self.arena.copy_from(&old, slot.entry()));
+        for j in 0..self.slots.len() {
+            if let Some(ahead) = self.slots.get(j + PREFETCH_WALK_AHEAD) {
+                if !ahead.is_empty() {
+                    old.prefetch(ahead.entry());
+                }
+            }
+            let slot = self.slots[j];
+            if !slot.is_empty() {
+                self.slots[j] = slot.moved_to(self.arena.copy_from(&old, slot.entry()));
+            }
         }
     }
 
@@ -323,7 +349,7 @@ impl Shard {
             let key = self.arena.key(slot.entry());
             if key.starts_with(prefix) {
                 found.push(Found {
-                    head: Found::head_of(key),
+                    head: key_head(key),
                     start: keys.len(),
                     len: key.len() as u32,
                     pos: self.arena.pos(slot.entry()),
@@ -336,30 +362,13 @@ impl Shard {
 
 /// A key copied out by `scan_prefix`: where its bytes lie in the copy.
 struct Found {
-    /// The key's first 16 bytes, big-endian, zero-padded: most comparisons
-    /// of the sort end here, without a read of the key buffer.
+    /// The key's [`key_head`]: most comparisons of the sort end there,
+    /// without a read of the key buffer.
     head: (u64, u64),
     start: usize,
     /// Keys are at most 64 KiB.
     len: u32,
     pos: RecordPos,
-}
-
-impl Found {
-    /// Heads order keys as their bytes do: where two heads differ, so do
-    /// the keys, first at that byte (or one key ends there, and a padding 0
-    /// sorts below any byte it is a prefix of). Equal heads need the full
-    /// comparison ("a" and "a\0" share one).
-    fn head_of(key: &[u8]) -> (u64, u64) {
-        let mut head = [0u8; 16];
-        let n = key.len().min(16);
-        head[..n].copy_from_slice(&key[..n]);
-        let [a, b, c, d, e, f, g, h, rest @ ..] = head;
-        (
-            u64::from_be_bytes([a, b, c, d, e, f, g, h]),
-            u64::from_be_bytes(rest),
-        )
-    }
 }
 
 /// A shard on a cache line of its own, so that two threads locking two
@@ -465,9 +474,17 @@ impl Index for HashIndex {
         }
     }
 
+    fn reserves(&self) -> bool {
+        true
+    }
+
     fn shrink_to_fit(&self) {
+        let mut shrank = false;
         for shard in self.shards.iter() {
-            shard.0.write().shrink_to_fit(&self.hasher);
+            shrank |= shard.0.write().shrink_to_fit(&self.hasher);
+        }
+        if shrank {
+            release_free_heap();
         }
     }
 
@@ -490,7 +507,8 @@ impl Index for HashIndex {
                 shards[self.shard_no(ahead)].prefetch_slot(ahead);
             }
             if let Some(&ahead) = hashes.get(i + PREFETCH_ENTRY_AHEAD) {
-                shards[self.shard_no(ahead)].prefetch_entry(ahead);
+                let remove = changes[i + PREFETCH_ENTRY_AHEAD].delete;
+                shards[self.shard_no(ahead)].prefetch_entry(ahead, remove);
             }
             let shard = &mut shards[self.shard_no(hash)];
             let old = if change.delete {
