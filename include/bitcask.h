@@ -310,9 +310,11 @@ bitcask_status bitcask_options_set_sync_writes(bitcask_options *opts, bool on);
 bitcask_status bitcask_options_set_bytes_per_sync(bitcask_options *opts, uint64_t bytes);
 
 /**
- * Sets whether `bitcask_open` reads the data files through memory maps
- * while it rebuilds the index (faster for large files); reads after open use
- * ordinary positioned reads either way. Default on.
+ * Sets whether `bitcask_open` reads the data files and their hint files
+ * through memory maps while it rebuilds the index (faster for large
+ * files). Default on. After open, gets read records in place through maps
+ * of the data files, and puts copy into the active file's map, whatever
+ * this option says.
  *
  * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
  *

@@ -308,22 +308,32 @@ mod tests {
         }
     }
 
+    /// A seed that differs from run to run (odd, so never 0), for tests
+    /// that print it in every message.
+    fn time_seed() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1
+    }
+
+    /// xorshift64 from `seed`: each call gives a number below `n`.
+    fn xorshift(mut rng: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        }
+    }
+
     /// Random puts, overwrites, removals and prefix scans against a
     /// BTreeMap, with the seed in every message.
     #[test]
     fn random_operations_match_a_btreemap() {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1;
+        let seed = time_seed();
         for (name, index) in indexes() {
-            let mut rng = seed;
-            let mut next = move |n: u64| {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                rng % n
-            };
+            let mut next = xorshift(seed);
             let mut model = BTreeMap::new();
             for op in 0..60_000u32 {
                 // A universe of 3000 keys of 1 to 40 bytes over a few byte
@@ -375,17 +385,8 @@ mod tests {
     /// change the position it replaced.
     #[test]
     fn apply_in_runs_matches_one_by_one() {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1;
-        let mut rng = seed;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let seed = time_seed();
+        let mut next = xorshift(seed);
         // Keys 0..5000 in changes of every kind; each change's position is
         // its own number, so a report names its change.
         let keys: Vec<Vec<u8>> = (0..5000u32).map(|i| format!("k{i}").into_bytes()).collect();
