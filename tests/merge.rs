@@ -161,9 +161,15 @@ fn merge_frees_space_online_and_keeps_every_latest_value(index: IndexType) {
     let (model, deleted) = churn(&db, 300, 4);
     let before = db.stats().unwrap();
     assert!(before.data_file_count > 8, "{before:?}");
+    // Against the data files alone: disk_bytes also counts the hint files,
+    // which the background thread writes at its own pace (a flake in CI).
+    let data_bytes: u64 = data_files(&tmp.db())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
     assert!(
-        before.reclaimable_bytes > before.disk_bytes / 2,
-        "{before:?}"
+        before.reclaimable_bytes > data_bytes / 2,
+        "{before:?}, data files {data_bytes}"
     );
 
     db.merge().unwrap();
