@@ -125,3 +125,17 @@ fn batches_are_all_or_nothing_across_sigkill() {
         "too few batches committed ({next}) to mean anything"
     );
 }
+
+/// The parent must see a child's first acknowledgement even though libtest
+/// prints `test NAME ... ` without a newline before it (the cause of a
+/// spurious "neither all nor none" about one run in ten).
+#[test]
+fn an_ack_glued_to_libtests_test_line_is_read() {
+    assert_eq!(
+        common::acked_op(&format!("test {TEST_NAME} ... ACK 0")),
+        Some(0)
+    );
+    assert_eq!(common::acked_op("ACK 17"), Some(17));
+    assert_eq!(common::acked_op("ACK"), None);
+    assert_eq!(common::acked_op("test x ... ok"), None);
+}

@@ -149,10 +149,7 @@ fn a_crash_at_any_step_of_a_merge_loses_and_resurrects_nothing() {
             !status.success() && !lines.iter().any(|l| l == "DONE"),
             "{point}: the child was never stopped there ({status})"
         );
-        let acked = lines
-            .iter()
-            .rev()
-            .find_map(|l| l.strip_prefix("ACK ")?.parse::<u64>().ok());
+        let acked = lines.iter().rev().find_map(|l| common::acked_op(l));
 
         let db = Bitcask::open(tmp.db(), options())
             .unwrap_or_else(|e| panic!("{point}: reopen after the crash failed: {e}"));

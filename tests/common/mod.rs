@@ -163,7 +163,7 @@ pub fn run_writer_until_killed(
         BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()))
+            .filter_map(|l| acked_op(&l))
             .last()
     });
     let started = std::time::Instant::now();
@@ -176,6 +176,16 @@ pub fn run_writer_until_killed(
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     reader.join().unwrap()
+}
+
+/// The op number of an `ACK n` line, wherever on the line it stands: the
+/// child's first line arrives glued to libtest's `test NAME ... `, which is
+/// printed without a newline before the test body runs. (Reading only lines
+/// that start with `ACK ` dropped that first acknowledgement, and a round
+/// that acknowledged exactly one batch then failed as "neither all nor none".)
+pub fn acked_op(line: &str) -> Option<u64> {
+    let (_, rest) = line.rsplit_once("ACK ")?;
+    rest.trim_end().parse().ok()
 }
 
 /// The random plan of a crash test: its generator, the seed it printed
