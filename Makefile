@@ -6,6 +6,8 @@
 #   make uninstall PREFIX=/usr/local
 #   make header                  regenerate include/bitcask.h from src/ffi (cbindgen)
 #   make bench [ARGS="--keys 100000 --value-size 100"]   the benchmark (release; prints tables)
+#   make bench-micro [ARGS="reopen"]   engine micro-benchmarks (iteration, batches, point ops, reopen)
+#   make bench-keydir [ARGS="memory"]  the index types on their own
 
 PREFIX     ?= /usr/local
 DESTDIR    ?=
@@ -28,7 +30,7 @@ C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
 C_TESTS    := test_core test_threads test_iter test_batch test_maint test_index
 
-.PHONY: all build install uninstall stage example test deps lint rust-test packaging-test c-test header bench clean
+.PHONY: all build install uninstall stage example test deps lint rust-test packaging-test c-test header bench bench-micro bench-keydir clean
 
 all: build
 
@@ -83,7 +85,7 @@ deps:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	$(CARGO) clippy --locked --all-targets --features failpoints -- -D warnings
+	$(CARGO) clippy --locked --all-targets --features failpoints,bench-internals -- -D warnings
 
 # With the crash points of the merge crash test compiled in (tests only).
 rust-test:
@@ -110,6 +112,13 @@ header:
 # --sync-threads T, --dir DIR (--help lists them).
 bench:
 	$(CARGO) bench --locked --bench bitcask_bench -- $(ARGS)
+
+# Micro-benchmarks (benches/micro.rs, benches/keydir.rs); ARGS filters by name.
+bench-micro:
+	$(CARGO) bench --locked --bench micro -- $(ARGS)
+
+bench-keydir:
+	$(CARGO) bench --locked --features bench-internals --bench keydir -- $(ARGS)
 
 clean:
 	$(CARGO) clean

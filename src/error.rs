@@ -6,8 +6,10 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 
-/// Everything that can go wrong in a libbitcask call.
+/// Everything that can go wrong in a libbitcask call. More variants may
+/// come: match with a wildcard arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// The key is absent or deleted (only the C interface reports this as an error).
     NotFound,
@@ -31,8 +33,13 @@ pub enum Error {
     },
     /// A bug in libbitcask: a caught panic or a broken invariant.
     Internal(String),
-    /// The database refuses writes after an unrecoverable write or sync failure.
+    /// The database (or the iterator's or batch's database) is closed, or
+    /// is closing and stopped the operation.
     Closed(String),
+    /// The database refuses writes after a write or sync failure it could
+    /// not undo (the kernel may have dropped unsynced data): close and
+    /// reopen it. Reads still work. `BITCASK_CLOSED` in C.
+    WritesRefused(String),
 }
 
 /// Shorthand for results whose error is [`Error`].
@@ -76,6 +83,7 @@ impl Error {
             Error::BufferTooSmall { needed } => Error::BufferTooSmall { needed: *needed },
             Error::Internal(s) => Error::Internal(s.clone()),
             Error::Closed(s) => Error::Closed(s.clone()),
+            Error::WritesRefused(s) => Error::WritesRefused(s.clone()),
         }
     }
 }
@@ -98,6 +106,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::Closed(what) => write!(f, "closed: {what}"),
+            Error::WritesRefused(what) => write!(f, "writes refused: {what}"),
         }
     }
 }

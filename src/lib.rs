@@ -16,50 +16,49 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
-// Only `ffi` is the C interface: cbindgen skips the engine's modules.
-/// cbindgen:ignore
-mod backup;
-/// cbindgen:ignore
-mod batch;
-/// cbindgen:ignore
-mod data_file;
-/// cbindgen:ignore
-mod engine;
+// The layers, each above the ones before it (a module imports only from
+// the layers below it): the log (files on disk), the keydir (the index in
+// memory), the database (open, reads, writes), maintenance (merge, backup,
+// the background thread), the Rust handle, and the C interface. See
+// docs/architecture.md. Only `ffi` is the C interface: cbindgen skips the
+// others.
 /// cbindgen:ignore
 mod error;
 /// cbindgen:ignore
 mod failpoint;
-pub mod ffi;
-/// cbindgen:ignore
-mod format;
-/// cbindgen:ignore
-mod group_commit;
-/// cbindgen:ignore
-mod hint;
-/// cbindgen:ignore
-mod iter;
-/// cbindgen:ignore
-mod keydir;
-/// cbindgen:ignore
-mod liveness;
-/// cbindgen:ignore
-mod load;
-/// cbindgen:ignore
-mod lock;
-/// cbindgen:ignore
-mod merge;
 /// cbindgen:ignore
 mod options;
-/// cbindgen:ignore
-mod reader;
-/// cbindgen:ignore
-mod worker;
-/// cbindgen:ignore
-mod writer;
 
-pub use batch::Batch;
-pub use engine::{Bitcask, Engine, Stats};
+/// cbindgen:ignore
+mod log;
+
+/// cbindgen:ignore
+mod keydir;
+
+/// cbindgen:ignore
+mod db;
+
+/// cbindgen:ignore
+mod maintenance;
+
+/// cbindgen:ignore
+mod bitcask;
+
+pub mod ffi;
+
+pub use bitcask::Bitcask;
+pub use db::batch::Batch;
+pub use db::engine::Stats;
+pub use db::iter::Iter;
 pub use error::{Error, Result};
-pub use format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
-pub use iter::Iter;
+pub use log::format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use options::{IndexType, Options};
+
+/// The index types on their own, for the index benchmark
+/// (`benches/keydir.rs`, feature `bench-internals`): not a stable API.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_internals {
+    pub use crate::keydir::{new_index, HashIndex, Index, KeyHasher, SHARDS};
+    pub use crate::log::{Change, RecordPos};
+}

@@ -3,10 +3,10 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Weak};
 
-use crate::batch::Batch;
-use crate::engine::Bitcask;
 use crate::error::{Error, Result};
-use crate::format::{MAX_KEY_LEN, MAX_VALUE_LEN};
+use crate::Batch;
+use crate::Bitcask;
+use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 use super::boundary::{self, non_null_mut, run, run_or};
 use super::db::{bitcask_db, handle};

@@ -4,9 +4,9 @@ use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::engine::Bitcask;
 use crate::error::{Error, Result};
-use crate::format::{MAX_KEY_LEN, MAX_VALUE_LEN};
+use crate::Bitcask;
+use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 use super::boundary::{self, non_null, non_null_mut, run};
 use super::options::{bitcask_options, options_or_default};

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::format::MAX_KEY_LEN;
-use crate::iter::Iter;
+use crate::Iter;
+use crate::MAX_KEY_LEN;
 
 use super::boundary::{self, non_null_mut, run, run_or};
 use super::db::{bitcask_db, handle};

@@ -62,7 +62,7 @@ pub(crate) fn status_of(error: &Error) -> bitcask_status {
         Error::Locked(_) => BITCASK_LOCKED,
         Error::BufferTooSmall { .. } => BITCASK_BUFFER_TOO_SMALL,
         Error::Internal(_) => BITCASK_INTERNAL,
-        Error::Closed(_) => BITCASK_CLOSED,
+        Error::Closed(_) | Error::WritesRefused(_) => BITCASK_CLOSED,
     }
 }
 
@@ -121,8 +121,8 @@ mod tests {
     #[test]
     fn limit_macros_equal_the_engine_limits() {
         // Literals above, because cbindgen writes only literal macros.
-        assert_eq!(BITCASK_MAX_KEY_LEN, crate::format::MAX_KEY_LEN);
-        assert_eq!(BITCASK_MAX_VALUE_LEN, crate::format::MAX_VALUE_LEN);
+        assert_eq!(BITCASK_MAX_KEY_LEN, crate::MAX_KEY_LEN);
+        assert_eq!(BITCASK_MAX_VALUE_LEN, crate::MAX_VALUE_LEN);
     }
 
     #[test]

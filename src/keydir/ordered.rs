@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 
-use super::{key_head, prefetch, release_free_heap, Change, Index, RecordPos};
+use super::{key_head, prefetch, release_free_heap, Index};
+use crate::log::{Change, RecordPos};
 
 /// [`OrderedIndex::apply`] rebuilds the map from a run unless the map holds
 /// more than this many times the run's changes: a rebuild costs about the

@@ -15,6 +15,8 @@
 //! own is what lets the reader trust the lengths before it reads the body,
 //! and so tell a record cut short by a crash (torn tail) from a damaged one.
 
+use crate::error::{Error, Result};
+
 /// Version of the layout described here; open refuses any other.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -29,6 +31,31 @@ pub const MAX_KEY_LEN: usize = 65536;
 
 /// Longest value accepted, in bytes (1 GiB).
 pub const MAX_VALUE_LEN: usize = 1 << 30;
+
+/// Checks a key against the limits: 1 to [`MAX_KEY_LEN`] bytes.
+pub fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("key is empty".to_string()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "key is {} bytes, longer than the {MAX_KEY_LEN} allowed",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a value against the limits: at most [`MAX_VALUE_LEN`] bytes.
+pub fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "value is {} bytes, longer than the {MAX_VALUE_LEN} allowed",
+            value.len()
+        )));
+    }
+    Ok(())
+}
 
 /// Longest possible record header: a key length needs at most 3 varint bytes
 /// (65536 < 2^21) and a value length at most 5.

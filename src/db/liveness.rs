@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::format::FILE_HEADER_LEN;
-use crate::keydir::RecordPos;
+use crate::log::format::FILE_HEADER_LEN;
+use crate::log::RecordPos;
 
 /// The usage of one data file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

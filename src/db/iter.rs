@@ -15,13 +15,15 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::data_file::{self, DataFile};
 use crate::error::{Error, Result};
-use crate::keydir::{Index, RecordPos};
+use crate::keydir::Index;
+use crate::log::data_file::DataFile;
+use crate::log::filename::data_file_name;
+use crate::log::RecordPos;
 
 /// One key of the snapshot: where its bytes lie in the key buffer, and
 /// where its record lies on disk.
-struct Entry {
+struct SnapshotKey {
     key: Range<usize>,
     pos: RecordPos,
 }
@@ -34,7 +36,7 @@ pub struct Iter {
     /// Every key of the snapshot, back to back.
     keys: Vec<u8>,
     /// Ascending by key.
-    entries: Vec<Entry>,
+    entries: Vec<SnapshotKey>,
     /// Every data file at creation, so that each record stays readable.
     files: BTreeMap<u32, Arc<DataFile>>,
     reverse: bool,
@@ -61,7 +63,7 @@ impl Iter {
         index.scan_prefix(prefix, &mut |key, pos| {
             let start = keys.len();
             keys.extend_from_slice(key);
-            entries.push(Entry {
+            entries.push(SnapshotKey {
                 key: start..keys.len(),
                 pos,
             });
@@ -148,7 +150,7 @@ impl Iter {
             let file = self.files.get(&pos.file_id).ok_or_else(|| {
                 Error::Internal(format!(
                     "an iterator points into data file {}, which it does not hold",
-                    data_file::data_file_name(pos.file_id)
+                    data_file_name(pos.file_id)
                 ))
             })?;
             // A large value's buffer is not kept for the next small one.
@@ -165,7 +167,7 @@ impl Iter {
         Ok((&self.keys[key], &self.record[range]))
     }
 
-    fn entry(&self) -> Option<&Entry> {
+    fn entry(&self) -> Option<&SnapshotKey> {
         let n = self.entries.len();
         if self.at >= n {
             return None;

@@ -1,5 +1,5 @@
-//! One data file on disk: its name, its creation (header written, file and
-//! directory synced), and the positioned read of one record by the keydir.
+//! One data file on disk: its creation (header written, file and directory
+//! synced), its maps, and the checked read of one record by the keydir.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -9,37 +9,11 @@ use std::sync::OnceLock;
 
 use memmap2::{Advice, MmapOptions, MmapRaw};
 
+use super::dir::sync_dir;
+use super::filename::data_file_name;
+use super::format::{self, ParsedHeader, RecordKind};
+use super::RecordPos;
 use crate::error::{Error, Result};
-use crate::format::{self, ParsedHeader, RecordKind};
-use crate::keydir::RecordPos;
-
-/// The name of data file `id`: nine digits, zero-padded, and `.data`.
-pub fn data_file_name(id: u32) -> String {
-    format!("{id:09}.data")
-}
-
-/// The id in a data file's name, or `None` for any other file.
-pub fn parse_data_file_name(name: &str) -> Option<u32> {
-    parse_file_id(name, ".data")
-}
-
-/// The id in a name of nine digits followed by `suffix` (a data or hint
-/// file), or `None` for any other name.
-pub fn parse_file_id(name: &str, suffix: &str) -> Option<u32> {
-    let digits = name.strip_suffix(suffix)?;
-    if digits.len() != 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// Syncs a directory, so that files created, renamed or removed in it stay
-/// so after a power loss.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("sync directory", dir, e))
-}
 
 /// An open data file. Any number of threads read one `DataFile` at once,
 /// through its map or with positioned reads (`pread`); only the writer
@@ -401,7 +375,7 @@ fn prefetch_lines(bytes: &[u8]) {
 /// in the middle has retired a prefix of these stores, and the stores it
 /// retired reach the page cache, so the file then holds a prefix of `src`
 /// followed by the zeros that were there: the torn tail open recognizes
-/// (see `reader.rs`). `memcpy` gives no such order.
+/// (see `scanner.rs`). `memcpy` gives no such order.
 ///
 /// # Safety
 /// `dst..dst + src.len()` must be valid for writes and not overlap `src`.
@@ -446,25 +420,6 @@ mod tests {
                     .chain(&dst[start + len..])
                     .all(|&b| b == 0));
             }
-        }
-    }
-
-    #[test]
-    fn names_round_trip_and_others_are_ignored() {
-        assert_eq!(data_file_name(1), "000000001.data");
-        assert_eq!(parse_data_file_name("000000001.data"), Some(1));
-        assert_eq!(
-            parse_data_file_name(&data_file_name(4_000_000)),
-            Some(4_000_000)
-        );
-        for other in [
-            "1.data",
-            "00000001.data",
-            "000000001.hint",
-            "LOCK",
-            "0000000x1.data",
-        ] {
-            assert_eq!(parse_data_file_name(other), None, "{other}");
         }
     }
 }

@@ -10,9 +10,7 @@ use std::path::Path;
 use fs2::FileExt;
 
 use crate::error::{Error, Result};
-
-/// Name of the lock file in the database directory.
-pub const LOCK_FILE_NAME: &str = "LOCK";
+use crate::log::filename::LOCK;
 
 /// A held directory lock; dropping it releases the lock.
 #[derive(Debug)]
@@ -23,7 +21,7 @@ pub struct DirLock {
 impl DirLock {
     /// Takes the lock on `dir` without waiting, or fails with [`Error::Locked`].
     pub fn acquire(dir: &Path) -> Result<DirLock> {
-        let path = dir.join(LOCK_FILE_NAME);
+        let path = dir.join(LOCK);
         let file = OpenOptions::new()
             .read(true)
             .write(true)

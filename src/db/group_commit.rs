@@ -17,13 +17,12 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::engine::{check_open, Engine, WriterState};
+use super::writer::{EncodedPut, Writer};
 use crate::error::{Error, Result};
-use crate::format::{self, RecordKind};
-use crate::keydir::RecordPos;
+use crate::log::format::{self, RecordKind};
 
 /// One put waiting to be committed.
-pub struct Pending {
+pub struct QueuedPut {
     key: Box<[u8]>,
     record: Vec<u8>,
     /// Set by the leader that committed (or failed) it.
@@ -38,7 +37,7 @@ const GATHER_WAIT: Duration = Duration::from_micros(50);
 /// The puts waiting to be committed, oldest first; the first one's caller leads.
 #[derive(Default)]
 pub struct CommitQueue {
-    queue: Mutex<VecDeque<Arc<Pending>>>,
+    queue: Mutex<VecDeque<Arc<QueuedPut>>>,
     /// Signalled when a group is done.
     done: Condvar,
     /// Signalled when a put joins the queue behind a leader.
@@ -52,7 +51,7 @@ pub struct CommitQueue {
 /// waits forever) and the next caller in line is woken to lead.
 struct HandOver<'a> {
     commits: &'a CommitQueue,
-    group: &'a [Arc<Pending>],
+    group: &'a [Arc<QueuedPut>],
 }
 
 impl Drop for HandOver<'_> {
@@ -71,18 +70,19 @@ impl Drop for HandOver<'_> {
     }
 }
 
-impl Engine {
-    /// A put under `sync_writes`, committed with whatever other puts are
-    /// waiting (see the module comment). The caller has checked key and value.
-    pub(crate) fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<()> {
+impl CommitQueue {
+    /// A put under `sync_writes`, committed through `writer` with whatever
+    /// other puts are waiting (see the module comment). The caller has
+    /// checked key and value.
+    pub fn put(&self, writer: &Mutex<Writer>, key: &[u8], value: &[u8]) -> Result<()> {
         let mut record = Vec::with_capacity(format::record_len(key.len(), value.len()));
         format::encode_record(RecordKind::Put, key, value, &mut record);
-        let mine = Arc::new(Pending {
+        let mine = Arc::new(QueuedPut {
             key: key.into(),
             record,
             outcome: Mutex::new(None),
         });
-        let commits = &self.commit_queue;
+        let commits = self;
         let mut queue = commits.queue.lock();
         queue.push_back(Arc::clone(&mine));
         if queue.len() > 1 {
@@ -110,14 +110,14 @@ impl Engine {
                 .arrived
                 .wait_while_for(&mut queue, |q| q.len() < expected, GATHER_WAIT);
         }
-        let group: Vec<Arc<Pending>> = queue.iter().cloned().collect();
+        let group: Vec<Arc<QueuedPut>> = queue.iter().cloned().collect();
         commits.last_group.store(group.len(), Ordering::Relaxed);
         drop(queue);
         let handed_over = HandOver {
             commits,
             group: &group,
         };
-        self.commit_group(&mut self.writer.lock(), &group);
+        commit_group(&mut writer.lock(), &group);
         drop(handed_over);
         let outcome = mine.outcome.lock().take();
         outcome.unwrap_or_else(|| {
@@ -126,67 +126,47 @@ impl Engine {
             ))
         })
     }
+}
 
-    /// Appends, syncs and applies `group`, setting every member's outcome.
-    fn commit_group(&self, state: &mut WriterState, group: &[Arc<Pending>]) {
-        let mut at = 0;
-        while at < group.len() {
-            // The longest run that fits the active file (or one record, in
-            // an empty file: what does not fit gets a file of its own).
-            let room = self.options.data_file_size();
-            let first = group[at].record.len() as u64;
-            let mut start = state.writer.offset();
-            if start > format::FILE_HEADER_LEN && start + first > room {
-                start = format::FILE_HEADER_LEN; // append_run rolls over first
+/// Appends, syncs and applies `group`, setting every member's outcome.
+fn commit_group(writer: &mut Writer, group: &[Arc<QueuedPut>]) {
+    let mut at = 0;
+    while at < group.len() {
+        // The longest run that fits the active file (or one record, in
+        // an empty file: what does not fit gets a file of its own).
+        let room = writer.data_file_size();
+        let start = writer.next_append_at(group[at].record.len() as u64);
+        let mut len = 0u64;
+        let mut end = at;
+        while end < group.len() {
+            let next = group[end].record.len() as u64;
+            if end > at && start + len + next > room {
+                break;
             }
-            let mut len = 0u64;
-            let mut end = at;
-            while end < group.len() {
-                let next = group[end].record.len() as u64;
-                if end > at && start + len + next > room {
-                    break;
+            len += next;
+            end += 1;
+        }
+        let run = &group[at..end];
+        let puts: Vec<EncodedPut<'_>> = run
+            .iter()
+            .map(|p| EncodedPut {
+                key: &p.key,
+                record: &p.record,
+            })
+            .collect();
+        match writer.append_puts(&puts, len) {
+            Ok(()) => {
+                for p in run {
+                    *p.outcome.lock() = Some(Ok(()));
                 }
-                len += next;
-                end += 1;
+                at = end;
             }
-            let run = &group[at..end];
-            match self.append_run(state, run, len) {
-                Ok(()) => at = end,
-                Err(e) => {
-                    for p in &group[at..] {
-                        *p.outcome.lock() = Some(Err(e.duplicate()));
-                    }
-                    return;
+            Err(e) => {
+                for p in &group[at..] {
+                    *p.outcome.lock() = Some(Err(e.duplicate()));
                 }
+                return;
             }
         }
-    }
-
-    /// One append (and, by the sync policy, one fdatasync) of `run`, whose
-    /// records take `len` bytes; then the keydir, in order.
-    fn append_run(&self, state: &mut WriterState, run: &[Arc<Pending>], len: u64) -> Result<()> {
-        check_open(state)?;
-        state.writer.check_usable()?;
-        self.make_room(state, len)?;
-        let mut bytes = Vec::with_capacity(len as usize);
-        for p in run {
-            bytes.extend_from_slice(&p.record);
-        }
-        let base = state.writer.append_encoded(&bytes)?;
-        let file_id = state.writer.file().id();
-        let mut offset = base;
-        for p in run {
-            // Below 2^31 + one record (see Options::MAX_DATA_FILE_SIZE).
-            let pos = RecordPos {
-                file_id,
-                offset: offset as u32,
-                size: p.record.len() as u32,
-            };
-            offset += p.record.len() as u64;
-            let old = self.index.put(&p.key, pos);
-            state.liveness.replaced(Some(pos), old);
-            *p.outcome.lock() = Some(Ok(()));
-        }
-        Ok(())
     }
 }

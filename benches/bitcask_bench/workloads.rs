@@ -1,42 +1,27 @@
-//! `make bench`: libbitcask's own benchmark, through the Rust API.
-//!
-//! For each configuration (by default 1,000,000 keys x 100-byte values, then
-//! 100,000 keys x 4096-byte values; 16-byte keys) it runs the workloads of
-//! [`WORKLOADS`] in order against one database and prints one table row per
-//! workload. Nothing here asserts on time; a run fails only when the engine
-//! returns an error or a wrong answer (a read that misses, a count that is off).
-//!
-//! Run: `make bench [ARGS="..."]`, or
-//! `cargo bench --locked --bench bitcask_bench -- [--keys N] [--value-size B[,B...]]
-//! [--sync-keys N] [--sync-threads T] [--dir DIR]` (`--help` lists them).
-//!
-//! A workload is one function of the table [`WORKLOADS`]: it gets the
-//! [`Bench`] (directory, options template, sizes, the open database left by
-//! the workloads before it) and returns what it measured.
+//! The workloads of the benchmark, in the order they run against one
+//! database, and what they share: keys, values, checks.
 
 use std::fs;
 use std::hint::black_box;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bitcask::{Bitcask, IndexType, Options};
+use bitcask::{Bitcask, Options};
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+use crate::Res;
 
 /// Every key is 16 bytes: a zero-padded decimal number.
-const KEY_LEN: usize = 16;
+pub(crate) const KEY_LEN: usize = 16;
 
 /// Values are slices of one random buffer, starting at one of this many offsets.
-const VALUE_WINDOW: usize = 4096;
+pub(crate) const VALUE_WINDOW: usize = 4096;
 
 /// The workloads, in the order they run against one database. Each one
 /// finds the database as the previous one left it: fillrandom creates it
 /// and leaves it open; delete empties it and removes it; the fillsync ones
 /// use databases of their own. `{threads}` in a name is `--sync-threads`.
-const WORKLOADS: &[(&str, Workload)] = &[
+pub(crate) const WORKLOADS: &[(&str, Workload)] = &[
     ("fillrandom", fill_random),
     ("overwrite", overwrite),
     ("readrandom", read_random),
@@ -52,20 +37,25 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("fillsync {threads} threads", fill_sync_n),
 ];
 
-type Workload = fn(&mut Bench) -> Res<Measured>;
+pub(crate) type Workload = fn(&mut Bench) -> Res<Measured>;
 
 /// What one workload measured: `ops` operations in `elapsed` (None: not a
 /// timed workload), moving `bytes` bytes of keys and values (None: MB/s does
 /// not apply).
-struct Measured {
-    ops: u64,
-    elapsed: Option<Duration>,
-    bytes: Option<u64>,
-    note: String,
+pub(crate) struct Measured {
+    pub(crate) ops: u64,
+    pub(crate) elapsed: Option<Duration>,
+    pub(crate) bytes: Option<u64>,
+    pub(crate) note: String,
 }
 
 impl Measured {
-    fn timed(ops: u64, elapsed: Duration, bytes: Option<u64>, note: impl Into<String>) -> Self {
+    pub(crate) fn timed(
+        ops: u64,
+        elapsed: Duration,
+        bytes: Option<u64>,
+        note: impl Into<String>,
+    ) -> Self {
         Measured {
             ops,
             elapsed: Some(elapsed),
@@ -77,47 +67,47 @@ impl Measured {
 
 /// One table's state: its scratch directory, the options every open starts
 /// from, its sizes, and the database the workloads share.
-struct Bench {
-    dir: PathBuf,
+pub(crate) struct Bench {
+    pub(crate) dir: PathBuf,
     /// Every open starts from a clone of this (fillsync turns sync_writes on).
-    opts: Options,
-    keys: u64,
-    sync_keys: u64,
-    sync_threads: usize,
-    values: Values,
-    rng: Rng,
+    pub(crate) opts: Options,
+    pub(crate) keys: u64,
+    pub(crate) sync_keys: u64,
+    pub(crate) sync_threads: usize,
+    pub(crate) values: Values,
+    pub(crate) rng: Rng,
     /// The main database ("db" under `dir`), open between fillrandom and delete.
-    db: Option<Bitcask>,
+    pub(crate) db: Option<Bitcask>,
 }
 
 impl Bench {
-    fn db(&self) -> Res<&Bitcask> {
+    pub(crate) fn db(&self) -> Res<&Bitcask> {
         self.db
             .as_ref()
             .ok_or_else(|| "no open database: fillrandom must run first".into())
     }
 
     /// Opens an empty database `name` under the table's directory.
-    fn open_fresh(&self, name: &str, opts: Options) -> Res<Bitcask> {
+    pub(crate) fn open_fresh(&self, name: &str, opts: Options) -> Res<Bitcask> {
         let path = self.dir.join(name);
         remove_if_present(&path)?;
         Ok(Bitcask::open(&path, opts)?)
     }
 
     /// Closes the main database, which workloads reopen with [`Bench::reopen_db`].
-    fn close_db(&mut self) -> Res<()> {
+    pub(crate) fn close_db(&mut self) -> Res<()> {
         if let Some(db) = self.db.take() {
             db.close()?;
         }
         Ok(())
     }
 
-    fn reopen_db(&self) -> Res<Bitcask> {
+    pub(crate) fn reopen_db(&self) -> Res<Bitcask> {
         Ok(Bitcask::open(self.dir.join("db"), self.opts.clone())?)
     }
 
     /// 0..n in a random order.
-    fn shuffled(&mut self, n: u64) -> Vec<u64> {
+    pub(crate) fn shuffled(&mut self, n: u64) -> Vec<u64> {
         let mut order: Vec<u64> = (0..n).collect();
         for i in (1..order.len()).rev() {
             let j = self.rng.below(i as u64 + 1) as usize;
@@ -127,22 +117,22 @@ impl Bench {
     }
 
     /// Key and value bytes of `ops` puts or reads.
-    fn payload(&self, ops: u64) -> u64 {
+    pub(crate) fn payload(&self, ops: u64) -> u64 {
         ops * (KEY_LEN + self.values.size) as u64
     }
 }
 
 /// The key of the i-th stored key: stored keys are the even numbers, so
 /// that the odd ones (spread across the same range) are the missing keys.
-fn present_key(i: u64) -> [u8; KEY_LEN] {
+pub(crate) fn present_key(i: u64) -> [u8; KEY_LEN] {
     key(2 * i)
 }
 
-fn missing_key(i: u64) -> [u8; KEY_LEN] {
+pub(crate) fn missing_key(i: u64) -> [u8; KEY_LEN] {
     key(2 * i + 1)
 }
 
-fn key(n: u64) -> [u8; KEY_LEN] {
+pub(crate) fn key(n: u64) -> [u8; KEY_LEN] {
     let mut k = [b'0'; KEY_LEN];
     let mut n = n;
     for b in k.iter_mut().rev() {
@@ -154,28 +144,28 @@ fn key(n: u64) -> [u8; KEY_LEN] {
 
 /// Random value bytes: value `n` of pass `pass` is a `size`-byte slice of one
 /// buffer, at an offset that depends on both (so successive values differ).
-struct Values {
-    buf: Vec<u8>,
-    size: usize,
+pub(crate) struct Values {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) size: usize,
 }
 
 impl Values {
-    fn new(size: usize, rng: &mut Rng) -> Values {
+    pub(crate) fn new(size: usize, rng: &mut Rng) -> Values {
         let buf = (0..size + VALUE_WINDOW).map(|_| rng.next() as u8).collect();
         Values { buf, size }
     }
 
-    fn get(&self, n: u64, pass: u64) -> &[u8] {
+    pub(crate) fn get(&self, n: u64, pass: u64) -> &[u8] {
         let at = (n.wrapping_mul(31).wrapping_add(pass * 977) % VALUE_WINDOW as u64) as usize;
         &self.buf[at..at + self.size]
     }
 }
 
 /// xorshift64: fixed seed, so every run uses the same orders.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -185,7 +175,7 @@ impl Rng {
     }
 
     /// Uniform in 0..n.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
     }
 }
@@ -193,7 +183,7 @@ impl Rng {
 // ---------------------------------------------------------------- workloads
 
 /// Puts every key once, in random order, into an empty database; then one sync.
-fn fill_random(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn fill_random(b: &mut Bench) -> Res<Measured> {
     let db = b.open_fresh("db", b.opts.clone())?;
     let order = b.shuffled(b.keys);
     let start = Instant::now();
@@ -214,7 +204,7 @@ fn fill_random(b: &mut Bench) -> Res<Measured> {
 }
 
 /// Puts every key again with a new value, in another random order; then one sync.
-fn overwrite(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn overwrite(b: &mut Bench) -> Res<Measured> {
     let order = b.shuffled(b.keys);
     let db = b.db()?;
     let start = Instant::now();
@@ -242,7 +232,7 @@ fn overwrite(b: &mut Bench) -> Res<Measured> {
 }
 
 /// Gets every key once, in random order, copying the value into one reused buffer.
-fn read_random(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn read_random(b: &mut Bench) -> Res<Measured> {
     let order = b.shuffled(b.keys);
     let db = b.db()?;
     let mut buf = vec![0u8; b.values.size];
@@ -267,7 +257,7 @@ fn read_random(b: &mut Bench) -> Res<Measured> {
 }
 
 /// Gets keys that are not there (odd numbers, spread among the stored ones).
-fn read_missing(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn read_missing(b: &mut Bench) -> Res<Measured> {
     let order = b.shuffled(b.keys);
     let db = b.db()?;
     let mut buf = vec![0u8; b.values.size];
@@ -284,7 +274,7 @@ fn read_missing(b: &mut Bench) -> Res<Measured> {
 }
 
 /// Walks every key in order, without reading values.
-fn iterate_keys(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn iterate_keys(b: &mut Bench) -> Res<Measured> {
     let db = b.db()?;
     let (mut count, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
@@ -306,7 +296,7 @@ fn iterate_keys(b: &mut Bench) -> Res<Measured> {
 }
 
 /// Walks every key in order and reads each value (one pread per value).
-fn iterate_keys_values(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn iterate_keys_values(b: &mut Bench) -> Res<Measured> {
     let db = b.db()?;
     let (mut count, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
@@ -332,7 +322,7 @@ fn iterate_keys_values(b: &mut Bench) -> Res<Measured> {
 /// keydir by scanning every data file (warm page cache: the files were just
 /// written or read). MB/s is data file bytes scanned.
 /// Reopens with every hint file removed first, so that open scans every data file.
-fn reopen_without_hints(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn reopen_without_hints(b: &mut Bench) -> Res<Measured> {
     b.close_db()?;
     for entry in fs::read_dir(b.dir.join("db"))? {
         let path = entry?.path();
@@ -349,7 +339,7 @@ fn reopen_without_hints(b: &mut Bench) -> Res<Measured> {
 /// rather than compete for the 2 cores), and reports the longest single put
 /// and get each saw during the merge. MB/s counts the data file bytes
 /// before the merge.
-fn merge(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn merge(b: &mut Bench) -> Res<Measured> {
     const PROBE_PAUSE: Duration = Duration::from_micros(100);
     use std::sync::atomic::{AtomicBool, Ordering};
     let db = b.db()?;
@@ -419,7 +409,7 @@ fn merge(b: &mut Bench) -> Res<Measured> {
     ))
 }
 
-fn reopen(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn reopen(b: &mut Bench) -> Res<Measured> {
     b.close_db()?;
     let scanned = dir_bytes(&b.dir.join("db"))?;
     let start = Instant::now();
@@ -441,7 +431,7 @@ fn reopen(b: &mut Bench) -> Res<Measured> {
 /// and keeps. The heap's free pages are handed back to the kernel first
 /// (malloc_trim), so the freed keydir of the closed handle is not reused
 /// for free. Not timed.
-fn keydir_memory(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn keydir_memory(b: &mut Bench) -> Res<Measured> {
     b.close_db()?;
     release_free_heap();
     let before = anon_rss();
@@ -469,7 +459,7 @@ fn keydir_memory(b: &mut Bench) -> Res<Measured> {
 }
 
 /// Deletes every key, in random order; then one sync. Removes the database.
-fn delete_random(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn delete_random(b: &mut Bench) -> Res<Measured> {
     let order = b.shuffled(b.keys);
     let db = b.db()?;
     let start = Instant::now();
@@ -485,18 +475,18 @@ fn delete_random(b: &mut Bench) -> Res<Measured> {
     Ok(Measured::timed(b.keys, elapsed, None, note))
 }
 
-fn fill_sync_1(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn fill_sync_1(b: &mut Bench) -> Res<Measured> {
     fill_sync(b, 1)
 }
 
-fn fill_sync_n(b: &mut Bench) -> Res<Measured> {
+pub(crate) fn fill_sync_n(b: &mut Bench) -> Res<Measured> {
     fill_sync(b, b.sync_threads)
 }
 
 /// `--sync-keys` puts with sync_writes on (each one durable before it
 /// returns) into an empty database, from `threads` threads sharing one
 /// handle, each putting its share of the keys in random order.
-fn fill_sync(b: &mut Bench, threads: usize) -> Res<Measured> {
+pub(crate) fn fill_sync(b: &mut Bench, threads: usize) -> Res<Measured> {
     let mut opts = b.opts.clone();
     opts.set_sync_writes(true);
     let name = format!("sync-{threads}");
@@ -542,21 +532,21 @@ fn fill_sync(b: &mut Bench, threads: usize) -> Res<Measured> {
     ))
 }
 
-fn check_count(db: &Bitcask, expected: u64) -> Res<()> {
+pub(crate) fn check_count(db: &Bitcask, expected: u64) -> Res<()> {
     match db.key_count() as u64 {
         n if n == expected => Ok(()),
         n => Err(format!("the database holds {n} keys, not {expected}").into()),
     }
 }
 
-fn check_walk(count: u64, expected: u64) -> Res<()> {
+pub(crate) fn check_walk(count: u64, expected: u64) -> Res<()> {
     match count {
         n if n == expected => Ok(()),
         n => Err(format!("the iterator walked {n} keys, not {expected}").into()),
     }
 }
 
-fn show(key: &[u8]) -> String {
+pub(crate) fn show(key: &[u8]) -> String {
     String::from_utf8_lossy(key).into_owned()
 }
 
@@ -564,7 +554,7 @@ fn show(key: &[u8]) -> String {
 
 /// Resident anonymous memory of this process in bytes: resident minus
 /// file-backed ("shared") pages, from /proc/self/statm. None if unreadable.
-fn anon_rss() -> Option<u64> {
+pub(crate) fn anon_rss() -> Option<u64> {
     let statm = fs::read_to_string("/proc/self/statm").ok()?;
     let mut fields = statm.split_whitespace().skip(1).map(str::parse::<u64>);
     let resident = fields.next()?.ok()?;
@@ -572,7 +562,7 @@ fn anon_rss() -> Option<u64> {
     Some(resident.saturating_sub(shared) * page_size())
 }
 
-fn page_size() -> u64 {
+pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf only reads a system constant.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).unwrap_or(4096)
@@ -580,7 +570,7 @@ fn page_size() -> u64 {
 
 /// Gives the heap's free pages back to the kernel (glibc), so that memory
 /// a later allocation takes shows up as new resident memory.
-fn release_free_heap() {
+pub(crate) fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory; nothing points into it.
     unsafe {
@@ -588,314 +578,8 @@ fn release_free_heap() {
     }
 }
 
-// ---------------------------------------------------------------- driver
-
-/// Command-line settings.
-struct Args {
-    /// None: the default for each value size.
-    keys: Option<u64>,
-    value_sizes: Vec<usize>,
-    sync_keys: u64,
-    sync_threads: usize,
-    /// Parent of the run's scratch directory.
-    dir: PathBuf,
-    index: IndexType,
-    /// Workloads not to run (see [`SKIPPABLE`]).
-    skip: Vec<String>,
-}
-
-/// The workloads `--skip` may leave out: none of the others depends on
-/// what they measure or leave behind.
-const SKIPPABLE: &[&str] = &["iterate", "merge", "fillsync"];
-
-const USAGE: &str = "\
-usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-threads T]
-                     [--index ordered|hash] [--dir DIR] [--skip W[,W...]]
-
-  --keys N            keys per table (default: 1000000 for values up to 1024 bytes, 100000 above)
-  --value-size B,...  value sizes in bytes, one table each (default: 100,4096)
-  --sync-keys N       puts in each fillsync row (default: 20000)
-  --sync-threads T    threads of the second fillsync row (default: 8)
-  --index TYPE        the keydir: ordered (default) or hash
-  --dir DIR           where the databases go: a fresh DIR/bitcask-bench-PID, removed at the end
-                      (DIR itself is created if missing and left in place)
-                      (default: the system temp directory)
-  --skip W,...        leave out these workloads: iterate (both rows), merge, fillsync (both
-                      rows); for long runs at large key counts (the scale curve)
-Keys are 16 bytes. Through make: make bench ARGS=\"--keys 100000 --value-size 100\"";
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        keys: None,
-        value_sizes: vec![100, 4096],
-        sync_keys: 20_000,
-        sync_threads: 8,
-        dir: std::env::temp_dir(),
-        index: IndexType::Ordered,
-        skip: Vec::new(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match name.as_str() {
-            // cargo bench passes --bench to every benchmark program.
-            "--bench" => {}
-            "--keys" => args.keys = Some(number(&name, &value()?, 1, u64::from(u32::MAX))?),
-            "--value-size" => {
-                args.value_sizes = value()?
-                    .split(',')
-                    .map(|v| number(&name, v, 0, 64 << 20).map(|n| n as usize))
-                    .collect::<Result<_, _>>()?;
-            }
-            "--sync-keys" => args.sync_keys = number(&name, &value()?, 1, u64::from(u32::MAX))?,
-            "--sync-threads" => args.sync_threads = number(&name, &value()?, 1, 1024)? as usize,
-            "--dir" => args.dir = PathBuf::from(value()?),
-            "--index" => {
-                args.index = match value()?.as_str() {
-                    "ordered" => IndexType::Ordered,
-                    "hash" => IndexType::Hash,
-                    other => return Err(format!("--index {other:?}: ordered or hash")),
-                }
-            }
-            "--skip" => {
-                for w in value()?.split(',') {
-                    if !SKIPPABLE.contains(&w) {
-                        return Err(format!("--skip {w:?}: one of {}", SKIPPABLE.join(", ")));
-                    }
-                    args.skip.push(w.to_string());
-                }
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            _ => return Err(format!("unknown argument {arg:?}\n{USAGE}")),
-        }
-    }
-    Ok(args)
-}
-
-fn number(name: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
-    let n: u64 = text
-        .replace('_', "")
-        .parse()
-        .map_err(|_| format!("{name}: {text:?} is not a number"))?;
-    if !(min..=max).contains(&n) {
-        return Err(format!("{name}: {n} is not within {min}..={max}"));
-    }
-    Ok(n)
-}
-
-fn default_keys(value_size: usize) -> u64 {
-    if value_size <= 1024 {
-        1_000_000
-    } else {
-        100_000
-    }
-}
-
-/// The run's scratch directory, removed when dropped (also after an error).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("bitcask_bench: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bitcask_bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(args: &Args) -> Res<()> {
-    let scratch = Scratch(
-        args.dir
-            .join(format!("bitcask-bench-{}", std::process::id())),
-    );
-    remove_if_present(&scratch.0)?;
-    fs::create_dir_all(&scratch.0).map_err(|e| format!("create {}: {e}", scratch.0.display()))?;
-    print_machine(args, &scratch.0);
-    let started = Instant::now();
-    for &value_size in &args.value_sizes {
-        let keys = args.keys.unwrap_or_else(|| default_keys(value_size));
-        run_table(args, &scratch.0, keys, value_size)?;
-    }
-    println!("total {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-fn run_table(args: &Args, scratch: &Path, keys: u64, value_size: usize) -> Res<()> {
-    let dir = scratch.join(format!("{keys}x{value_size}"));
-    fs::create_dir_all(&dir)?;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let values = Values::new(value_size, &mut rng);
-    let mut bench = Bench {
-        dir: dir.clone(),
-        opts: {
-            let mut o = Options::default();
-            o.set_index_type(args.index);
-            o
-        },
-        keys,
-        sync_keys: args.sync_keys,
-        sync_threads: args.sync_threads,
-        values,
-        rng,
-        db: None,
-    };
-    println!();
-    println!("### {keys} keys x {value_size}-byte values ({KEY_LEN}-byte keys)");
-    println!();
-    println!(
-        "fillsync rows: {} puts each. MB/s counts key+value bytes (reopen: data file bytes scanned).",
-        args.sync_keys
-    );
-    println!();
-    println!(
-        "| {:<22} | {:>9} | {:>8} | {:>10} | {:>8} | {:>8} | notes |",
-        "workload", "ops", "seconds", "ops/s", "MB/s", "us/op"
-    );
-    println!(
-        "|{:-<24}|{:->11}|{:->10}|{:->12}|{:->10}|{:->10}|-------|",
-        ":", ":", ":", ":", ":", ":"
-    );
-    for &(name, workload) in WORKLOADS {
-        if args.skip.iter().any(|w| name.starts_with(w.as_str())) {
-            continue;
-        }
-        let name = name.replace("{threads}", &args.sync_threads.to_string());
-        let m = workload(&mut bench).map_err(|e| format!("{name}: {e}"))?;
-        print_row(&name, &m);
-    }
-    bench.close_db()?;
-    remove_if_present(&dir)?;
-    Ok(())
-}
-
-fn print_row(name: &str, m: &Measured) {
-    let dash = || "-".to_string();
-    let (secs, rate, mbs, us) = match m.elapsed {
-        Some(d) => {
-            let s = d.as_secs_f64().max(1e-9);
-            (
-                format!("{s:.3}"),
-                format!("{:.0}", m.ops as f64 / s),
-                m.bytes
-                    .map_or_else(dash, |b| format!("{:.1}", b as f64 / s / 1e6)),
-                format!("{:.2}", s * 1e6 / m.ops.max(1) as f64),
-            )
-        }
-        None => (dash(), dash(), dash(), dash()),
-    };
-    println!(
-        "| {name:<22} | {:>9} | {secs:>8} | {rate:>10} | {mbs:>8} | {us:>8} | {} |",
-        m.ops, m.note
-    );
-    let _ = std::io::stdout().flush();
-}
-
-fn print_machine(args: &Args, scratch: &Path) {
-    let read = |path: &str| fs::read_to_string(path).unwrap_or_default();
-    let cpuinfo = read("/proc/cpuinfo");
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown", |(_, m)| m.trim());
-    let meminfo = read("/proc/meminfo");
-    let mem = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|l| l.trim().strip_suffix(" kB")?.trim().parse::<u64>().ok())
-        .map_or("unknown".to_string(), |kb| {
-            format!("{:.1} GiB", kb as f64 / 1048576.0)
-        });
-    let nproc = thread::available_parallelism().map_or(0, |n| n.get());
-    println!("## libbitcask {} benchmark", env!("CARGO_PKG_VERSION"));
-    println!();
-    println!(
-        "- machine: {nproc} cores ({cpu}), {mem} RAM, kernel {}, load average {}",
-        read("/proc/sys/kernel/osrelease").trim(),
-        read("/proc/loadavg")
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    println!(
-        "- databases under {} ({})",
-        scratch.display(),
-        file_system(scratch)
-    );
-    println!(
-        "- build: {}",
-        if cfg!(debug_assertions) {
-            "DEBUG (numbers are meaningless; use make bench)"
-        } else {
-            "release"
-        }
-    );
-    let sizes: Vec<String> = args
-        .value_sizes
-        .iter()
-        .map(|&v| {
-            format!(
-                "{} keys x {v} B",
-                args.keys.unwrap_or_else(|| default_keys(v))
-            )
-        })
-        .collect();
-    println!(
-        "- {KEY_LEN}-byte keys; tables: {}; fillsync: {} puts, 1 and {} threads",
-        sizes.join(", "),
-        args.sync_keys,
-        args.sync_threads
-    );
-    println!(
-        "- options: Options::default() with index type {:?} (sync_writes off except in fillsync)",
-        args.index
-    );
-}
-
-/// The file system holding `path`: the longest mount point that contains it.
-fn file_system(path: &Path) -> String {
-    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            (f.len() >= 3 && path.starts_with(f[1]))
-                .then(|| (f[1].len(), format!("{} on {}", f[2], f[0])))
-        })
-        .max_by_key(|(len, _)| *len)
-        .map_or_else(|| "file system unknown".to_string(), |(_, fs)| fs)
-}
-
 /// Total bytes of the files directly in `dir`.
-fn dir_bytes(dir: &Path) -> Res<u64> {
+pub(crate) fn dir_bytes(dir: &Path) -> Res<u64> {
     let mut total = 0;
     for entry in fs::read_dir(dir)? {
         let meta = entry?.metadata()?;
@@ -906,7 +590,7 @@ fn dir_bytes(dir: &Path) -> Res<u64> {
     Ok(total)
 }
 
-fn remove_if_present(path: &Path) -> Res<()> {
+pub(crate) fn remove_if_present(path: &Path) -> Res<()> {
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(format!("remove {}: {e}", path.display()).into())

@@ -24,10 +24,11 @@ use std::path::Path;
 
 use memmap2::{Mmap, MmapOptions};
 
-use crate::data_file::sync_dir;
+use super::dir::sync_dir;
+use super::filename::{hint_file_name, FileName};
+use super::format::{self, MAX_KEY_LEN};
+use super::RecordPos;
 use crate::error::{Error, Result};
-use crate::format::{self, MAX_KEY_LEN};
-use crate::keydir::RecordPos;
 
 /// First eight bytes of every hint file.
 const HINT_MAGIC: [u8; 8] = *b"BCSKHINT";
@@ -38,20 +39,6 @@ const TRAILER_LEN: usize = 4;
 /// The shortest entry: type, a one-byte key length, offset, size and a
 /// one-byte key.
 const MIN_ENTRY_LEN: usize = 1 + 1 + 8 + 1;
-
-/// Suffix of a file being written (a merge output or a hint) before it is
-/// renamed into place. Open removes leftovers.
-pub const TEMP_SUFFIX: &str = ".tmp";
-
-/// The name of the hint file of data file `id`.
-pub fn hint_file_name(id: u32) -> String {
-    format!("{id:09}.hint")
-}
-
-/// The id in a hint file's name, or `None` for any other file.
-pub fn parse_hint_file_name(name: &str) -> Option<u32> {
-    crate::data_file::parse_file_id(name, ".hint")
-}
 
 /// What a hint entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +90,7 @@ impl HintBuilder {
 /// synced, then renamed into place and the directory synced.
 pub fn write_hint_file(dir: &Path, id: u32, bytes: &[u8]) -> Result<()> {
     let path = dir.join(hint_file_name(id));
-    let temp = dir.join(format!("{}{TEMP_SUFFIX}", hint_file_name(id)));
+    let temp = dir.join(FileName::TempHint(id).name());
     let written = OpenOptions::new()
         .write(true)
         .create(true)
@@ -347,13 +334,5 @@ mod tests {
             assert!(read(8, use_mmap).is_none());
         }
         fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn names_round_trip() {
-        assert_eq!(hint_file_name(12), "000000012.hint");
-        assert_eq!(parse_hint_file_name("000000012.hint"), Some(12));
-        assert_eq!(parse_hint_file_name("000000012.hint.tmp"), None);
-        assert_eq!(parse_hint_file_name("12.hint"), None);
     }
 }

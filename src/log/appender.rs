@@ -6,7 +6,7 @@
 //!   crash of the process as a `write` would), or, where the map does not
 //!   reach, by one positioned write;
 //! - the map needs the file to be as long as what is copied into it, so the
-//!   writer grows the file ahead of its end [`GROW_STEP`] at a time, with
+//!   appender grows the file ahead of its end [`GROW_STEP`] at a time, with
 //!   its blocks allocated (`fallocate`), so that a full disk is an error of
 //!   the append that finds it rather than a SIGBUS at some later copy. The
 //!   space past the last record reads as zeros: a crash leaves it behind as
@@ -14,7 +14,7 @@
 //!   it off first;
 //! - a failed write (disk full, I/O error) is cut back to that offset, so no
 //!   partial record is left for a later read or open to trip over; if even
-//!   the cut fails, the writer refuses all further writes;
+//!   the cut fails, the appender refuses all further writes;
 //! - a failed sync also makes it refuse further writes until reopen: after a
 //!   failed fsync the kernel may have dropped the dirty pages and cleared the
 //!   error, so a retry that "succeeds" would prove nothing;
@@ -25,11 +25,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use crate::data_file::DataFile;
+use super::data_file::DataFile;
+use super::format::{self, RecordKind};
 use crate::error::{Error, Result};
-use crate::format::{self, RecordKind};
 
-/// When the writer syncs on its own.
+/// When the appender syncs on its own.
 #[derive(Clone, Copy, Debug)]
 pub struct SyncPolicy {
     /// Sync after every record.
@@ -38,26 +38,26 @@ pub struct SyncPolicy {
     pub bytes_per_sync: u64,
 }
 
-/// How far ahead of the last record the writer grows the active file at
+/// How far ahead of the last record the appender grows the active file at
 /// most: one `fallocate` per this many bytes appended, and at most this much
 /// space allocated and not yet used. A small file grows by its own length
 /// (at least [`MIN_GROW_STEP`]), so that a small database stays small.
 pub const GROW_STEP: u64 = 1 << 20;
-/// The least the writer grows the active file by.
+/// The least the appender grows the active file by.
 pub const MIN_GROW_STEP: u64 = 64 << 10;
-/// Every this many bytes appended, the writer asks the kernel to start
-/// writing them to disk ([`Writer::writeback_due`]), so that dirty pages do
+/// Every this many bytes appended, the appender asks the kernel to start
+/// writing them to disk ([`Appender::writeback_due`]), so that dirty pages do
 /// not pile up for the next sync, rollover or close to wait on.
 pub const WRITEBACK_STEP: u64 = 4 << 20;
 
 /// Appends records to the active data file.
-pub struct Writer {
+pub struct Appender {
     file: Arc<DataFile>,
     /// End of the last good record: where the next one goes.
     offset: u64,
     /// The file's length: `offset` plus the zeros grown ahead of it.
     file_len: u64,
-    /// Where the last writeback started by [`Writer::writeback_due`] ended.
+    /// Where the last writeback started by [`Appender::writeback_due`] ended.
     written_back: u64,
     /// Bytes appended since the last sync of `file`.
     unsynced: u64,
@@ -66,15 +66,15 @@ pub struct Writer {
     refused: Option<String>,
     /// Reused encoding buffer.
     buf: Vec<u8>,
-    /// How many syncs this writer has issued.
+    /// How many syncs this appender has issued.
     syncs: u64,
 }
 
-impl Writer {
-    /// A writer that appends to `file` from `offset`, which the caller has
+impl Appender {
+    /// An appender that appends to `file` from `offset`, which the caller has
     /// made the file's length.
-    pub fn new(file: Arc<DataFile>, offset: u64, policy: SyncPolicy) -> Writer {
-        Writer {
+    pub fn new(file: Arc<DataFile>, offset: u64, policy: SyncPolicy) -> Appender {
+        Appender {
             file,
             offset,
             file_len: offset,
@@ -97,17 +97,17 @@ impl Writer {
         self.offset
     }
 
-    /// How many syncs this writer has issued.
+    /// How many syncs this appender has issued.
     pub fn syncs(&self) -> u64 {
         self.syncs
     }
 
-    /// Fails with [`Error::Closed`] once writes are refused.
+    /// Fails with [`Error::WritesRefused`] once writes are refused.
     pub fn check_usable(&self) -> Result<()> {
         match &self.refused {
             None => Ok(()),
-            Some(why) => Err(Error::Closed(format!(
-                "writes are refused since an earlier failure ({why}); reopen the database"
+            Some(why) => Err(Error::WritesRefused(format!(
+                "an earlier write or sync failed ({why}); close and reopen the database"
             ))),
         }
     }
@@ -128,7 +128,7 @@ impl Writer {
     }
 
     /// Appends already encoded records (a whole write batch) with one
-    /// positioned write and applies the sync policy, as [`Writer::append`].
+    /// positioned write and applies the sync policy, as [`Appender::append`].
     /// Returns the offset of the first byte. On failure nothing of them
     /// remains in the file.
     pub fn append_encoded(&mut self, bytes: &[u8]) -> Result<u64> {
@@ -141,7 +141,7 @@ impl Writer {
             }
             // SAFETY: the file is at least `end` long (grown just above), and
             // the range lies past every record written, so no reader looks
-            // at it; this writer is the only one.
+            // at it; this appender is the only one.
             let copied = unsafe { self.file.write_in_map(offset, bytes) };
             debug_assert!(copied, "map_takes said yes");
         } else if let Err(e) = self.file.file().write_all_at(bytes, offset) {
@@ -163,7 +163,7 @@ impl Writer {
     }
 
     /// Makes everything appended so far durable (fdatasync). A failure makes
-    /// the writer refuse further writes.
+    /// the appender refuse further writes.
     pub fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
         if self.unsynced == 0 {
@@ -267,7 +267,7 @@ impl Writer {
     }
 
     /// Refuses further writes after a sync of the active file made outside
-    /// the writer failed: the kernel may have dropped the unsynced pages, so
+    /// the appender failed: the kernel may have dropped the unsynced pages, so
     /// a later sync that succeeds would prove nothing.
     pub fn refuse_after(&mut self, error: &Error) {
         self.refuse(format!("{error}"));
@@ -357,16 +357,16 @@ mod tests {
             every_write: false,
             bytes_per_sync: 0,
         };
-        let mut writer = Writer::new(file, format::FILE_HEADER_LEN, policy);
+        let mut writer = Appender::new(file, format::FILE_HEADER_LEN, policy);
         assert!(matches!(
             writer.append(RecordKind::Put, b"k", b"v"),
             Err(Error::Io { .. })
         ));
         match writer.append(RecordKind::Put, b"k", b"v") {
-            Err(Error::Closed(why)) => assert!(why.contains("reopen"), "{why}"),
-            other => panic!("expected Closed, got {other:?}"),
+            Err(Error::WritesRefused(why)) => assert!(why.contains("reopen"), "{why}"),
+            other => panic!("expected WritesRefused, got {other:?}"),
         }
-        assert!(matches!(writer.sync(), Err(Error::Closed(_))));
+        assert!(matches!(writer.sync(), Err(Error::WritesRefused(_))));
         assert_eq!(writer.offset(), format::FILE_HEADER_LEN);
         std::fs::remove_dir_all(&dir).unwrap();
     }

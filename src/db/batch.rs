@@ -5,9 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::{check_key, check_value};
 use crate::error::{Error, Result};
-use crate::format;
+use crate::log::format::{self, check_key, check_value};
 
 /// A write batch. Within a batch the last operation on a key wins. Made by
 /// [`crate::Bitcask::batch`], which gives it the database's

@@ -10,45 +10,43 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::data_file::{self, sync_dir, DataFile};
-use crate::engine::{check_open, Engine};
+use crate::db::engine::Engine;
+use crate::db::files::FileMap;
 use crate::error::{Error, Result};
-use crate::hint;
+use crate::log::data_file::DataFile;
+use crate::log::dir::sync_dir;
+use crate::log::filename::{data_file_name, hint_file_name};
 
-impl Engine {
-    /// Copies the database into `dest`, a directory that must be missing
-    /// (it is created, parents included) or empty. The copy is consistent:
-    /// it opens as a database holding every write acknowledged before this
-    /// call. Writes and reads go on meanwhile; a merge waits for the backup.
-    /// On failure, what was created in `dest` is removed again.
-    pub fn backup(&self, dest: &Path) -> Result<()> {
-        let created_dir = prepare_destination(dest, &self.dir)?;
-        let _maintenance = self.maintenance.lock();
-        let (files, active, end) = {
-            let state = self.writer.lock();
-            check_open(&state)?;
-            let (active, end) = state.active();
-            (self.files.read().clone(), active, end)
-        };
-        let mut made = Vec::new();
-        let copied = copy_files(&self.dir, dest, &files, (active, end), &mut made)
-            .and_then(|()| sync_dir(dest))
-            .and_then(|()| match (created_dir, dest.parent()) {
-                (true, Some(parent)) if !parent.as_os_str().is_empty() => sync_dir(parent),
-                _ => Ok(()),
-            });
-        if copied.is_err() {
-            for path in &made {
-                let _ = fs::remove_file(path);
-            }
-            if created_dir {
-                let _ = fs::remove_dir(dest);
-            }
+/// Copies the database of `engine` into `dest`, a directory that must be
+/// missing (it is created, parents included) or empty. The copy is
+/// consistent: it opens as a database holding every write acknowledged
+/// before this call. Writes and reads go on meanwhile; a merge waits for
+/// the backup. On failure, what was created in `dest` is removed again.
+pub fn backup(engine: &Engine, dest: &Path) -> Result<()> {
+    let created_dir = prepare_destination(dest, engine.dir())?;
+    let _maintenance = engine.maintenance();
+    let (files, active) = {
+        let writer = engine.writer();
+        writer.check_open()?;
+        (engine.files().snapshot(), writer.active())
+    };
+    let mut made = Vec::new();
+    let copied = copy_files(engine.dir(), dest, &files, active, &mut made)
+        .and_then(|()| sync_dir(dest))
+        .and_then(|()| match (created_dir, dest.parent()) {
+            (true, Some(parent)) if !parent.as_os_str().is_empty() => sync_dir(parent),
+            _ => Ok(()),
+        });
+    if copied.is_err() {
+        for path in &made {
+            let _ = fs::remove_file(path);
         }
-        copied
+        if created_dir {
+            let _ = fs::remove_dir(dest);
+        }
     }
+    copied
 }
 
 /// Checks that `dest` is an empty directory or missing (then creates it);
@@ -88,12 +86,12 @@ fn prepare_destination(dest: &Path, source: &Path) -> Result<bool> {
 fn copy_files(
     source: &Path,
     dest: &Path,
-    files: &std::collections::BTreeMap<u32, Arc<DataFile>>,
+    files: &FileMap,
     active: (u32, u64),
     made: &mut Vec<PathBuf>,
 ) -> Result<()> {
     for (&id, file) in files {
-        let name = data_file::data_file_name(id);
+        let name = data_file_name(id);
         let target = dest.join(&name);
         if id == active.0 {
             made.push(target.clone());
@@ -102,7 +100,7 @@ fn copy_files(
         }
         made.push(target.clone());
         link_or_copy(file.path(), &target)?;
-        let hint_name = hint::hint_file_name(id);
+        let hint_name = hint_file_name(id);
         let hint_target = dest.join(&hint_name);
         match link_or_copy(&source.join(&hint_name), &hint_target) {
             Ok(()) => made.push(hint_target),

@@ -1,7 +1,11 @@
-//! Throughput numbers for the README, not a pass/fail test (ignored; no
-//! timing is asserted). Run in release:
-//! `cargo test --release --test bench -- --ignored --nocapture`
+//! Engine micro-benchmarks through the Rust API: iteration, batch
+//! commits, point operations per index type, reopen from hint files. They
+//! print numbers and assert nothing about time. Run in release with
+//! `make bench-micro` (all of them) or `make bench-micro ARGS="reopen"`
+//! (those whose name contains an argument):
+//! `cargo bench --bench micro -- [FILTER...]`.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::Instant;
@@ -15,8 +19,6 @@ fn with_index(index_type: IndexType) -> Options {
     opts
 }
 
-#[test]
-#[ignore]
 fn iteration_over_1m_keys() {
     for index_type in [IndexType::Ordered, IndexType::Hash] {
         iteration_over_1m_keys_with(index_type);
@@ -67,8 +69,6 @@ fn iteration_over_1m_keys_with(index_type: IndexType) {
     );
 }
 
-#[test]
-#[ignore]
 fn batch_commit_throughput() {
     for sync in [false, true] {
         for size in [1u32, 100, 10_000] {
@@ -103,8 +103,6 @@ fn batch_commit_throughput() {
 /// present keys and 1M of absent ones (between present ones in key order),
 /// in a random order; twice, with the hash index's rate relative to the
 /// ordered one's from the same round.
-#[test]
-#[ignore]
 fn point_operations_by_index_type() {
     let n = 1_000_000u64;
     let key = |i: u64| format!("key{i:013}").into_bytes();
@@ -175,8 +173,6 @@ fn thread_cpu_time() -> std::time::Duration {
 /// written with 128 MiB data files (two files, the second all overwrites).
 /// Each opened 5 times with each index type; best and median wall time and
 /// best CPU time of the open, warm page cache.
-#[test]
-#[ignore]
 fn reopen_from_hint_files() {
     let n = 1_000_000u64;
     let shuffled = |seed: u64| {
@@ -250,4 +246,29 @@ fn reopen_from_hint_files() {
     fill(&two, 128 << 20, &first);
     fill(&two, 128 << 20, &second);
     time(&two, "1M keys put twice, 128 MiB files");
+}
+
+/// The benchmarks, by name.
+const BENCHES: [(&str, fn()); 4] = [
+    ("iteration_over_1m_keys", iteration_over_1m_keys),
+    ("batch_commit_throughput", batch_commit_throughput),
+    (
+        "point_operations_by_index_type",
+        point_operations_by_index_type,
+    ),
+    ("reopen_from_hint_files", reopen_from_hint_files),
+];
+
+fn main() {
+    // cargo bench passes `--bench`; every other argument is a filter.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    for (name, run) in BENCHES {
+        if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
+            println!("== {name}");
+            run();
+        }
+    }
 }

@@ -1,6 +1,8 @@
-//! Open's second half: find the data files, check each one's header, scan
-//! its records in id order into the keydir, and cut the newest file's torn
-//! tail back to its last good record.
+//! Recovery at open, file by file: check each data file's header, load
+//! its records (from its hint file when a valid one exists, else by a
+//! scan) into a sink, in log order, and cut the newest file's torn tail
+//! back to its last good record. The sink is the keydir at open (see
+//! `db/open.rs`) or a hint file being built.
 //!
 //! Write batches: batch records are held back until their commit record,
 //! which names how many records right before it belong to the batch; then
@@ -14,60 +16,35 @@ use std::path::Path;
 
 use memmap2::{Advice, Mmap};
 
-use crate::data_file::{self, DataFile};
+use super::data_file::DataFile;
+use super::dir::sync_dir;
+use super::filename::{hint_file_name, FileName};
+use super::format::{self, FileHeader, RecordKind, FILE_HEADER_LEN};
+use super::hint::{Hint, HintBuilder, HintKind};
+use super::scanner::{FileSource, MmapSource, ScanEntry, Scanner, Source};
+use super::{Change, RecordPos};
 use crate::error::{Error, Result};
-use crate::format::{self, FileHeader, RecordKind, FILE_HEADER_LEN};
-use crate::hint::{self, Hint, HintBuilder, HintKind};
-use crate::keydir::{Change, Index, RecordPos};
-use crate::liveness::Liveness;
-use crate::reader::{Entry, FileSource, MmapSource, Scanner, Source};
-
-/// The ids of the data files in `dir`, ascending. Other files are ignored.
-pub fn list_data_files(dir: &Path) -> Result<Vec<u32>> {
-    let mut ids = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-        if let Some(id) = entry
-            .file_name()
-            .to_str()
-            .and_then(data_file::parse_data_file_name)
-        {
-            ids.push(id);
-        }
-    }
-    ids.sort_unstable();
-    Ok(ids)
-}
 
 /// Removes what a crash can leave behind besides data files: a merge output
 /// or hint file still under its temporary name, and a hint file whose data
 /// file is gone (a merge deleted the data file first). `data_ids` are the
-/// data files present.
+/// data files present, ascending.
 pub fn remove_leftovers(dir: &Path, data_ids: &[u32]) -> Result<()> {
     let mut removed = false;
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        let leftover = match name.strip_suffix(hint::TEMP_SUFFIX) {
-            Some(base) => {
-                data_file::parse_data_file_name(base).is_some()
-                    || hint::parse_hint_file_name(base).is_some()
-            }
-            None => hint::parse_hint_file_name(&name)
-                .is_some_and(|id| data_ids.binary_search(&id).is_err()),
+    for (name, found) in super::dir::list(dir)? {
+        let leftover = match name {
+            FileName::TempData(_) | FileName::TempHint(_) => true,
+            FileName::Hint(id) => data_ids.binary_search(&id).is_err(),
+            FileName::Data(_) | FileName::Lock => false,
         };
         if leftover {
-            fs::remove_file(entry.path())
-                .map_err(|e| Error::io("remove leftover", &entry.path(), e))?;
+            let path = dir.join(found);
+            fs::remove_file(&path).map_err(|e| Error::io("remove leftover", &path, e))?;
             removed = true;
         }
     }
     if removed {
-        data_file::sync_dir(dir)?;
+        sync_dir(dir)?;
     }
     Ok(())
 }
@@ -93,69 +70,6 @@ pub trait Apply {
         for c in changes {
             apply(self, c.delete, c.key, c.pos);
         }
-    }
-}
-
-/// Every how many puts of a hint file one is looked up in the keydir, to
-/// estimate how many of the file's keys the keydir holds already.
-const SAMPLE_EVERY: usize = 64;
-
-/// About how many keys loading `hint` adds to `index`: its puts, less the
-/// share of a sample of them (every [`SAMPLE_EVERY`]th) that the index holds
-/// already. A key put several times in the file counts each time: the
-/// estimate overshoots then, and [`Index::shrink_to_fit`] after loading
-/// gives the room back.
-fn new_keys(index: &dyn Index, hint: &Hint) -> usize {
-    let probe = index.len() > 0;
-    let (mut puts, mut sampled, mut present) = (0usize, 0usize, 0usize);
-    hint.for_each(|kind, key, _, _| {
-        if kind == HintKind::Put {
-            if probe && puts % SAMPLE_EVERY == 0 {
-                sampled += 1;
-                present += usize::from(index.get(key).is_some());
-            }
-            puts += 1;
-        }
-    });
-    match sampled {
-        0 => puts,
-        _ => (puts as u128 * (sampled - present) as u128 / sampled as u128) as usize,
-    }
-}
-
-/// Open's sink: the keydir, and how many bytes of each file stay live.
-pub struct KeydirLoader<'a> {
-    pub index: &'a dyn Index,
-    pub liveness: &'a mut Liveness,
-}
-
-impl Apply for KeydirLoader<'_> {
-    fn put(&mut self, key: &[u8], pos: RecordPos) {
-        let old = self.index.put(key, pos);
-        self.liveness.replaced(Some(pos), old);
-    }
-
-    fn delete(&mut self, key: &[u8], _pos: RecordPos) {
-        let old = self.index.remove(key);
-        self.liveness.replaced(None, old);
-    }
-
-    fn reserve(&mut self, hint: &Hint) {
-        // The estimate walks the hint and looks keys up: only if it is used.
-        if self.index.reserves() {
-            self.index.reserve(new_keys(self.index, hint));
-        }
-    }
-
-    fn run_len(&self) -> usize {
-        self.index.run_len()
-    }
-
-    fn apply_run(&mut self, changes: &[Change<'_>]) {
-        let liveness = &mut *self.liveness;
-        self.index.apply(changes, &mut |change, old| {
-            liveness.replaced((!change.delete).then_some(change.pos), old);
-        });
     }
 }
 
@@ -232,7 +146,7 @@ pub fn load_file(
             return Err(Error::Corruption(format!(
                 "{}: the hint file passes its checksum but does not decode; delete it and \
                  open again (the data file is then scanned)",
-                dir.join(hint::hint_file_name(id)).display()
+                dir.join(hint_file_name(id)).display()
             )));
         }
         return Ok(Loaded {
@@ -348,7 +262,7 @@ struct ScanOutcome {
 }
 
 /// A batch record waiting for its commit record.
-struct Pending {
+struct BatchRecord {
     delete: bool,
     key: Vec<u8>,
     pos: RecordPos,
@@ -408,7 +322,7 @@ fn scan_into<S: Source>(
     sink: &mut dyn Apply,
 ) -> Result<ScanOutcome> {
     let mut end = FILE_HEADER_LEN;
-    let mut pending: Vec<Pending> = Vec::new();
+    let mut pending: Vec<BatchRecord> = Vec::new();
     // Where the run of pending batch records starts.
     let mut run_start = FILE_HEADER_LEN;
     let mut max_batch_seq = 0;
@@ -417,7 +331,7 @@ fn scan_into<S: Source>(
             .next_entry()
             .map_err(|e| Error::io("read", file.path(), e))?;
         match entry {
-            Entry::Record {
+            ScanEntry::Record {
                 offset,
                 len,
                 kind,
@@ -448,7 +362,7 @@ fn scan_into<S: Source>(
                         if pending.is_empty() {
                             run_start = offset;
                         }
-                        pending.push(Pending {
+                        pending.push(BatchRecord {
                             delete: kind == RecordKind::BatchDelete,
                             key: key.to_vec(),
                             pos,
@@ -483,9 +397,9 @@ fn scan_into<S: Source>(
                     }
                 }
             }
-            Entry::End | Entry::TornTail { .. } => {
+            ScanEntry::End | ScanEntry::TornTail { .. } => {
                 let end = match entry {
-                    Entry::TornTail { offset, reason } => ScanEnd::Torn { offset, reason },
+                    ScanEntry::TornTail { offset, reason } => ScanEnd::Torn { offset, reason },
                     _ => ScanEnd::Clean(end),
                 };
                 return Ok(ScanOutcome {
@@ -494,7 +408,7 @@ fn scan_into<S: Source>(
                     max_batch_seq,
                 });
             }
-            Entry::Corrupt { offset, reason } => {
+            ScanEntry::Corrupt { offset, reason } => {
                 return Err(Error::corruption(file.path(), offset, &reason))
             }
         }
@@ -507,59 +421,5 @@ fn apply(sink: &mut (impl Apply + ?Sized), delete: bool, key: &[u8], pos: Record
         sink.delete(key, pos);
     } else {
         sink.put(key, pos);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::keydir::HashIndex;
-
-    fn pos(n: u32) -> RecordPos {
-        RecordPos {
-            file_id: 1,
-            offset: n,
-            size: 10,
-        }
-    }
-
-    fn hint_of(entries: &[(HintKind, String)]) -> Hint {
-        let mut builder = HintBuilder::new(1);
-        for (n, (kind, key)) in entries.iter().enumerate() {
-            builder.push(*kind, key.as_bytes(), pos(n as u32));
-        }
-        Hint::trusted(builder.finish(1000, 0))
-    }
-
-    #[test]
-    fn the_new_key_estimate_counts_puts_less_the_keys_already_loaded() {
-        let index = HashIndex::default();
-        // 20,000 puts of distinct keys and 5,000 deletes: into an empty
-        // index, every put is a new key (nothing is looked up).
-        let mut entries: Vec<_> = (0..20_000)
-            .map(|i| (HintKind::Put, format!("key{i}")))
-            .collect();
-        entries.extend((0..5_000).map(|i| (HintKind::Delete, format!("gone{i}"))));
-        assert_eq!(new_keys(&index, &hint_of(&entries)), 20_000);
-        // With every third key loaded already, two thirds are new (the
-        // sample, every 64th put, sees every third of its keys present).
-        for i in (0..20_000).step_by(3) {
-            index.put(format!("key{i}").as_bytes(), pos(i));
-        }
-        let estimate = new_keys(&index, &hint_of(&entries));
-        assert!((12_500..=14_000).contains(&estimate), "{estimate}");
-        // With all of them loaded, none is new.
-        for i in 0..20_000 {
-            index.put(format!("key{i}").as_bytes(), pos(i));
-        }
-        assert_eq!(new_keys(&index, &hint_of(&entries)), 0);
-        // A key put twice in the file counts twice (shrink_to_fit makes up
-        // for it after loading).
-        let empty = HashIndex::default();
-        let twice = [
-            (HintKind::Put, "a".to_string()),
-            (HintKind::Put, "a".to_string()),
-        ];
-        assert_eq!(new_keys(&empty, &hint_of(&twice)), 2);
     }
 }

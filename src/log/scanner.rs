@@ -1,17 +1,18 @@
 //! Sequential reading of a data file's records, as open does to rebuild the
 //! keydir. The reader tells three endings apart:
 //!
-//! - [`Entry::End`]: the file ends exactly at a record boundary;
-//! - [`Entry::TornTail`]: the bytes from here to the end of the file are what
-//!   a writer that died mid-append leaves. The writer copies each append in
-//!   ascending order into space that reads as zeros (see `writer.rs`), so a
+//! - [`ScanEntry::End`]: the file ends exactly at a record boundary;
+//! - [`ScanEntry::TornTail`]: the bytes from here to the end of the file are
+//!   what a writer that died mid-append leaves. The appender copies each
+//!   append in ascending order into space that reads as zeros (see
+//!   `appender.rs` and `data_file.rs`), so a
 //!   crash leaves a prefix of the last append and zeros after it: a record
 //!   cut short by the end of the file, a header that fails its checksum with
 //!   only zeros after the space a header takes, or a valid header whose body
 //!   fails its checksum with only zeros after the end it claims. In the
 //!   newest file this is not an error: open cuts the file back to here;
-//! - [`Entry::Corrupt`]: a record that fails a check and is followed by more
-//!   data than one torn append can leave, so no crash can explain it.
+//! - [`ScanEntry::Corrupt`]: a record that fails a check and is followed by
+//!   more data than one torn append can leave, so no crash can explain it.
 //!
 //! It reads through a [`Source`]: a memory map or buffered positioned reads.
 
@@ -21,7 +22,7 @@ use std::os::unix::fs::FileExt;
 
 use memmap2::Mmap;
 
-use crate::format::{self, ParsedHeader, RecordKind};
+use super::format::{self, ParsedHeader, RecordKind};
 
 /// Random access to the bytes of one file.
 pub trait Source {
@@ -113,7 +114,7 @@ impl Source for FileSource<'_> {
 
 /// One step of a scan.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Entry<'a> {
+pub enum ScanEntry<'a> {
     /// A record whose checks all pass.
     Record {
         offset: u64,
@@ -147,18 +148,18 @@ impl<S: Source> Scanner<S> {
 
     /// The next record, or how the file ends. After anything but a record,
     /// calling again repeats the same answer.
-    pub fn next_entry(&mut self) -> io::Result<Entry<'_>> {
+    pub fn next_entry(&mut self) -> io::Result<ScanEntry<'_>> {
         let offset = self.offset;
         let file_len = self.source.len();
         if offset >= file_len {
-            return Ok(Entry::End);
+            return Ok(ScanEntry::End);
         }
         let parsed =
             format::parse_record_header(self.source.read(offset, format::MAX_RECORD_HEADER_LEN)?);
         let header = match parsed {
             ParsedHeader::Valid(h) => h,
             ParsedHeader::Incomplete => {
-                return Ok(Entry::TornTail {
+                return Ok(ScanEntry::TornTail {
                     offset,
                     reason: "record header cut short by the end of the file",
                 })
@@ -167,13 +168,13 @@ impl<S: Source> Scanner<S> {
                 // A header copied in part: its own bytes, and zeros after them.
                 let header_end = offset + format::MAX_RECORD_HEADER_LEN as u64;
                 return Ok(if self.rest_is_zero(header_end)? {
-                    Entry::TornTail {
+                    ScanEntry::TornTail {
                         offset,
                         reason:
                             "zero-filled space, or a header partly written, after the last record",
                     }
                 } else {
-                    Entry::Corrupt {
+                    ScanEntry::Corrupt {
                         offset,
                         reason: why.to_string(),
                     }
@@ -183,7 +184,7 @@ impl<S: Source> Scanner<S> {
         let kind = match RecordKind::from_byte(header.type_byte) {
             Some(kind) => kind,
             None => {
-                return Ok(Entry::Corrupt {
+                return Ok(ScanEntry::Corrupt {
                     offset,
                     reason: format!(
                         "unknown record type {} (written by a newer libbitcask?)",
@@ -193,11 +194,11 @@ impl<S: Source> Scanner<S> {
             }
         };
         if let Some(reason) = implausible(kind, header.key_len, header.value_len) {
-            return Ok(Entry::Corrupt { offset, reason });
+            return Ok(ScanEntry::Corrupt { offset, reason });
         }
         let record_end = offset + header.record_len();
         if record_end > file_len {
-            return Ok(Entry::TornTail {
+            return Ok(ScanEntry::TornTail {
                 offset,
                 reason: "record cut short by the end of the file",
             });
@@ -209,12 +210,12 @@ impl<S: Source> Scanner<S> {
             // A record copied in part: the rest of its extent, and all that
             // follows, still zero.
             return Ok(if self.rest_is_zero(record_end)? {
-                Entry::TornTail {
+                ScanEntry::TornTail {
                     offset,
                     reason: "the last record's checksum fails (partly written)",
                 }
             } else {
-                Entry::Corrupt {
+                ScanEntry::Corrupt {
                     offset,
                     reason: "record checksum mismatch".to_string(),
                 }
@@ -224,7 +225,7 @@ impl<S: Source> Scanner<S> {
         // Read again (from the map, or the window just filled): the first
         // borrow had to end before the checks above could read on.
         let body = self.source.read(body_start, body_len)?;
-        Ok(Entry::Record {
+        Ok(ScanEntry::Record {
             offset,
             len: header.record_len(),
             kind,
@@ -278,7 +279,7 @@ fn implausible(kind: RecordKind, key_len: u32, value_len: u32) -> Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{encode_record, MAX_RECORD_HEADER_LEN};
+    use crate::log::format::{encode_record, MAX_RECORD_HEADER_LEN};
 
     /// A source over bytes in memory, for testing the scanner alone.
     struct Bytes(Vec<u8>);
@@ -312,10 +313,10 @@ mod tests {
         let mut keys = Vec::new();
         loop {
             match scanner.next_entry().unwrap() {
-                Entry::Record { key, .. } => keys.push(key.to_vec()),
-                Entry::End => return (keys, "end".into()),
-                Entry::TornTail { offset, .. } => return (keys, format!("torn@{offset}")),
-                Entry::Corrupt { offset, .. } => return (keys, format!("corrupt@{offset}")),
+                ScanEntry::Record { key, .. } => keys.push(key.to_vec()),
+                ScanEntry::End => return (keys, "end".into()),
+                ScanEntry::TornTail { offset, .. } => return (keys, format!("torn@{offset}")),
+                ScanEntry::Corrupt { offset, .. } => return (keys, format!("corrupt@{offset}")),
             }
         }
     }

@@ -1,7 +1,8 @@
-//! Measurements of the index types on their own, for the README: not
-//! pass/fail tests (ignored; no timing is asserted). Run in release:
-//!
-//! `cargo test --release --lib keydir::bench -- --ignored --nocapture --test-threads=1`
+//! Measurements of the index types on their own (no data files): point
+//! operations, memory per key, loading as open does. They print numbers and
+//! assert nothing about time. Run in release with `make bench-keydir`, or
+//! `make bench-keydir ARGS="memory"` for those whose name contains an
+//! argument: `cargo bench --bench keydir --features bench-internals -- [FILTER...]`.
 //!
 //! Keys are 16 bytes (`key` and 13 digits), accessed in a random order;
 //! missing keys lie between present ones.
@@ -9,10 +10,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use super::hash::{HashIndex, SHARDS};
-use super::key_hash::KeyHasher;
-use super::{new_index, Index, RecordPos};
-use crate::options::IndexType;
+use bitcask::bench_internals::{new_index, Change, HashIndex, Index, KeyHasher, RecordPos, SHARDS};
+use bitcask::IndexType;
 
 const KEY_LEN: usize = 16;
 
@@ -130,8 +129,6 @@ fn point_rates(
     [insert, hit, miss, hit_2_threads, overwrite, remove]
 }
 
-#[test]
-#[ignore]
 fn point_operations_on_1m_keys() {
     let n = 1_000_000;
     let present = keys(n, false);
@@ -159,8 +156,6 @@ fn point_operations_on_1m_keys() {
     }
 }
 
-#[test]
-#[ignore]
 fn hash_rate_of_16_byte_keys() {
     use std::hash::{BuildHasher, RandomState};
     let keys = keys(1 << 20, false);
@@ -200,8 +195,6 @@ const CHILD_KEYS: &str = "BITCASK_BENCH_KEYS";
 /// measured in a fresh child process (this test binary re-run), so that no
 /// earlier allocation is reused: RSS after filling minus RSS before, and for
 /// the hash index also the bytes it counts itself (tables, arena chunks).
-#[test]
-#[ignore]
 fn memory_per_key_and_longest_insert() {
     if let (Ok(kind), Ok(n)) = (std::env::var(CHILD_INDEX), std::env::var(CHILD_KEYS)) {
         let n: usize = n.parse().expect("a key count");
@@ -219,14 +212,12 @@ fn memory_per_key_and_longest_insert() {
         for round in 1..=2 {
             for &kind in kinds {
                 let out = std::process::Command::new(&exe)
-                    .args(["keydir::bench::memory_per_key_and_longest_insert"])
-                    .args(["--exact", "--ignored", "--nocapture", "--test-threads=1"])
+                    .arg("memory_per_key_and_longest_insert")
                     .env(CHILD_INDEX, kind)
                     .env(CHILD_KEYS, n.to_string())
                     .output()
                     .expect("run the child");
                 let text = String::from_utf8_lossy(&out.stdout);
-                // The harness prints the test's name on the same line.
                 let line = text
                     .lines()
                     .find_map(|l| l.find("MEM ").map(|at| &l[at + 4..]))
@@ -289,15 +280,11 @@ fn measure_in_child(kind: &str, n: usize) {
 /// The keys lie in memory in the order of the changes, as in a hint file.
 /// Best of 5 runs each, in ms on the clock and of CPU time: the machine is
 /// shared.
-#[test]
-#[ignore]
 fn load_like_open_hash() {
     load_like_open("hash 64");
 }
 
 /// [`load_like_open_hash`] for the ordered index.
-#[test]
-#[ignore]
 fn load_like_open_ordered() {
     load_like_open("ordered");
 }
@@ -361,7 +348,7 @@ fn load_like_open(kind: &str) {
         let changes: Vec<_> = ops
             .iter()
             .zip(&bytes)
-            .map(|(&(_, seq, delete), key)| super::Change {
+            .map(|(&(_, seq, delete), key)| Change {
                 key: &key[..],
                 pos: pos(seq),
                 delete,
@@ -409,5 +396,34 @@ fn load_like_open(kind: &str) {
             ms(best[1]),
             ms(best_cpu[1]),
         );
+    }
+}
+
+/// The benchmarks, by name.
+const BENCHES: [(&str, fn()); 5] = [
+    ("point_operations_on_1m_keys", point_operations_on_1m_keys),
+    ("hash_rate_of_16_byte_keys", hash_rate_of_16_byte_keys),
+    (
+        "memory_per_key_and_longest_insert",
+        memory_per_key_and_longest_insert,
+    ),
+    ("load_like_open_hash", load_like_open_hash),
+    ("load_like_open_ordered", load_like_open_ordered),
+];
+
+fn main() {
+    // cargo bench passes `--bench`; every other argument is a filter.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    for (name, run) in BENCHES {
+        if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
+            // A child measuring memory prints only its own line.
+            if std::env::var_os(CHILD_INDEX).is_none() {
+                println!("== {name}");
+            }
+            run();
+        }
     }
 }

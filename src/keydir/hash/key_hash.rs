@@ -24,18 +24,24 @@ const SECRET: [u64; 3] = [
 /// A seeded hash function for keys; cheap to copy, the same for every
 /// thread of one index.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct KeyHasher {
+pub struct KeyHasher {
     seed: u64,
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        KeyHasher::new()
+    }
 }
 
 impl KeyHasher {
     /// A hasher with a fresh random seed.
-    pub(crate) fn new() -> KeyHasher {
+    pub fn new() -> KeyHasher {
         KeyHasher::with_seed(RandomState::new().hash_one(0x6b65_7964_6972u64))
     }
 
     /// A hasher with a given seed, so that a test can repeat a layout.
-    pub(crate) fn with_seed(seed: u64) -> KeyHasher {
+    pub fn with_seed(seed: u64) -> KeyHasher {
         // Mixed once, so that seeds that differ in one bit hash far apart.
         KeyHasher {
             seed: fold_mul(seed ^ SECRET[0], SECRET[1]),
@@ -44,7 +50,7 @@ impl KeyHasher {
 
     /// The hash of `key` (any length, empty included).
     #[inline]
-    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+    pub fn hash(&self, key: &[u8]) -> u64 {
         let len = key.len();
         let mut seed = self.seed;
         let (a, b) = if len <= 16 {

@@ -11,9 +11,10 @@
 //! counts it ([`KeyArena::garbage_bytes`]) and rebuilds the arena from its
 //! live entries when garbage dominates.
 
-use crate::format::MAX_KEY_LEN;
+use crate::log::format::MAX_KEY_LEN;
 
-use super::{prefetch, RecordPos};
+use crate::keydir::prefetch;
+use crate::log::RecordPos;
 
 /// Bits of an [`EntryRef`] that hold the offset within the chunk.
 const OFFSET_BITS: u32 = 18;
@@ -177,7 +178,7 @@ impl KeyArena {
 
     /// Bytes allocated for chunks, the unused tail of the newest included
     /// (not the few bytes of bookkeeping).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn allocated_bytes(&self) -> usize {
         self.chunks.iter().map(Vec::capacity).sum::<usize>()
             + self.chunks.capacity() * std::mem::size_of::<Vec<u8>>()

@@ -1,0 +1,337 @@
+//! The engine: a directory of append-only data files and the keydir that
+//! points into them. A put or delete is one append under the writer lock
+//! (`writer.rs`); a get is one keydir lookup and one positioned read, in
+//! parallel with other gets and with writes. Iterators and folds read a
+//! snapshot of the keydir (`iter.rs`); a write batch is one append ending
+//! in a commit record; synced puts are committed in groups
+//! (`group_commit.rs`). Opening is in `open.rs`; merge, backup and the
+//! background thread (in `maintenance/`) work on the engine through the
+//! accessors at the end of its `impl`.
+
+use std::cell::Cell;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use super::batch::Batch;
+use super::files::{not_open, Files};
+use super::group_commit::CommitQueue;
+use super::iter::Iter;
+use super::jobs::Jobs;
+use super::lock::DirLock;
+use super::writer::Writer;
+use crate::error::{Error, Result};
+use crate::keydir::Index;
+use crate::log::data_file::DataFile;
+use crate::log::dir::directory_bytes;
+use crate::log::format::{self, check_key, check_value, FILE_HEADER_LEN};
+use crate::log::{hint, recovery, RecordPos};
+use crate::options::Options;
+
+/// The engine behind a [`crate::Bitcask`] handle, shared with its
+/// background thread.
+///
+/// Lock order: `maintenance` → `writer` → `files` → the index's own locks
+/// (its shards). A thread that holds one of these may take the ones after
+/// it, never one before it. The commit queue's lock is taken before the
+/// writer lock and never while holding it.
+pub struct Engine {
+    pub(super) dir: PathBuf,
+    pub(super) options: Options,
+    /// The keydir. Shared with the writer, which changes it.
+    pub(super) index: Arc<dyn Index>,
+    /// Every data file, the active one included. Shared with the writer,
+    /// which adds a file at each rollover.
+    pub(super) files: Arc<Files>,
+    pub(super) writer: Mutex<Writer>,
+    /// Held by whatever adds or removes files other than the writer: a
+    /// merge, a hint write, a backup. One at a time; the others wait.
+    pub(super) maintenance: Mutex<()>,
+    /// Work for the background thread. Shared with the writer, which
+    /// queues the hint file of each file it seals.
+    pub(super) jobs: Arc<Jobs>,
+    /// Puts under `sync_writes` waiting to be committed together.
+    pub(super) commit_queue: CommitQueue,
+    /// Set when shutdown begins: a running merge stops at its next step.
+    pub(super) closing: AtomicBool,
+    /// How many data files open loaded from their hint files.
+    pub(super) hints_used: usize,
+    /// Taken (released) by close, which may come while iterators still hold
+    /// the engine's files: the next opener must not wait for them. Declared
+    /// last so that otherwise it is released after everything else is dropped.
+    pub(super) lock: Mutex<Option<DirLock>>,
+}
+
+/// A snapshot of a database's size and shape, from [`crate::Bitcask::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live keys.
+    pub key_count: u64,
+    /// Data files on disk (the active one included).
+    pub data_file_count: u64,
+    /// Bytes of data files that hold no live record: what a merge would free.
+    pub reclaimable_bytes: u64,
+    /// Total size of the regular files in the database directory.
+    pub disk_bytes: u64,
+}
+
+impl Engine {
+    /// Stores `value` under `key` (see [`crate::Bitcask::put`]).
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        check_value(value)?;
+        if self.options.sync_writes() {
+            return self.commit_queue.put(&self.writer, key, value);
+        }
+        let mut writer = self.writer.lock();
+        writer.put(key, value)?;
+        start_writeback(writer);
+        Ok(())
+    }
+
+    /// Deletes `key` (see [`crate::Bitcask::delete`]).
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        check_key(key)?;
+        let mut writer = self.writer.lock();
+        writer.delete(key)?;
+        start_writeback(writer);
+        Ok(())
+    }
+
+    /// Calls `f` with the value of `key` (see [`crate::Bitcask::get_with`]).
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        check_key(key)?;
+        let Some((pos, file)) = self.locate(key)? else {
+            return Ok(None);
+        };
+        with_scratch(|buf| file.with_value(pos, key, buf, f).map(Some))
+    }
+
+    /// Copies the value of `key` into `buf` (see [`crate::Bitcask::get_into`]).
+    pub fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
+        check_key(key)?;
+        // The files lock is held across the read instead of taking a
+        // reference to the file: no user code runs inside, and a get is short.
+        let files = self.files.read();
+        let Some(pos) = self.index.get(key) else {
+            return Ok(None);
+        };
+        let file = files
+            .get(&pos.file_id)
+            .ok_or_else(|| not_open(pos.file_id))?;
+        let needed = format::value_len_of(pos.size, key.len()).ok_or_else(|| {
+            Error::Internal(format!(
+                "keydir entry {pos:?} cannot hold a key of {} bytes",
+                key.len()
+            ))
+        })?;
+        if needed > buf.len() {
+            return Err(Error::BufferTooSmall { needed });
+        }
+        with_scratch(|scratch| {
+            file.with_value(pos, key, scratch, |value| {
+                buf[..needed].copy_from_slice(value);
+                Some(needed)
+            })
+        })
+    }
+
+    /// Makes every write so far durable (see [`crate::Bitcask::sync`]).
+    pub fn sync(&self) -> Result<()> {
+        self.writer.lock().sync()
+    }
+
+    /// A snapshot iterator (see [`crate::Bitcask::iter`]).
+    pub fn iter(&self, prefix: &[u8], reverse: bool) -> Iter {
+        // The files lock is held across the copy, so that every file the
+        // copied positions point into is among the files the iterator keeps.
+        let files = self.files.read();
+        Iter::new(&*self.index, &files, prefix, reverse)
+    }
+
+    /// Walks a snapshot with `f` (see [`crate::Bitcask::fold`]).
+    pub fn fold(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let mut iter = self.iter(prefix, false);
+        while iter.valid() {
+            // The value lives in the iterator's own buffer, not the thread's
+            // scratch buffer, so gets made by `f` cannot overwrite it.
+            let (key, value) = iter.current()?;
+            if f(key, value).is_break() {
+                break;
+            }
+            iter.next();
+        }
+        Ok(())
+    }
+
+    /// An empty write batch, limited to this database's `max_batch_bytes`.
+    pub fn batch(&self) -> Batch {
+        Batch::new(self.options.max_batch_bytes())
+    }
+
+    /// Commits `batch` (see [`crate::Bitcask::write`]).
+    pub fn write(&self, batch: &mut Batch) -> Result<()> {
+        let mut writer = self.writer.lock();
+        writer.commit_batch(batch)?;
+        start_writeback(writer);
+        batch.clear();
+        Ok(())
+    }
+
+    /// Number of live keys.
+    pub fn key_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Number of data files.
+    pub fn data_file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// How many syncs (fdatasync) the writer has issued since open.
+    pub fn sync_count(&self) -> u64 {
+        self.writer.lock().syncs()
+    }
+
+    /// How many data files open loaded from their hint files.
+    pub fn hint_files_used(&self) -> usize {
+        self.hints_used
+    }
+
+    /// The database's size and shape now (see [`crate::Bitcask::stats`]).
+    pub fn stats(&self) -> Result<Stats> {
+        let (_, reclaimable_bytes) = self.writer.lock().usage_totals();
+        Ok(Stats {
+            key_count: self.index.len() as u64,
+            data_file_count: self.data_file_count() as u64,
+            reclaimable_bytes,
+            disk_bytes: directory_bytes(&self.dir)?,
+        })
+    }
+
+    /// The second half of close, once the background thread has stopped:
+    /// refuses later writes, syncs, waits for a merge, hint write or backup
+    /// running on another thread to stop, and releases the directory lock.
+    /// A second call does nothing.
+    pub fn shutdown(&self) -> Result<()> {
+        let Some((active, sealed)) = self.writer.lock().close() else {
+            return Ok(());
+        };
+        // A merge on another thread sees `closing` and stops at its next step.
+        let maintenance = self.maintenance.lock();
+        // The active file gets a hint too, so that the next open reads no
+        // values at all. It is used only while the file keeps this length,
+        // which the next write changes. Only a shortcut: failures are ignored.
+        if sealed.is_ok() && active.len().is_ok_and(|len| len > FILE_HEADER_LEN) {
+            if let Ok(bytes) = recovery::build_hint(&active) {
+                let _ = hint::write_hint_file(&self.dir, active.id(), &bytes);
+            }
+        }
+        drop(maintenance);
+        // Released now, not when the last iterator lets go of the engine.
+        drop(self.lock.lock().take());
+        sealed
+    }
+
+    /// The position of `key`'s record and the file it lies in. Both are
+    /// taken under the files lock, so a merge that retires the file cannot
+    /// come in between.
+    fn locate(&self, key: &[u8]) -> Result<Option<(RecordPos, Arc<DataFile>)>> {
+        let files = self.files.read();
+        let Some(pos) = self.index.get(key) else {
+            return Ok(None);
+        };
+        match files.get(&pos.file_id) {
+            Some(file) => Ok(Some((pos, Arc::clone(file)))),
+            None => Err(not_open(pos.file_id)),
+        }
+    }
+
+    // What maintenance (merge, backup, the background thread) works with,
+    // in the lock order.
+
+    /// The database directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options the database was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Takes the maintenance lock: one merge, hint write or backup at a time.
+    pub fn maintenance(&self) -> MutexGuard<'_, ()> {
+        self.maintenance.lock()
+    }
+
+    /// Takes the writer lock.
+    pub fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock()
+    }
+
+    /// The open data files.
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// The keydir, for lookups (changes go through the writer).
+    pub fn index(&self) -> &dyn Index {
+        &*self.index
+    }
+
+    /// Work queued for the background thread.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// Marks the engine as closing: a running merge stops at its next step.
+    pub fn begin_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// Fails with [`Error::Closed`] once close has begun.
+    pub fn check_not_closing(&self) -> Result<()> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::Closed(
+                "the database is closing; the operation stopped".to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Lets go of the writer lock, then starts the writeback of what the
+/// writer has appended since the last one, if that is due: the system call
+/// may wait for the device's queue, and other writers should not wait too.
+fn start_writeback(mut writer: MutexGuard<'_, Writer>) {
+    let due = writer.writeback_due();
+    drop(writer);
+    if let Some(range) = due {
+        range.start();
+    }
+}
+
+thread_local! {
+    /// Each thread's read buffer, reused across gets.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's read buffer, taken out of its slot for the
+/// call so that a nested get (from inside `f`) gets a buffer of its own.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
+    let result = f(&mut buf);
+    // A buffer grown by a large value is not kept around.
+    if buf.capacity() <= 1 << 20 {
+        let _ = SCRATCH.try_with(|slot| slot.set(buf));
+    }
+    result
+}

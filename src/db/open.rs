@@ -1,0 +1,240 @@
+//! Opening a database: take the directory lock, load every data file in id
+//! order into the keydir (from hint files where valid ones exist, see
+//! `log/recovery.rs`), and build the engine around it. This file holds the
+//! keydir's side of loading: the sink that applies each file's records to
+//! the index and the liveness counts.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::engine::Engine;
+use super::files::{FileMap, Files};
+use super::group_commit::CommitQueue;
+use super::jobs::Jobs;
+use super::liveness::Liveness;
+use super::lock::DirLock;
+use super::writer::{Writer, WriterParts};
+use crate::error::Result;
+use crate::keydir::{new_index, Index};
+use crate::log::appender::{Appender, SyncPolicy};
+use crate::log::data_file::DataFile;
+use crate::log::dir::{data_file_ids, ensure_dir};
+use crate::log::format::FILE_HEADER_LEN;
+use crate::log::hint::{Hint, HintKind};
+use crate::log::recovery::{self, Apply};
+use crate::log::{Change, RecordPos};
+use crate::options::Options;
+
+impl Engine {
+    /// Opens (creating if missing) the database in `dir`: takes the
+    /// directory lock, loads the data files in id order (from their hint
+    /// files where valid ones exist), rebuilds the keydir, and cuts a torn
+    /// tail off the newest file. The caller starts the background thread.
+    pub fn open(dir: &Path, options: Options) -> Result<Engine> {
+        let dir = dir.to_path_buf();
+        ensure_dir(&dir)?;
+        let lock = DirLock::acquire(&dir)?;
+        let index: Arc<dyn Index> = new_index(options.index_type()).into();
+        let ids = data_file_ids(&dir)?;
+        recovery::remove_leftovers(&dir, &ids)?;
+        let mut files = FileMap::new();
+        let mut liveness = Liveness::default();
+        let mut active = None;
+        let mut max_batch_seq = 0;
+        let mut hints_used = 0;
+        let mut unhinted = Vec::new();
+        for (i, &id) in ids.iter().enumerate() {
+            let newest = i + 1 == ids.len();
+            let mut sink = KeydirLoader {
+                index: &*index,
+                liveness: &mut liveness,
+            };
+            let loaded =
+                recovery::load_file(&dir, id, newest, options.mmap_at_startup(), &mut sink)?;
+            max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
+            if loaded.from_hint {
+                hints_used += 1;
+            } else if !newest {
+                unhinted.push(id);
+            }
+            liveness.set_len(id, loaded.end);
+            if newest {
+                loaded.file.map_ahead(options.data_file_size());
+            } else {
+                loaded.file.map_for_reads();
+            }
+            let (file, end) = (Arc::new(loaded.file), loaded.end);
+            if newest {
+                active = Some((Arc::clone(&file), end));
+            }
+            files.insert(id, file);
+        }
+        // Loading may have reserved more room than the keys took (a hint
+        // file that puts one key several times) and freed large buffers:
+        // give both back.
+        index.shrink_to_fit();
+        let (active, end) = match active {
+            Some(found) => found,
+            None => {
+                let file = Arc::new(DataFile::create(&dir, 1)?);
+                file.map_ahead(options.data_file_size());
+                files.insert(1, Arc::clone(&file));
+                (file, FILE_HEADER_LEN)
+            }
+        };
+        let policy = SyncPolicy {
+            every_write: options.sync_writes(),
+            bytes_per_sync: options.bytes_per_sync(),
+        };
+        let jobs = Arc::new(Jobs::default());
+        // Immutable files without a valid hint get one in the background.
+        for id in unhinted {
+            jobs.write_hint(id);
+        }
+        let files = Arc::new(Files::new(files));
+        let writer = Writer::new(WriterParts {
+            appender: Appender::new(active, end, policy),
+            next_batch_seq: max_batch_seq.saturating_add(1),
+            liveness,
+            dir: dir.clone(),
+            data_file_size: options.data_file_size(),
+            index: Arc::clone(&index),
+            files: Arc::clone(&files),
+            jobs: Arc::clone(&jobs),
+        });
+        Ok(Engine {
+            dir,
+            options,
+            index,
+            files,
+            writer: Mutex::new(writer),
+            maintenance: Mutex::new(()),
+            jobs,
+            commit_queue: CommitQueue::default(),
+            closing: AtomicBool::new(false),
+            hints_used,
+            lock: Mutex::new(Some(lock)),
+        })
+    }
+}
+
+/// Every how many puts of a hint file one is looked up in the keydir, to
+/// estimate how many of the file's keys the keydir holds already.
+const SAMPLE_EVERY: usize = 64;
+
+/// About how many keys loading `hint` adds to `index`: its puts, less the
+/// share of a sample of them (every [`SAMPLE_EVERY`]th) that the index holds
+/// already. A key put several times in the file counts each time: the
+/// estimate overshoots then, and [`Index::shrink_to_fit`] after loading
+/// gives the room back.
+fn new_keys(index: &dyn Index, hint: &Hint) -> usize {
+    let probe = !index.is_empty();
+    let (mut puts, mut sampled, mut present) = (0usize, 0usize, 0usize);
+    hint.for_each(|kind, key, _, _| {
+        if kind == HintKind::Put {
+            if probe && puts % SAMPLE_EVERY == 0 {
+                sampled += 1;
+                present += usize::from(index.get(key).is_some());
+            }
+            puts += 1;
+        }
+    });
+    match sampled {
+        0 => puts,
+        _ => (puts as u128 * (sampled - present) as u128 / sampled as u128) as usize,
+    }
+}
+
+/// Open's sink: the keydir, and how many bytes of each file stay live.
+struct KeydirLoader<'a> {
+    index: &'a dyn Index,
+    liveness: &'a mut Liveness,
+}
+
+impl Apply for KeydirLoader<'_> {
+    fn put(&mut self, key: &[u8], pos: RecordPos) {
+        let old = self.index.put(key, pos);
+        self.liveness.replaced(Some(pos), old);
+    }
+
+    fn delete(&mut self, key: &[u8], _pos: RecordPos) {
+        let old = self.index.remove(key);
+        self.liveness.replaced(None, old);
+    }
+
+    fn reserve(&mut self, hint: &Hint) {
+        // The estimate walks the hint and looks keys up: only if it is used.
+        if self.index.reserves() {
+            self.index.reserve(new_keys(self.index, hint));
+        }
+    }
+
+    fn run_len(&self) -> usize {
+        self.index.run_len()
+    }
+
+    fn apply_run(&mut self, changes: &[Change<'_>]) {
+        let liveness = &mut *self.liveness;
+        self.index.apply(changes, &mut |change, old| {
+            liveness.replaced((!change.delete).then_some(change.pos), old);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keydir::HashIndex;
+    use crate::log::hint::HintBuilder;
+
+    fn pos(n: u32) -> RecordPos {
+        RecordPos {
+            file_id: 1,
+            offset: n,
+            size: 10,
+        }
+    }
+
+    fn hint_of(entries: &[(HintKind, String)]) -> Hint {
+        let mut builder = HintBuilder::new(1);
+        for (n, (kind, key)) in entries.iter().enumerate() {
+            builder.push(*kind, key.as_bytes(), pos(n as u32));
+        }
+        Hint::trusted(builder.finish(1000, 0))
+    }
+
+    #[test]
+    fn the_new_key_estimate_counts_puts_less_the_keys_already_loaded() {
+        let index = HashIndex::default();
+        // 20,000 puts of distinct keys and 5,000 deletes: into an empty
+        // index, every put is a new key (nothing is looked up).
+        let mut entries: Vec<_> = (0..20_000)
+            .map(|i| (HintKind::Put, format!("key{i}")))
+            .collect();
+        entries.extend((0..5_000).map(|i| (HintKind::Delete, format!("gone{i}"))));
+        assert_eq!(new_keys(&index, &hint_of(&entries)), 20_000);
+        // With every third key loaded already, two thirds are new (the
+        // sample, every 64th put, sees every third of its keys present).
+        for i in (0..20_000).step_by(3) {
+            index.put(format!("key{i}").as_bytes(), pos(i));
+        }
+        let estimate = new_keys(&index, &hint_of(&entries));
+        assert!((12_500..=14_000).contains(&estimate), "{estimate}");
+        // With all of them loaded, none is new.
+        for i in 0..20_000 {
+            index.put(format!("key{i}").as_bytes(), pos(i));
+        }
+        assert_eq!(new_keys(&index, &hint_of(&entries)), 0);
+        // A key put twice in the file counts twice (shrink_to_fit makes up
+        // for it after loading).
+        let empty = HashIndex::default();
+        let twice = [
+            (HintKind::Put, "a".to_string()),
+            (HintKind::Put, "a".to_string()),
+        ];
+        assert_eq!(new_keys(&empty, &hint_of(&twice)), 2);
+    }
+}

@@ -1,0 +1,324 @@
+//! One shard of a [`super::HashIndex`]: an open-addressing table of
+//! [`Slot`]s (linear probing, backward-shift removal) over a key arena, not
+//! synchronized (the index keeps each behind a lock).
+
+use super::arena::{EntryRef, KeyArena};
+use super::key_hash::KeyHasher;
+use crate::keydir::{key_head, prefetch};
+use crate::log::RecordPos;
+
+/// The smallest table a shard allocates.
+pub(super) const MIN_SLOTS: usize = 16;
+/// Garbage a shard tolerates before it compacts its arena, whatever the
+/// share: compacting a tiny shard over a few removals would be churn.
+pub(super) const MIN_GARBAGE: usize = 16 << 10;
+/// How many slots ahead a walk over the whole table (a resize, a
+/// compaction) asks for the entry of a slot: the walk reads every entry,
+/// in table order, which is random order in the arena, so each is a cache
+/// miss, and this overlaps them.
+pub(super) const PREFETCH_WALK_AHEAD: usize = 16;
+
+/// One table slot: 0 when empty, else the top bits of the key's hash (the
+/// tag) over the entry's arena reference plus one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slot(u64);
+
+impl Slot {
+    pub(super) const EMPTY: Slot = Slot(0);
+    /// The tag takes the bits above the reference.
+    pub(super) const TAG_SHIFT: u32 = EntryRef::BITS;
+    pub(super) const REF_MASK: u64 = (1 << EntryRef::BITS) - 1;
+
+    /// A slot for the key of hash `hash` whose entry lies `at`. The
+    /// reference is stored plus one so that no occupied slot is 0; an arena
+    /// never hands out the all-ones reference (an entry at the end of the
+    /// last chunk would have no room).
+    pub(super) fn new(hash: u64, at: EntryRef) -> Slot {
+        Slot((tag(hash) << Self::TAG_SHIFT) | (at.to_bits() + 1))
+    }
+
+    pub(super) fn is_empty(self) -> bool {
+        self == Slot::EMPTY
+    }
+
+    pub(super) fn tag(self) -> u64 {
+        self.0 >> Self::TAG_SHIFT
+    }
+
+    pub(super) fn entry(self) -> EntryRef {
+        EntryRef::from_bits((self.0 & Self::REF_MASK) - 1)
+    }
+
+    /// The same slot pointing at a moved entry.
+    pub(super) fn moved_to(self, at: EntryRef) -> Slot {
+        Slot((self.0 & !Self::REF_MASK) | (at.to_bits() + 1))
+    }
+}
+
+/// The tag of a hash: its top bits, as many as a slot has room for.
+pub(super) fn tag(hash: u64) -> u64 {
+    hash >> Slot::TAG_SHIFT
+}
+
+/// The number of slots for `len` keys: a power of two, at most 3/4 full.
+pub(super) fn capacity_for(len: usize) -> usize {
+    (len.saturating_mul(4).div_ceil(3))
+        .next_power_of_two()
+        .max(MIN_SLOTS)
+}
+
+/// One shard: a table of slots over an arena. Not synchronized; the index
+/// keeps each behind a lock.
+#[derive(Default)]
+pub(super) struct Shard {
+    /// A power of two in length (or empty before the first key); always
+    /// holds at least one empty slot, which ends every probe.
+    pub(super) slots: Vec<Slot>,
+    /// Occupied slots.
+    pub(super) len: usize,
+    pub(super) arena: KeyArena,
+}
+
+impl Shard {
+    /// The index of the slot holding `key` (of hash `hash`).
+    #[inline]
+    pub(super) fn find(&self, key: &[u8], hash: u64) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        self.probe(key, hash).ok()
+    }
+
+    /// Walks the probe path of `key` (of hash `hash`) once: `Ok(i)` when
+    /// slot `i` holds the key, else `Err(i)` with the first empty slot,
+    /// where an insert puts it. One walk answers both because there are no
+    /// tombstones: the key, if present, lies before the first empty slot.
+    /// The table must not be empty.
+    #[inline]
+    pub(super) fn probe(&self, key: &[u8], hash: u64) -> Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot.is_empty() {
+                return Err(i);
+            }
+            if slot.tag() == tag(hash) && self.arena.key(slot.entry()) == key {
+                return Ok(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    pub(super) fn get(&self, key: &[u8], hash: u64) -> Option<RecordPos> {
+        self.find(key, hash)
+            .map(|i| self.arena.pos(self.slots[i].entry()))
+    }
+
+    pub(super) fn put(
+        &mut self,
+        hasher: &KeyHasher,
+        key: &[u8],
+        hash: u64,
+        pos: RecordPos,
+    ) -> Option<RecordPos> {
+        // An empty table (no key yet) resizes below before any slot is used.
+        let found = if self.slots.is_empty() {
+            Err(0)
+        } else {
+            self.probe(key, hash)
+        };
+        let mut free = match found {
+            Ok(i) => {
+                let at = self.slots[i].entry();
+                let old = self.arena.pos(at);
+                self.arena.set_pos(at, pos);
+                return Some(old);
+            }
+            Err(free) => free,
+        };
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.resize(hasher, capacity_for(self.len + 1));
+            free = self.free_slot(hash);
+        }
+        let at = self.arena.push(key, pos);
+        self.slots[free] = Slot::new(hash, at);
+        self.len += 1;
+        None
+    }
+
+    pub(super) fn remove(
+        &mut self,
+        hasher: &KeyHasher,
+        key: &[u8],
+        hash: u64,
+    ) -> Option<RecordPos> {
+        let i = self.find(key, hash)?;
+        let at = self.slots[i].entry();
+        let old = self.arena.pos(at);
+        self.arena.release(at);
+        self.close_gap(hasher, i);
+        self.len -= 1;
+        if self.slots.len() > MIN_SLOTS && self.len * 8 < self.slots.len() {
+            self.resize(hasher, capacity_for(self.len));
+        }
+        let garbage = self.arena.garbage_bytes();
+        if garbage >= MIN_GARBAGE && garbage > self.arena.live_bytes() {
+            self.compact();
+        }
+        Some(old)
+    }
+
+    /// Grows the table, if needed, to hold `additional` more keys without
+    /// growing again.
+    pub(super) fn reserve(&mut self, hasher: &KeyHasher, additional: usize) {
+        let capacity = capacity_for(self.len.saturating_add(additional));
+        if capacity > self.slots.len() {
+            self.resize(hasher, capacity);
+        }
+    }
+
+    /// Shrinks the table to the size that growing key by key would have
+    /// given it, if it is larger; returns whether it did.
+    pub(super) fn shrink_to_fit(&mut self, hasher: &KeyHasher) -> bool {
+        let capacity = capacity_for(self.len);
+        let larger = self.slots.len() > capacity;
+        if larger {
+            self.resize(hasher, capacity);
+        }
+        larger
+    }
+
+    /// Starts loading the home slot of `hash` into the cache.
+    #[inline]
+    pub(super) fn prefetch_slot(&self, hash: u64) {
+        if !self.slots.is_empty() {
+            prefetch(&self.slots[hash as usize & (self.slots.len() - 1)]);
+        }
+    }
+
+    /// Starts loading the entry of the first slot on `hash`'s probe path
+    /// whose tag matches (almost always the key's own, for an overwrite or
+    /// a remove). Looks only at the few slots from the home slot that a
+    /// [`Shard::prefetch_slot`] of it brought in, and stops at an empty one
+    /// (a new key: there is no entry to compare).
+    ///
+    /// For a remove (`remove`), also the entries of the slots after it in
+    /// its cluster, up to the slot line's worth: the backward shift rehashes
+    /// each of their keys.
+    #[inline]
+    pub(super) fn prefetch_entry(&self, hash: u64, remove: bool) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        let mut found = false;
+        for _ in 0..8 {
+            let slot = self.slots[i];
+            if slot.is_empty() {
+                return;
+            }
+            if found || slot.tag() == tag(hash) {
+                self.arena.prefetch(slot.entry());
+                if !remove {
+                    return;
+                }
+                found = true;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The first empty slot on the probe path of `hash`.
+    pub(super) fn free_slot(&self, hash: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        while !self.slots[i].is_empty() {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    /// Empties slot `hole` and moves later slots of its cluster back, each
+    /// to the earliest free place on its own probe path, so that every key
+    /// stays reachable from its home bucket without tombstones.
+    pub(super) fn close_gap(&mut self, hasher: &KeyHasher, mut hole: usize) {
+        let mask = self.slots.len() - 1;
+        let mut i = (hole + 1) & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot.is_empty() {
+                break;
+            }
+            // The tag lacks the bucket bits, so the key is hashed again.
+            let home = hasher.hash(self.arena.key(slot.entry())) as usize & mask;
+            // The slot may move into the hole when the hole lies on its probe
+            // path, between its home and where it is now (cyclically).
+            if i.wrapping_sub(home) & mask >= i.wrapping_sub(hole) & mask {
+                self.slots[hole] = slot;
+                hole = i;
+            }
+            i = (i + 1) & mask;
+        }
+        self.slots[hole] = Slot::EMPTY;
+    }
+
+    /// Rehashes every key into a table of `capacity` slots.
+    pub(super) fn resize(&mut self, hasher: &KeyHasher, capacity: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![Slot::EMPTY; capacity]);
+        for (j, &slot) in old.iter().enumerate() {
+            if let Some(ahead) = old.get(j + PREFETCH_WALK_AHEAD).filter(|s| !s.is_empty()) {
+                self.arena.prefetch(ahead.entry());
+            }
+            if !slot.is_empty() {
+                let i = self.free_slot(hasher.hash(self.arena.key(slot.entry())));
+                self.slots[i] = slot;
+            }
+        }
+    }
+
+    /// Copies the live entries into a fresh arena and drops the old one
+    /// with its garbage. Hashes and tags do not change, so no slot moves.
+    pub(super) fn compact(&mut self) {
+        let old = std::mem::take(&mut self.arena);
+        for j in 0..self.slots.len() {
+            if let Some(ahead) = self.slots.get(j + PREFETCH_WALK_AHEAD) {
+                if !ahead.is_empty() {
+                    old.prefetch(ahead.entry());
+                }
+            }
+            let slot = self.slots[j];
+            if !slot.is_empty() {
+                self.slots[j] = slot.moved_to(self.arena.copy_from(&old, slot.entry()));
+            }
+        }
+    }
+
+    /// Appends every key that starts with `prefix`, with its position.
+    pub(super) fn copy_prefix(&self, prefix: &[u8], keys: &mut Vec<u8>, found: &mut Vec<Found>) {
+        for slot in self.slots.iter().filter(|s| !s.is_empty()) {
+            let key = self.arena.key(slot.entry());
+            if key.starts_with(prefix) {
+                found.push(Found {
+                    head: key_head(key),
+                    start: keys.len(),
+                    len: key.len() as u32,
+                    pos: self.arena.pos(slot.entry()),
+                });
+                keys.extend_from_slice(key);
+            }
+        }
+    }
+}
+
+/// A key copied out by `scan_prefix`: where its bytes lie in the copy.
+pub(super) struct Found {
+    /// The key's [`key_head`]: most comparisons of the sort end there,
+    /// without a read of the key buffer.
+    pub(super) head: (u64, u64),
+    pub(super) start: usize,
+    /// Keys are at most 64 KiB.
+    pub(super) len: u32,
+    pub(super) pos: RecordPos,
+}

@@ -1,0 +1,308 @@
+//! The hash index's own properties: growth, shrinking, compaction,
+//! reservations, tag collisions and its memory per key.
+
+use super::shard::{capacity_for, tag, MIN_GARBAGE};
+use super::*;
+
+fn pos(n: u32) -> RecordPos {
+    RecordPos {
+        file_id: n,
+        offset: !n,
+        size: n.rotate_left(7),
+    }
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:013}").into_bytes()
+}
+
+#[test]
+fn growth_across_many_resizes_keeps_every_key() {
+    let index = HashIndex::with_shards(1);
+    let n = 200_000u32;
+    let mut capacities = vec![];
+    for i in 0..n {
+        assert_eq!(index.put(&key(i), pos(i)), None);
+        let slots = index.stats().slots;
+        if capacities.last() != Some(&slots) {
+            capacities.push(slots);
+            // Right after each resize, every key so far is still there.
+            for j in (0..=i).step_by(97).chain([i]) {
+                assert_eq!(index.get(&key(j)), Some(pos(j)), "key {j} at {slots} slots");
+            }
+        }
+    }
+    // 16, 32, ..., 2^19 (200,000 keys fill 2^18 slots past 3/4):
+    // sixteen tables, each double the last.
+    assert_eq!(capacities.len(), 16, "{capacities:?}");
+    assert!(
+        capacities.windows(2).all(|w| w[1] == 2 * w[0]),
+        "{capacities:?}"
+    );
+    assert_eq!(index.len(), n as usize);
+    for i in 0..n {
+        assert_eq!(index.get(&key(i)), Some(pos(i)));
+    }
+    assert_eq!(index.get(&key(n)), None);
+}
+
+#[test]
+fn removal_shrinks_the_table_and_reinsertion_grows_it_back() {
+    let index = HashIndex::with_shards(1);
+    let n = 50_000u32;
+    for i in 0..n {
+        index.put(&key(i), pos(i));
+    }
+    let full = index.stats().slots;
+    // Remove all but every 20th key, in an order unrelated to the table's.
+    for i in (0..n).rev().filter(|i| i % 20 != 0) {
+        assert_eq!(index.remove(&key(i)), Some(pos(i)));
+    }
+    let shrunk = index.stats();
+    assert_eq!(shrunk.keys, (n / 20) as usize);
+    assert!(shrunk.slots * 8 <= full, "{} slots of {full}", shrunk.slots);
+    for i in 0..n {
+        let expected = (i % 20 == 0).then(|| pos(i));
+        assert_eq!(index.get(&key(i)), expected, "key {i}");
+    }
+    for i in (0..n).filter(|i| i % 20 != 0) {
+        assert_eq!(index.put(&key(i), pos(i + n)), None);
+    }
+    assert_eq!(index.stats().slots, full);
+    for i in 0..n {
+        let expected = if i % 20 == 0 { pos(i) } else { pos(i + n) };
+        assert_eq!(index.get(&key(i)), Some(expected), "key {i}");
+    }
+}
+
+#[test]
+fn compaction_frees_garbage_and_keeps_every_key() {
+    let index = HashIndex::with_shards(1);
+    let long = |i: u32| [key(i), vec![0xFF; 40]].concat(); // 56 bytes, 69 per entry
+    let n = 20_000u32;
+    for i in 0..n {
+        index.put(&long(i), pos(i));
+    }
+    let before = index.stats();
+    assert_eq!(before.arena_live, n as usize * 69);
+    // Overwrites rewrite positions in place: no garbage.
+    for i in 0..n {
+        assert_eq!(index.put(&long(i), pos(i + 1)), Some(pos(i)));
+    }
+    assert_eq!(index.stats().arena_garbage, 0);
+    assert_eq!(index.stats().arena_allocated, before.arena_allocated);
+    let mut max_garbage = 0;
+    for i in (0..n).filter(|i| i % 4 != 0) {
+        index.remove(&long(i));
+        let stats = index.stats();
+        max_garbage = max_garbage.max(stats.arena_garbage);
+        // Compaction keeps garbage at most the live bytes (or the minimum).
+        assert!(
+            stats.arena_garbage <= stats.arena_live.max(MIN_GARBAGE),
+            "{stats:?}"
+        );
+    }
+    let after = index.stats();
+    assert!(
+        max_garbage > 0 && after.arena_live == (n / 4) as usize * 69,
+        "{after:?}"
+    );
+    assert!(
+        after.arena_allocated * 2 < before.arena_allocated,
+        "{before:?} {after:?}"
+    );
+    for i in 0..n {
+        let expected = (i % 4 == 0).then(|| pos(i + 1));
+        assert_eq!(index.get(&long(i)), expected, "key {i}");
+    }
+    let mut seen = 0;
+    index.scan_prefix(b"", &mut |k, p| {
+        assert_eq!(k.len(), 56);
+        assert_eq!(index_of(k) % 4, 0);
+        assert_eq!(p, pos(index_of(k) + 1));
+        seen += 1;
+    });
+    assert_eq!(seen, n / 4);
+}
+
+fn index_of(long_key: &[u8]) -> u32 {
+    std::str::from_utf8(&long_key[3..16])
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn removing_every_key_in_any_order_empties_each_cluster() {
+    // Small full tables with clusters that wrap around the end; removal
+    // in several orders must leave every other key reachable.
+    for round in 0..200u32 {
+        let index = HashIndex::with_shards(1);
+        let count = 12; // 3/4 of 16 slots: long clusters, some wrapping
+        let keys: Vec<_> = (0..count).map(|i| key(round * 100 + i)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            index.put(k, pos(i as u32));
+        }
+        assert_eq!(index.stats().slots, 16);
+        let mut order: Vec<usize> = (0..count as usize).collect();
+        order.rotate_left(round as usize % count as usize);
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (done, &r) in order.iter().enumerate() {
+            assert_eq!(index.remove(&keys[r]), Some(pos(r as u32)), "round {round}");
+            for &left in &order[done + 1..] {
+                assert_eq!(
+                    index.get(&keys[left]),
+                    Some(pos(left as u32)),
+                    "round {round}"
+                );
+            }
+        }
+        assert_eq!(index.len(), 0);
+    }
+}
+
+#[test]
+fn one_probe_insert_finds_keys_anywhere_in_their_cluster() {
+    // A table at exactly 3/4 (12 keys in 16 slots: long clusters, some
+    // wrapping): the one walk that looks for the key must find each one
+    // wherever it lies, so that overwrites neither add a second copy nor
+    // grow the table; the next new key then lands in a free slot.
+    for round in 0..100u32 {
+        let index = HashIndex::with_shards(1);
+        let keys: Vec<_> = (0..12).map(|i| key(round * 100 + i)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(index.put(k, pos(i as u32)), None, "round {round}");
+        }
+        for (i, k) in keys.iter().enumerate().rev() {
+            let again = pos(i as u32 + 50);
+            assert_eq!(index.put(k, again), Some(pos(i as u32)), "round {round}");
+        }
+        let stats = index.stats();
+        assert_eq!((stats.keys, stats.slots), (12, 16), "round {round}");
+        assert_eq!(stats.arena_live, 12 * 29, "round {round}: no new entries");
+        let extra = key(round * 100 + 99);
+        assert_eq!(index.put(&extra, pos(99)), None, "round {round}");
+        assert_eq!(index.stats().slots, 32, "round {round}");
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(index.get(k), Some(pos(i as u32 + 50)), "round {round}");
+        }
+        assert_eq!(index.get(&extra), Some(pos(99)), "round {round}");
+    }
+}
+
+#[test]
+fn a_reservation_grows_each_table_once_and_keeps_every_key() {
+    let index = HashIndex::default();
+    let n = 50_000u32;
+    for i in 0..1000 {
+        index.put(&key(i), pos(i));
+    }
+    index.reserve(n as usize - 1000);
+    let reserved = index.stats().slots;
+    for i in 1000..n {
+        assert_eq!(index.put(&key(i), pos(i)), None);
+    }
+    // No shard outgrew its share (1/64 of the keys, plus 1/8), so no
+    // table grew again.
+    assert_eq!(index.stats().slots, reserved);
+    for i in 0..n {
+        assert_eq!(index.get(&key(i)), Some(pos(i)), "key {i}");
+    }
+    // The slack may have doubled a table that did not need it; then
+    // shrinking gives it back, to the size growth would have given.
+    index.shrink_to_fit();
+    for shard in index.shards.iter() {
+        let shard = shard.0.read();
+        assert_eq!(shard.slots.len(), capacity_for(shard.len));
+    }
+    for i in 0..n {
+        assert_eq!(index.get(&key(i)), Some(pos(i)), "key {i}");
+    }
+}
+
+#[test]
+fn shrink_to_fit_gives_back_what_a_reservation_left_unused() {
+    let index = HashIndex::with_shards(4);
+    // Reserved for 100,000 keys, as for a hint of 100,000 puts that
+    // turn out to be 10,000 keys, each put ten times.
+    index.reserve(100_000);
+    let reserved = index.stats().slots;
+    for round in 0..10 {
+        for i in 0..10_000 {
+            index.put(&key(i), pos(i + round));
+        }
+    }
+    assert_eq!(index.stats().slots, reserved);
+    index.shrink_to_fit();
+    let shrunk = index.stats();
+    // Each table now holds its keys between 3/8 and 3/4 full, as if
+    // they had gone in one by one.
+    assert!(
+        shrunk.slots * 4 < reserved,
+        "{shrunk:?}, {reserved} reserved"
+    );
+    for shard in index.shards.iter() {
+        let shard = shard.0.read();
+        assert_eq!(shard.slots.len(), capacity_for(shard.len));
+    }
+    for i in 0..10_000 {
+        assert_eq!(index.get(&key(i)), Some(pos(i + 9)), "key {i}");
+    }
+    assert_eq!(index.get(&key(10_000)), None);
+    // An empty index, reserved or not, stays valid.
+    let empty = HashIndex::with_shards(2);
+    empty.shrink_to_fit();
+    empty.reserve(1000);
+    empty.shrink_to_fit();
+    assert_eq!((empty.len(), empty.get(b"k")), (0, None));
+    assert_eq!(empty.put(b"k", pos(1)), None);
+}
+
+#[test]
+fn keys_whose_tags_collide_are_told_apart_by_their_bytes() {
+    let index = HashIndex::with_shards(1);
+    // Two keys with the same tag and the same home in a 16-slot table,
+    // so that one lies on the other's probe path: by the birthday bound
+    // some pair among ~2^14 keys shares those 28 bits.
+    let probe_key = |i: u32| {
+        let h = index.hasher.hash(&key(i));
+        (tag(h), h & 15)
+    };
+    let mut seen = std::collections::HashMap::new();
+    let (a, b) = (0..1 << 20)
+        .find_map(|i| seen.insert(probe_key(i), i).map(|first| (first, i)))
+        .expect("a collision among 2^20 keys");
+    index.put(&key(a), pos(0));
+    index.put(&key(b), pos(1));
+    assert_eq!(index.stats().slots, 16);
+    assert_eq!(index.get(&key(a)), Some(pos(0)));
+    assert_eq!(index.get(&key(b)), Some(pos(1)));
+    assert_eq!(index.remove(&key(a)), Some(pos(0)));
+    assert_eq!(index.get(&key(a)), None);
+    assert_eq!(index.remove(&key(a)), None);
+    assert_eq!(index.get(&key(b)), Some(pos(1)));
+}
+
+#[test]
+fn a_key_costs_its_entry_and_a_share_of_8_byte_slots() {
+    let index = HashIndex::default();
+    let n = 100_000u32;
+    for i in 0..n {
+        index.put(&key(i), pos(i));
+    }
+    let stats = index.stats();
+    // 12 bytes of position, 1 of length, 16 of key.
+    assert_eq!(stats.arena_live, n as usize * 29);
+    // Each shard is at most 3/4 full and at least 3/8 (it doubled
+    // past 3/4), give or take the spread of keys over shards.
+    assert!(stats.slots * 3 >= n as usize * 4, "{stats:?}");
+    assert!(stats.slots * 3 <= n as usize * 8 * 11 / 10, "{stats:?}");
+    assert_eq!(std::mem::size_of::<Slot>(), 8);
+    // Chunk tails: at most one chunk (256 KiB at most) per shard.
+    assert!(
+        stats.arena_allocated - stats.arena_live <= SHARDS * (256 << 10),
+        "{stats:?}"
+    );
+}

@@ -1,0 +1,154 @@
+//! The keydir: the in-memory index from key to the position of its latest
+//! record. It sits behind the [`Index`] trait so that other index types can be
+//! plugged in: [`OrderedIndex`] (a B-tree, the default) and [`HashIndex`] (a
+//! compact hash table: less memory per key and faster point reads, ordered
+//! walks sort a copy).
+
+use crate::log::{Change, RecordPos};
+use crate::options::IndexType;
+
+mod hash;
+mod ordered;
+#[cfg(test)]
+mod tests;
+
+pub use hash::HashIndex;
+#[cfg(feature = "bench-internals")]
+pub use hash::{KeyHasher, SHARDS};
+pub use ordered::OrderedIndex;
+
+/// An in-memory index. Implementations lock internally: every method may be
+/// called from many threads at once.
+pub trait Index: Send + Sync {
+    /// The position of `key`'s latest record.
+    fn get(&self, key: &[u8]) -> Option<RecordPos>;
+    /// Points `key` at `pos`; returns the position it replaced.
+    fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos>;
+    /// Forgets `key`; returns the position it had.
+    fn remove(&self, key: &[u8]) -> Option<RecordPos>;
+    /// Points `key` at `new` only if it points at `expected` now; returns
+    /// whether it did. Merge moves entries with it. Writes are serialized
+    /// by the engine's writer lock, so a lookup and a put make it atomic.
+    fn replace_if(&self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
+        if self.get(key) == Some(expected) {
+            self.put(key, new);
+            true
+        } else {
+            false
+        }
+    }
+    /// Makes room for `additional` more keys, so that the index grows once
+    /// instead of step by step while they go in. Only a hint: an index type
+    /// may ignore it, and more keys than reserved still go in.
+    fn reserve(&self, additional: usize) {
+        let _ = additional;
+    }
+    /// Whether [`Index::reserve`] does anything: if not, a caller need not
+    /// work out how much to reserve.
+    fn reserves(&self) -> bool {
+        false
+    }
+    /// Gives back the room that [`Index::reserve`] made and no key took
+    /// (open reserves for every put of a hint file, and puts that overwrite
+    /// a key take none), so that the index is as large as if its keys had
+    /// gone in without a reservation; and the memory that loading freed, to
+    /// the kernel. Open calls it once, after loading.
+    fn shrink_to_fit(&self) {}
+    /// How many changes [`Index::apply`] is best given at a time: enough for
+    /// what it does once per run to pay off, few enough that the run's
+    /// memory (32 bytes a change) stays small next to the index. The
+    /// default suits an index that applies change by change: a few thousand
+    /// keep a pipeline of prefetches full, and the run in the cache.
+    fn run_len(&self) -> usize {
+        4096
+    }
+    /// Applies `changes` in order, as [`Index::put`] and [`Index::remove`]
+    /// one by one would, and reports each change with the position it
+    /// replaced: one key's changes in their order, different keys' in any.
+    /// Open loads hint files with it: an index type may lock once for the
+    /// whole run and overlap the memory accesses of consecutive changes,
+    /// which one call per key cannot. Writers may wait until the run is
+    /// done (at open there are none), and `replaced` must not use the index.
+    fn apply(
+        &self,
+        changes: &[Change<'_>],
+        replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
+    ) {
+        for change in changes {
+            let old = if change.delete {
+                self.remove(change.key)
+            } else {
+                self.put(change.key, change.pos)
+            };
+            replaced(change, old);
+        }
+    }
+    /// Number of keys.
+    fn len(&self) -> usize;
+    /// Whether the index holds no key.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Calls `visit` for every key that starts with `prefix` (all keys for
+    /// an empty prefix), in ascending unsigned byte order, as one consistent
+    /// view: no write lands in the middle of it. [`OrderedIndex`] walks its
+    /// tree under its read lock, so writers wait until `visit` is done: keep
+    /// it short. [`HashIndex`] copies and sorts the matching keys first and
+    /// visits the copy unlocked.
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos));
+}
+
+/// The first 16 bytes of `key`, big-endian, zero-padded: a sort key that
+/// orders keys as their bytes do, in registers. Where two heads differ, so
+/// do the keys, first at that byte (or one key ends there, and a padding 0
+/// sorts below any byte it is a prefix of). Equal heads need the full
+/// comparison ("a" and "a\0" share one).
+fn key_head(key: &[u8]) -> (u64, u64) {
+    let mut head = [0u8; 16];
+    let n = key.len().min(16);
+    head[..n].copy_from_slice(&key[..n]);
+    let [a, b, c, d, e, f, g, h, rest @ ..] = head;
+    (
+        u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+        u64::from_be_bytes(rest),
+    )
+}
+
+/// Asks the CPU to start loading the cache line of `value`, so that a later
+/// access finds it there; a hint with no effect on what the program does.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only moves a cache line: it never faults, reads
+    // nothing into the program and writes nothing. SSE, which it needs, is
+    // part of every x86-64 CPU.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+/// Gives the heap's free memory back to the kernel. Loading allocates and
+/// frees buffers of tens of MiB (an ordered index's rebuilds, hash tables
+/// reserved larger than their keys needed), and glibc keeps freed memory
+/// resident where it lies below memory still in use: a process would carry
+/// it as memory it does not use until it happens to allocate there. Takes
+/// a few ms; only glibc has it (elsewhere, nothing).
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free pages of the heap back to the
+    // kernel; no allocation in use changes.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Builds an empty index of the given type.
+pub fn new_index(index_type: IndexType) -> Box<dyn Index> {
+    match index_type {
+        IndexType::Ordered => Box::<OrderedIndex>::default(),
+        IndexType::Hash => Box::<HashIndex>::default(),
+    }
+}

@@ -1,0 +1,59 @@
+//! The log: everything about the files on disk, and nothing about the
+//! in-memory index or the database built on top of them.
+//!
+//! A database directory holds numbered data files of CRC-checked records,
+//! appended to and never rewritten, a hint file beside each immutable one,
+//! and a lock file. This layer owns:
+//!
+//! - [`format`]: the bytes of a data file (file header, record header,
+//!   record kinds, varints) and the limits on keys and values;
+//! - [`filename`]: every name the directory holds, built and parsed in one
+//!   place;
+//! - [`dir`]: listing the directory and making changes to it durable;
+//! - [`data_file`]: one open data file: creating it, mapping it, and the
+//!   checked read of one record;
+//! - [`scanner`]: walking a file's records in order, telling a torn tail
+//!   (what a crash leaves; not an error) from corruption (an error);
+//! - [`appender`]: appending to the active data file, its sync policy, and
+//!   refusing writes after a failure that cannot be undone;
+//! - [`hint`]: hint files, the keys and positions of an immutable data file;
+//! - [`recovery`]: what open does with each file: load it from its hint or
+//!   scan it, apply write batches only at their commit record, and cut the
+//!   newest file's torn tail.
+//!
+//! The layers above see records only as [`RecordPos`] (where one lies) and
+//! [`Change`] (what one does to its key).
+
+pub mod appender;
+pub mod data_file;
+pub mod dir;
+pub mod filename;
+pub mod format;
+pub mod hint;
+pub mod recovery;
+pub mod scanner;
+
+/// Where a key's latest record lies: which data file, where in it, how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordPos {
+    /// The data file's id (the number in its name).
+    pub file_id: u32,
+    /// Offset of the record's first byte. Data files are at most 2 GiB plus
+    /// one record, so 32 bits hold every offset.
+    pub offset: u32,
+    /// Length of the whole record, header included.
+    pub size: u32,
+}
+
+/// What one committed record does to its key: `key` now has the record at
+/// `pos`, or, if `delete`, is deleted by the tombstone at `pos`. Open hands
+/// the index runs of these, in log order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change<'a> {
+    /// The key the record is for.
+    pub key: &'a [u8],
+    /// The record's position: the value's, or the tombstone's.
+    pub pos: RecordPos,
+    /// Whether the record is a tombstone.
+    pub delete: bool,
+}

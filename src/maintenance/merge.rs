@@ -1,0 +1,381 @@
+//! Merge: rewrite the live records of the data files that hold dead bytes
+//! into new data files (each with a hint file), point the keydir at them and
+//! delete the old files, while the database stays open.
+//!
+//! Steps, and why each is safe to crash after:
+//!
+//! 1. Plan, under the writer lock: the inputs are every data file with dead
+//!    bytes (overwritten or deleted records, tombstones, commit records),
+//!    the active one included. The active file is closed and the writer
+//!    moves to a new file whose id leaves a gap: the outputs take the ids in
+//!    the gap. Open applies files in id order, so outputs come after every
+//!    file they merge and before every write made during or after the merge.
+//! 2. Copy, with no engine lock held: scan each input; a put whose position
+//!    is still the keydir's is appended to the current output, under a
+//!    temporary name. Writes go on meanwhile; a key they overwrite is simply
+//!    no longer live in the output.
+//! 3. Install each full output: sync it, rename it into place, sync the
+//!    directory, write its hint file, then move the keydir entries that
+//!    still point where the copy came from, a chunk at a time under the
+//!    writer lock (the longest any writer waits). After a crash here the
+//!    inputs are all still there and the outputs only repeat their latest
+//!    values.
+//! 4. Retire the inputs: drop them from the files map (readers and
+//!    iterators that hold one keep reading it), then delete them oldest
+//!    first, and sync the directory.
+//!
+//! Tombstones are dropped, never copied. That is safe because every older
+//! record a tombstone hides is dead, so its file has dead bytes and is an
+//! input too; and because inputs are deleted oldest first, a crash midway
+//! leaves only newer inputs, never a put without the tombstone that hid it
+//! (the bug that brought deleted keys back after a merge in Riak's bitcask).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::MutexGuard;
+
+use crate::db::engine::Engine;
+use crate::db::writer::ids_exhausted;
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::log::data_file::DataFile;
+use crate::log::dir::sync_dir;
+use crate::log::filename::{data_file_name, hint_file_name, FileName};
+use crate::log::format::{self, RecordKind, FILE_HEADER_LEN};
+use crate::log::hint::{self, Hint, HintBuilder, HintKind};
+use crate::log::scanner::{FileSource, ScanEntry, Scanner};
+use crate::log::RecordPos;
+
+/// How many keydir entries move per hold of the writer lock.
+const SWAP_CHUNK: usize = 1024;
+/// How much of an output is buffered before it is written.
+const OUTPUT_BUFFER: usize = 1 << 20;
+/// How many input records are copied between checks for a close.
+const CLOSE_CHECK_EVERY: u64 = 4096;
+
+/// What one merge works on.
+struct Plan {
+    /// Ascending by id.
+    inputs: Vec<Arc<DataFile>>,
+    /// The ids the outputs may take, between the old active file and the new.
+    output_ids: std::ops::RangeInclusive<u32>,
+    /// Written into the outputs' hint files, so that batch sequence numbers
+    /// keep growing after the commit records are merged away.
+    max_batch_seq: u64,
+}
+
+/// Merges `engine`, online: rewrites the live records of every data file that
+/// holds reclaimable bytes into new files, and deletes the old ones.
+/// Reads and writes go on meanwhile; a writer waits only while the
+/// keydir entries of an output are moved, a chunk at a time. Space is
+/// freed at once (a file held by a live iterator is freed when the
+/// iterator is). With nothing to reclaim this returns at once.
+///
+/// One merge runs at a time: a second caller waits for the first to
+/// finish, then merges what is left. Close stops a merge at its next
+/// step ([`Error::Closed`]); so does a failure, and in both cases the
+/// directory stays consistent and opens with every key at its latest value.
+pub fn merge(engine: &Engine) -> Result<()> {
+    let _maintenance = engine.maintenance();
+    let Some(plan) = plan_merge(engine)? else {
+        return Ok(());
+    };
+    failpoint::hit("merge:rolled-over");
+    copy_live_records(engine, &plan)?;
+    retire(engine, &plan.inputs)
+}
+
+/// Step 1: picks the inputs and moves the writer to a new file.
+fn plan_merge(engine: &Engine) -> Result<Option<Plan>> {
+    engine.check_not_closing()?;
+    // The active file is synced when it is closed below, under the
+    // writer lock. Most of its dirty pages are flushed here first,
+    // without the lock, so that writers do not wait for all of them.
+    let active_file = Arc::clone(engine.writer().active_file());
+    if let Err(e) = active_file.file().sync_data() {
+        let err = Error::io("sync", active_file.path(), e);
+        engine.writer().refuse_after(&err);
+        return Err(err);
+    }
+    let mut writer = engine.writer();
+    writer.check_writable()?;
+    let files: Vec<Arc<DataFile>> = engine.files().snapshot().into_values().collect();
+    let active = writer.active();
+    if files.iter().all(|f| writer.usage(f.id()).dead() == 0) {
+        return Ok(None);
+    }
+    // At most one output per input (each output is filled as far as an
+    // input was), plus one to spare.
+    let reserved = u32::try_from(files.len() + 1).ok();
+    let first_output = active.0.checked_add(1);
+    let (Some(reserved), Some(first_output)) = (reserved, first_output) else {
+        return Err(ids_exhausted());
+    };
+    let last_output = first_output.checked_add(reserved - 1);
+    let new_active = last_output.and_then(|id| id.checked_add(1));
+    let (Some(last_output), Some(new_active)) = (last_output, new_active) else {
+        return Err(ids_exhausted());
+    };
+    writer.roll_over(new_active)?;
+    let inputs = files
+        .into_iter()
+        .filter(|f| {
+            let usage = writer.usage(f.id());
+            // A file without records (an active file never written) goes too.
+            usage.dead() > 0 || usage.len <= FILE_HEADER_LEN
+        })
+        .collect();
+    Ok(Some(Plan {
+        inputs,
+        output_ids: first_output..=last_output,
+        max_batch_seq: writer.last_batch_seq(),
+    }))
+}
+
+/// Steps 2 and 3: copies every live record of the inputs into outputs
+/// and installs each output once full.
+fn copy_live_records(engine: &Engine, plan: &Plan) -> Result<()> {
+    let mut output = None;
+    let result = copy_into(engine, plan, &mut output);
+    if let Some(unfinished) = output {
+        unfinished.discard();
+    }
+    result
+}
+
+fn copy_into(engine: &Engine, plan: &Plan, output: &mut Option<Output>) -> Result<()> {
+    let mut next_id = *plan.output_ids.start();
+    let mut copied = 0u64;
+    for input in &plan.inputs {
+        let len = input.len()?;
+        let mut scanner = Scanner::new(FileSource::new(input.file(), len), FILE_HEADER_LEN);
+        loop {
+            let entry = scanner
+                .next_entry()
+                .map_err(|e| Error::io("read", input.path(), e))?;
+            let (offset, record_len, key, value) = match entry {
+                ScanEntry::Record {
+                    offset,
+                    len,
+                    kind: RecordKind::Put | RecordKind::BatchPut,
+                    key,
+                    value,
+                } => (offset, len, key, value),
+                ScanEntry::Record { .. } => continue,
+                ScanEntry::End => break,
+                ScanEntry::TornTail { offset, reason } => {
+                    return Err(Error::corruption(
+                        input.path(),
+                        offset,
+                        &format!("{reason}, in a file that is no longer written to"),
+                    ))
+                }
+                ScanEntry::Corrupt { offset, reason } => {
+                    return Err(Error::corruption(input.path(), offset, &reason))
+                }
+            };
+            copied += 1;
+            if copied % CLOSE_CHECK_EVERY == 0 {
+                engine.check_not_closing()?;
+            }
+            // Offsets and sizes fit: load built the same positions.
+            let old = RecordPos {
+                file_id: input.id(),
+                offset: offset as u32,
+                size: record_len as u32,
+            };
+            if engine.index().get(key) != Some(old) {
+                continue;
+            }
+            let size = format::record_len(key.len(), value.len()) as u64;
+            if output.as_ref().is_some_and(|o| {
+                o.len > FILE_HEADER_LEN && o.len + size > engine.options().data_file_size()
+            }) {
+                if let Some(full) = output.take() {
+                    install(engine, full, plan)?;
+                }
+            }
+            if output.is_none() {
+                if !plan.output_ids.contains(&next_id) {
+                    return Err(Error::Internal(format!(
+                        "a merge of {} files needs more than {} output files",
+                        plan.inputs.len(),
+                        plan.output_ids.clone().count()
+                    )));
+                }
+                *output = Some(Output::create(engine.dir(), next_id)?);
+                next_id += 1;
+            }
+            if let Some(o) = output.as_mut() {
+                o.append(key, value, old)?;
+            }
+        }
+    }
+    match output.take() {
+        Some(last) => install(engine, last, plan),
+        None => Ok(()),
+    }
+}
+
+/// Step 3 for one output: makes it a data file of the database and
+/// moves the keydir entries it took over.
+fn install(engine: &Engine, mut output: Output, plan: &Plan) -> Result<()> {
+    let id = output.id;
+    let dir = engine.dir();
+    let path = dir.join(data_file_name(id));
+    let done = output
+        .flush()
+        .and_then(|()| output.file.sync_data())
+        .map_err(|e| Error::io("write merge output", &output.temp, e));
+    if let Err(e) = done {
+        output.discard();
+        return Err(e);
+    }
+    failpoint::hit("merge:output-synced");
+    if let Err(e) = fs::rename(&output.temp, &path) {
+        output.discard();
+        return Err(Error::io("rename merge output to", &path, e));
+    }
+    failpoint::hit("merge:output-renamed");
+    sync_dir(dir)?;
+    let Output {
+        len, hint, olds, ..
+    } = output;
+    let hint_bytes = hint.finish(len, plan.max_batch_seq);
+    // A hint file is a shortcut for the next open: without it, that open
+    // scans this file instead. Its failure does not fail the merge.
+    let _ = hint::write_hint_file(dir, id, &hint_bytes);
+    failpoint::hit("merge:hint-written");
+    let file = Arc::new(DataFile::open(dir, id, false)?);
+    file.map_for_reads();
+    engine.files().insert(file);
+    let mut writer = engine.writer();
+    writer.set_file_len(id, len);
+    let entries = Hint::trusted(hint_bytes);
+    let mut at = 0;
+    entries.for_each(|_, key, offset, size| {
+        let new = RecordPos {
+            file_id: id,
+            offset,
+            size,
+        };
+        let old = olds[at];
+        at += 1;
+        // A key written since the copy keeps its newer record.
+        writer.replace_if(key, old, new);
+        if at % SWAP_CHUNK == 0 {
+            MutexGuard::bump(&mut writer);
+        }
+    });
+    drop(writer);
+    failpoint::hit("merge:swapped");
+    Ok(())
+}
+
+/// Step 4: forgets the inputs and deletes them, oldest first.
+fn retire(engine: &Engine, inputs: &[Arc<DataFile>]) -> Result<()> {
+    {
+        let mut writer = engine.writer();
+        if let Some(still_live) = inputs.iter().find(|f| writer.usage(f.id()).live > 0) {
+            return Err(Error::Internal(format!(
+                "after a merge, {} still holds live records; it is kept",
+                still_live.path().display()
+            )));
+        }
+        engine.files().remove_all(inputs.iter().map(|f| f.id()));
+        writer.forget_files(inputs.iter().map(|f| f.id()));
+    }
+    failpoint::hit("merge:inputs-unlisted");
+    for input in inputs {
+        // Stop at the first failure: the files left are then the newest
+        // inputs, whose tombstones still hide everything older.
+        remove_if_present(input.path())?;
+        remove_if_present(&engine.dir().join(hint_file_name(input.id())))?;
+        failpoint::hit("merge:input-deleted");
+    }
+    sync_dir(engine.dir())?;
+    failpoint::hit("merge:done");
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("delete merged file", path, e)),
+    }
+}
+
+/// A merge output being written under its temporary name.
+struct Output {
+    id: u32,
+    file: File,
+    temp: PathBuf,
+    /// Where the next record goes (buffered bytes included).
+    len: u64,
+    /// Encoded records not yet written.
+    buf: Vec<u8>,
+    /// The new positions, for the hint file and the keydir.
+    hint: HintBuilder,
+    /// The position each hint entry's record was copied from.
+    olds: Vec<RecordPos>,
+}
+
+impl Output {
+    fn create(dir: &Path, id: u32) -> Result<Output> {
+        let temp = dir.join(FileName::TempData(id).name());
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| Error::io("create merge output", &temp, e))?;
+        let mut buf = Vec::with_capacity(OUTPUT_BUFFER + 4096);
+        buf.extend_from_slice(&format::encode_file_header());
+        Ok(Output {
+            id,
+            file,
+            temp,
+            len: FILE_HEADER_LEN,
+            buf,
+            hint: HintBuilder::new(id),
+            olds: Vec::new(),
+        })
+    }
+
+    fn append(&mut self, key: &[u8], value: &[u8], old: RecordPos) -> Result<()> {
+        let start = self.buf.len();
+        format::encode_record(RecordKind::Put, key, value, &mut self.buf);
+        let size = (self.buf.len() - start) as u64;
+        // An output is cut before data_file_size (at most 2 GiB) unless it
+        // holds a single record, which came from a file of the same limit.
+        let new = RecordPos {
+            file_id: self.id,
+            offset: self.len as u32,
+            size: size as u32,
+        };
+        self.hint.push(HintKind::Put, key, new);
+        self.olds.push(old);
+        self.len += size;
+        if self.buf.len() >= OUTPUT_BUFFER {
+            self.flush()
+                .map_err(|e| Error::io("write merge output", &self.temp, e))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Removes an output that will not be installed.
+    fn discard(self) {
+        drop(self.file);
+        let _ = fs::remove_file(&self.temp);
+    }
+}

@@ -1,0 +1,12 @@
+//! Maintenance of an open database, on top of the database layer (`db/`):
+//!
+//! - [`merge`]: online merge: rewrite the live records of files with dead
+//!   bytes into new files, switch the keydir over, delete the old files,
+//!   every step durable before the one that depends on it;
+//! - [`backup`]: a consistent copy of the open database;
+//! - [`worker`]: the background thread: hint files of sealed data files,
+//!   and automatic merges.
+
+pub mod backup;
+pub mod merge;
+pub mod worker;
