@@ -209,9 +209,10 @@ typedef struct {
 /**
  * A hash table whose keys live in a few large buffers: about half the
  * memory per key of `BITCASK_INDEX_ORDERED`, and faster gets, puts and
- * deletes (the README has measurements). Iterators and folds still go in key order, but each sorts a copy
- * of its keys when it is created (O(m log m) for m keys, and a transient
- * second copy of them).
+ * deletes (measurements in the repository's docs/bench/index-types.md).
+ * Iterators and folds still go in key order, but each sorts a copy of its
+ * keys when it is created (O(m log m) for m keys, and a transient second
+ * copy of them).
  */
 #define BITCASK_INDEX_HASH 1
 
@@ -273,8 +274,10 @@ void bitcask_options_free(bitcask_options *opts);
  * begun: from 4096 (4 KiB) to 2147483648 (2 GiB); default 268435456
  * (256 MiB). A record larger than this gets a data file of its own.
  *
- * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL or `bytes`
- * out of range; the options are unchanged).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL or `bytes` out of range; the
+ *   options are unchanged
  *
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -288,7 +291,9 @@ bitcask_status bitcask_options_set_data_file_size(bitcask_options *opts, uint64_
  * disk at `bitcask_sync`, at `bytes_per_sync`, when a data file fills up,
  * at `bitcask_close`, or when the kernel writes them back.
  *
- * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
  *
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -302,7 +307,9 @@ bitcask_status bitcask_options_set_sync_writes(bitcask_options *opts, bool on);
  * power loss can take to about `bytes` of acknowledged writes. Any value;
  * 0 (the default) turns it off. Has no effect while sync_writes is on.
  *
- * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
  *
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -316,7 +323,9 @@ bitcask_status bitcask_options_set_bytes_per_sync(bitcask_options *opts, uint64_
  * of the data files, and puts copy into the active file's map, whatever
  * this option says.
  *
- * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
  *
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -332,8 +341,10 @@ bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool o
  * `bitcask_batch_put` or `bitcask_batch_delete` that would pass it returns
  * `BITCASK_INVALID_ARGUMENT` and leaves the batch as it was.
  *
- * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL or `bytes`
- * out of range; the options are unchanged).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL or `bytes` out of range; the
+ *   options are unchanged
  *
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -348,8 +359,10 @@ bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64
  * `auto_merge_min_bytes` reclaimable bytes. The thread checks about once a
  * second; `bitcask_close` stops a merge it is running.
  *
- * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL, or
- * `ratio` below 0, above 1 or NaN; the options are unchanged).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL, or `ratio` below 0, above 1 or
+ *   NaN; the options are unchanged
  *
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -360,7 +373,9 @@ bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, doubl
  * Sets the fewest reclaimable bytes for which an automatic merge runs,
  * whatever the ratio: any value; default 268435456 (256 MiB).
  *
- * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
  *
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -372,9 +387,11 @@ bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, u
  * `BITCASK_INDEX_ORDERED` (the default) or `BITCASK_INDEX_HASH`. It is not
  * stored with the data: any index type opens any database.
  *
- * Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL, or
- * `index_type` not one of the `BITCASK_INDEX_*` values, which
- * `bitcask_last_error()` names; the options are unchanged).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL, or `index_type` not one of the
+ *   `BITCASK_INDEX_*` values, which `bitcask_last_error()` names; the options
+ *   are unchanged
  *
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -392,13 +409,16 @@ bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_ind
  * end of the newest data file is cut back to its last complete record and
  * writing continues from there.
  *
- * Returns `BITCASK_OK` (`*db_out` set; release it with `bitcask_close`),
- * `BITCASK_INVALID_ARGUMENT` (dir or db_out NULL, dir empty or not UTF-8),
- * `BITCASK_LOCKED` (another handle, in this process or another, has the
- * directory open), `BITCASK_IO` (the directory or a file cannot be created,
- * read or locked; also when `dir` exists and is not a directory),
- * `BITCASK_CORRUPTION` (a data file fails its checks other than at the torn
- * end of the newest one, or was written by an unknown format version).
+ * Returns:
+ * - `BITCASK_OK`: `*db_out` set; release it with `bitcask_close`
+ * - `BITCASK_INVALID_ARGUMENT`: dir or db_out NULL, dir empty or not UTF-8
+ * - `BITCASK_LOCKED`: another handle, in this process or another, has the
+ *   directory open
+ * - `BITCASK_IO`: the directory or a file cannot be created, read or locked;
+ *   also when `dir` exists and is not a directory
+ * - `BITCASK_CORRUPTION`: a data file fails its checks other than at the torn
+ *   end of the newest one, or was written by an unknown format version
+ *
  * On failure `*db_out` is not written.
  *
  * # Safety
@@ -434,12 +454,14 @@ bitcask_status bitcask_close(bitcask_db *db);
  * Both are copied before the call returns. With sync_writes on, the write
  * is on stable storage when this returns `BITCASK_OK`.
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db NULL, key NULL or
- * empty or too long, value NULL with a non-zero length or too long;
- * nothing is written), `BITCASK_IO` (the write or its sync failed: the
- * record is not stored, and a failed sync makes later writes return
- * `BITCASK_CLOSED`), `BITCASK_CLOSED` (writes are refused after an earlier
- * unrecoverable failure: reopen the database).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db NULL, key NULL or empty or too long, value
+ *   NULL with a non-zero length or too long; nothing is written
+ * - `BITCASK_IO`: the write or its sync failed: the record is not stored, and
+ *   a failed sync makes later writes return `BITCASK_CLOSED`
+ * - `BITCASK_CLOSED`: writes are refused after an earlier unrecoverable
+ *   failure: reopen the database
  *
  * # Safety
  * `db` is NULL or a live handle; `key` and `value` are NULL or point to
@@ -453,11 +475,15 @@ bitcask_status bitcask_put(bitcask_db *db, const void *key, size_t key_len, cons
  * empty value), which the caller releases with `bitcask_free` (not
  * `free`). The buffer is not NUL-terminated.
  *
- * Returns `BITCASK_OK`, `BITCASK_NOT_FOUND` (the key is absent; the out
- * parameters are not written), `BITCASK_INVALID_ARGUMENT` (db, key,
- * value_out or value_len_out NULL, key empty or too long), `BITCASK_IO`,
- * `BITCASK_CORRUPTION` (the stored record fails its checksum: no data is
- * returned).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_NOT_FOUND`: the key is absent; the out parameters are not
+ *   written
+ * - `BITCASK_INVALID_ARGUMENT`: db, key, value_out or value_len_out NULL, key
+ *   empty or too long
+ * - `BITCASK_IO`
+ * - `BITCASK_CORRUPTION`: the stored record fails its checksum: no data is
+ *   returned
  *
  * # Safety
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
@@ -477,10 +503,14 @@ bitcask_status bitcask_get(bitcask_db *db, const void *key, size_t key_len, void
  * with 0 for an empty value). Under concurrent writers the value may change
  * between a size query and the read that follows it.
  *
- * Returns `BITCASK_OK`, `BITCASK_BUFFER_TOO_SMALL`, `BITCASK_NOT_FOUND`
- * (`*value_len_out` not written), `BITCASK_INVALID_ARGUMENT` (db, key or
- * value_len_out NULL, buf NULL with a non-zero buf_len, key empty or too
- * long), `BITCASK_IO`, `BITCASK_CORRUPTION`.
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_BUFFER_TOO_SMALL`
+ * - `BITCASK_NOT_FOUND`: `*value_len_out` not written
+ * - `BITCASK_INVALID_ARGUMENT`: db, key or value_len_out NULL, buf NULL with
+ *   a non-zero buf_len, key empty or too long
+ * - `BITCASK_IO`
+ * - `BITCASK_CORRUPTION`
  *
  * # Safety
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
@@ -502,9 +532,11 @@ void bitcask_free(void *ptr);
  * nothing. With sync_writes on, the delete is on stable storage when this
  * returns `BITCASK_OK`.
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or key NULL, key
- * empty or too long), `BITCASK_IO`, `BITCASK_CLOSED` (writes refused after
- * an earlier unrecoverable failure).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db or key NULL, key empty or too long
+ * - `BITCASK_IO`
+ * - `BITCASK_CLOSED`: writes refused after an earlier unrecoverable failure
  *
  * # Safety
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
@@ -516,10 +548,12 @@ bitcask_status bitcask_delete(bitcask_db *db, const void *key, size_t key_len);
  * Makes every write acknowledged so far durable (fdatasync of the active
  * data file; full data files were synced when they filled up).
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db NULL), `BITCASK_IO`
- * (the sync failed: writes are refused from then on, since the kernel may
- * have dropped the unsynced data; reopen the database), `BITCASK_CLOSED`
- * (writes were already refused).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db NULL
+ * - `BITCASK_IO`: the sync failed: writes are refused from then on, since the
+ *   kernel may have dropped the unsynced data; reopen the database
+ * - `BITCASK_CLOSED`: writes were already refused
  *
  * # Safety
  * `db` is NULL or a live handle.
@@ -539,9 +573,10 @@ bitcask_status bitcask_sync(bitcask_db *db);
  * read from disk only when `bitcask_iter_value` asks for them. Release it
  * with `bitcask_iter_free`, also after `bitcask_close` of its database.
  *
- * Returns `BITCASK_OK` (`*iter_out` set), `BITCASK_INVALID_ARGUMENT` (db
- * or iter_out NULL, prefix NULL with a non-zero length, prefix longer than
- * `BITCASK_MAX_KEY_LEN`).
+ * Returns:
+ * - `BITCASK_OK`: `*iter_out` set
+ * - `BITCASK_INVALID_ARGUMENT`: db or iter_out NULL, prefix NULL with a
+ *   non-zero length, prefix longer than `BITCASK_MAX_KEY_LEN`
  *
  * # Safety
  * `db` is NULL or a live handle; `prefix` is NULL or points to `prefix_len`
@@ -613,10 +648,13 @@ const void *bitcask_iter_key(const bitcask_iter *it, size_t *key_len);
  * its data file (one positioned read, both checksums checked) the first
  * time it is asked for at a position.
  *
- * Returns `BITCASK_OK`, `BITCASK_NOT_FOUND` (the iterator is exhausted),
- * `BITCASK_INVALID_ARGUMENT` (it, value or value_len NULL),
- * `BITCASK_CLOSED` (its database was closed), `BITCASK_IO`,
- * `BITCASK_CORRUPTION` (the record fails its checks: no data is returned).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_NOT_FOUND`: the iterator is exhausted
+ * - `BITCASK_INVALID_ARGUMENT`: it, value or value_len NULL
+ * - `BITCASK_CLOSED`: its database was closed
+ * - `BITCASK_IO`
+ * - `BITCASK_CORRUPTION`: the record fails its checks: no data is returned
  *
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time; `value`
@@ -643,10 +681,13 @@ void bitcask_iter_free(bitcask_iter *it);
  * (longjmp, C++ exception) through the library. A non-zero return stops the
  * walk, and `bitcask_fold` still returns `BITCASK_OK`.
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or fn NULL, prefix
- * NULL with a non-zero length or longer than `BITCASK_MAX_KEY_LEN`),
- * `BITCASK_IO`, `BITCASK_CORRUPTION` (a record fails its checks; the walk
- * stops there, after `fn` saw the keys before it).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db or fn NULL, prefix NULL with a non-zero
+ *   length or longer than `BITCASK_MAX_KEY_LEN`
+ * - `BITCASK_IO`
+ * - `BITCASK_CORRUPTION`: a record fails its checks; the walk stops there,
+ *   after `fn` saw the keys before it
  *
  * # Safety
  * `db` is NULL or a live handle; `prefix` is NULL or points to
@@ -660,7 +701,9 @@ bitcask_status bitcask_fold(bitcask_db *db, const void *prefix, size_t prefix_le
  * `bitcask_options_set_max_batch_bytes`). Release it with
  * `bitcask_batch_free`, also after `bitcask_close` of its database.
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or batch_out NULL).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db or batch_out NULL
  *
  * # Safety
  * `db` is NULL or a live handle; `batch_out` is NULL or points to writable
@@ -673,11 +716,14 @@ bitcask_status bitcask_batch_new(bitcask_db *db, bitcask_batch **batch_out);
  * is written until `bitcask_batch_commit`. Within a batch the last
  * operation on a key wins.
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (b or key NULL, key
- * empty or longer than `BITCASK_MAX_KEY_LEN`, value NULL with a non-zero
- * length or longer than `BITCASK_MAX_VALUE_LEN`, or the batch would grow
- * past `max_batch_bytes`: commit it and go on in the emptied batch; in every
- * case the batch is unchanged), `BITCASK_CLOSED` (its database was closed).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: b or key NULL, key empty or longer than
+ *   `BITCASK_MAX_KEY_LEN`, value NULL with a non-zero length or longer than
+ *   `BITCASK_MAX_VALUE_LEN`, or the batch would grow past `max_batch_bytes`:
+ *   commit it and go on in the emptied batch; in every case the batch is
+ *   unchanged
+ * - `BITCASK_CLOSED`: its database was closed
  *
  * # Safety
  * `b` is NULL or a live batch, used by one thread at a time; `key` and
@@ -689,9 +735,11 @@ bitcask_status bitcask_batch_put(bitcask_batch *b, const void *key, size_t key_l
  * Adds a delete of `key` to the batch. Deleting a key that is absent when
  * the batch is committed writes nothing for it.
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (b or key NULL, key
- * empty or too long, or the batch would grow past `max_batch_bytes`; the
- * batch is unchanged), `BITCASK_CLOSED` (its database was closed).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: b or key NULL, key empty or too long, or the
+ *   batch would grow past `max_batch_bytes`; the batch is unchanged
+ * - `BITCASK_CLOSED`: its database was closed
  *
  * # Safety
  * `b` is NULL or a live batch, used by one thread at a time; `key` is NULL
@@ -708,11 +756,13 @@ bitcask_status bitcask_batch_delete(bitcask_batch *b, const void *key, size_t ke
  * commits as a no-op. On failure the batch keeps its operations and none
  * of them is visible.
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (b NULL), `BITCASK_IO`
- * (the write or its sync failed: nothing of the batch is visible now, and
- * a failed sync makes later writes return `BITCASK_CLOSED`),
- * `BITCASK_CLOSED` (its database was closed, or refuses writes after an
- * earlier unrecoverable failure).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: b NULL
+ * - `BITCASK_IO`: the write or its sync failed: nothing of the batch is
+ *   visible now, and a failed sync makes later writes return `BITCASK_CLOSED`
+ * - `BITCASK_CLOSED`: its database was closed, or refuses writes after an
+ *   earlier unrecoverable failure
  *
  * # Safety
  * `b` is NULL or a live batch, used by one thread at a time.
@@ -733,9 +783,12 @@ void bitcask_batch_free(bitcask_batch *b);
  * Fills `*out` with the database's statistics now. Cheap: no data is
  * read (one `stat` per file in the directory, for `disk_bytes`).
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or out NULL),
- * `BITCASK_IO` (the directory cannot be listed). On failure `*out` is not
- * written.
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db or out NULL
+ * - `BITCASK_IO`: the directory cannot be listed
+ *
+ * On failure `*out` is not written.
  *
  * # Safety
  * `db` is NULL or a live handle; `out` is NULL or points to writable
@@ -758,12 +811,15 @@ bitcask_status bitcask_get_stats(bitcask_db *db, bitcask_stats *out);
  * what is left. A crash at any moment of a merge leaves a directory that
  * opens with every key at its latest value.
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db NULL), `BITCASK_IO`
- * (a file could not be read, written or renamed: the merge stopped and the
- * database is consistent; the space of the files not yet merged is not
- * freed), `BITCASK_CORRUPTION` (a record of an old file fails its checks;
- * nothing was deleted), `BITCASK_CLOSED` (writes are refused after an
- * earlier failure).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db NULL
+ * - `BITCASK_IO`: a file could not be read, written or renamed: the merge
+ *   stopped and the database is consistent; the space of the files not yet
+ *   merged is not freed
+ * - `BITCASK_CORRUPTION`: a record of an old file fails its checks; nothing
+ *   was deleted
+ * - `BITCASK_CLOSED`: writes are refused after an earlier failure
  *
  * # Safety
  * `db` is NULL or a live handle.
@@ -780,11 +836,14 @@ bitcask_status bitcask_merge(bitcask_db *db);
  * merge waits for the backup), copied otherwise; the data file being
  * written is copied up to its last record. The lock file is not copied.
  *
- * Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or dest_dir NULL,
- * dest_dir empty or not UTF-8, dest_dir not empty, not a directory, or
- * the database directory itself), `BITCASK_IO` (a file could not be
- * created, linked, copied or synced: what the backup had created in
- * dest_dir is removed again), `BITCASK_CLOSED` (the handle is closing).
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db or dest_dir NULL, dest_dir empty or not
+ *   UTF-8, dest_dir not empty, not a directory, or the database directory
+ *   itself
+ * - `BITCASK_IO`: a file could not be created, linked, copied or synced: what
+ *   the backup had created in dest_dir is removed again
+ * - `BITCASK_CLOSED`: the handle is closing
  *
  * # Safety
  * `db` is NULL or a live handle; `dest_dir` is NULL or a NUL-terminated

@@ -11,10 +11,10 @@ pub enum IndexType {
     #[default]
     Ordered,
     /// A hash table whose keys live in a few large buffers: about half the
-    /// memory per key of `Ordered`, and faster gets, puts and deletes (the
-    /// README has measurements). Iterators and folds still go in key order, but
-    /// each sorts a copy of its keys when it is created: O(m log m) for m
-    /// keys, and a transient second copy of them.
+    /// memory per key of `Ordered`, and faster gets, puts and deletes
+    /// (measurements in docs/bench/index-types.md). Iterators and folds
+    /// still go in key order, but each sorts a copy of its keys when it is
+    /// created: O(m log m) for m keys, and a transient second copy of them.
     Hash,
 }
 
@@ -81,8 +81,9 @@ impl Options {
     }
 
     /// Whether open reads the data files and their hint files through
-    /// memory maps while it rebuilds the index (ordinary reads afterwards
-    /// either way).
+    /// memory maps while it rebuilds the index (else with positioned
+    /// reads). After open, gets read records through maps of the data
+    /// files, and puts copy into the active file's map, either way.
     pub fn mmap_at_startup(&self) -> bool {
         self.mmap_at_startup
     }

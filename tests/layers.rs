@@ -60,7 +60,10 @@ fn modules() -> BTreeMap<Vec<String>, PathBuf> {
 /// modules, one per imported name (`use super::{a, b::c}` gives `super::a`
 /// and `super::b::c`).
 fn imports(source: &str) -> Vec<String> {
-    let code = source.split("#[cfg(test)]\nmod tests {").next().unwrap_or("");
+    let code = source
+        .split("#[cfg(test)]\nmod tests {")
+        .next()
+        .unwrap_or("");
     let mut found = Vec::new();
     for decl in code.split("use ").skip(1) {
         let Some(decl) = decl.split(';').next() else {
@@ -144,7 +147,10 @@ fn layers_import_only_downwards_and_no_module_imports_its_importer() {
 #[test]
 fn the_checker_sees_imports_that_break_the_rules() {
     let found = imports("use super::{a, b::c};\nuse crate::db::engine::Engine;\nuse std::fs;\n");
-    assert_eq!(found, ["super::a", "super::b::c", "crate::db::engine::Engine"]);
+    assert_eq!(
+        found,
+        ["super::a", "super::b::c", "crate::db::engine::Engine"]
+    );
     let mut modules = BTreeMap::new();
     for m in [&["db"][..], &["db", "engine"], &["log"]] {
         modules.insert(m.iter().map(|s| s.to_string()).collect(), PathBuf::new());

@@ -9,7 +9,8 @@ use crate::Bitcask;
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 use super::boundary::{self, non_null_mut, run, run_or};
-use super::db::{bitcask_db, handle};
+use super::db::bitcask_db;
+use super::handle::{free_handle, handle_mut, handle_ref, into_handle, Castable};
 use super::status::bitcask_status;
 
 /// A write batch: puts and deletes buffered in memory, then committed so
@@ -24,6 +25,10 @@ pub struct bitcask_batch {
     db: Weak<Bitcask>,
 }
 
+impl Castable for bitcask_batch {
+    const ARG: &'static str = "batch";
+}
+
 /// The batch behind an argument, with its database: `BITCASK_INVALID_ARGUMENT`
 /// for NULL, `BITCASK_CLOSED` once the database is closed.
 ///
@@ -31,10 +36,8 @@ pub struct bitcask_batch {
 /// `b` is NULL or a live batch from `bitcask_batch_new`, used by this thread
 /// alone.
 unsafe fn live<'a>(b: *mut bitcask_batch) -> Result<(&'a mut Batch, Arc<Bitcask>)> {
-    let b = non_null_mut(b, "batch")?;
-    // SAFETY: not NULL, live, and used by one thread at a time (the
-    // caller's promise), so this is the only reference.
-    let b = unsafe { &mut *b };
+    // SAFETY: the caller's promise: live, and used by one thread at a time.
+    let b = unsafe { handle_mut(b) }?;
     let db =
         b.db.upgrade()
             .ok_or_else(|| Error::Closed("the batch's database was closed".to_string()))?;
@@ -46,7 +49,9 @@ unsafe fn live<'a>(b: *mut bitcask_batch) -> Result<(&'a mut Batch, Arc<Bitcask>
 /// `bitcask_options_set_max_batch_bytes`). Release it with
 /// `bitcask_batch_free`, also after `bitcask_close` of its database.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or batch_out NULL).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db or batch_out NULL
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `batch_out` is NULL or points to writable
@@ -58,12 +63,12 @@ pub unsafe extern "C" fn bitcask_batch_new(
 ) -> bitcask_status {
     run(|| {
         // SAFETY: the caller's promise above.
-        let db = unsafe { handle(db) }?;
+        let db = unsafe { handle_ref(db) }?;
         let batch_out = non_null_mut(batch_out, "batch_out")?;
-        let b = Box::into_raw(Box::new(bitcask_batch {
+        let b = into_handle(bitcask_batch {
             batch: db.db.batch(),
             db: Arc::downgrade(&db.db),
-        }));
+        })?;
         // SAFETY: batch_out is not NULL and points to writable storage.
         unsafe { batch_out.write(b) };
         Ok(())
@@ -74,11 +79,14 @@ pub unsafe extern "C" fn bitcask_batch_new(
 /// is written until `bitcask_batch_commit`. Within a batch the last
 /// operation on a key wins.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (b or key NULL, key
-/// empty or longer than `BITCASK_MAX_KEY_LEN`, value NULL with a non-zero
-/// length or longer than `BITCASK_MAX_VALUE_LEN`, or the batch would grow
-/// past `max_batch_bytes`: commit it and go on in the emptied batch; in every
-/// case the batch is unchanged), `BITCASK_CLOSED` (its database was closed).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: b or key NULL, key empty or longer than
+///   `BITCASK_MAX_KEY_LEN`, value NULL with a non-zero length or longer than
+///   `BITCASK_MAX_VALUE_LEN`, or the batch would grow past `max_batch_bytes`:
+///   commit it and go on in the emptied batch; in every case the batch is
+///   unchanged
+/// - `BITCASK_CLOSED`: its database was closed
 ///
 /// # Safety
 /// `b` is NULL or a live batch, used by one thread at a time; `key` and
@@ -107,9 +115,11 @@ pub unsafe extern "C" fn bitcask_batch_put(
 /// Adds a delete of `key` to the batch. Deleting a key that is absent when
 /// the batch is committed writes nothing for it.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (b or key NULL, key
-/// empty or too long, or the batch would grow past `max_batch_bytes`; the
-/// batch is unchanged), `BITCASK_CLOSED` (its database was closed).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: b or key NULL, key empty or too long, or the
+///   batch would grow past `max_batch_bytes`; the batch is unchanged
+/// - `BITCASK_CLOSED`: its database was closed
 ///
 /// # Safety
 /// `b` is NULL or a live batch, used by one thread at a time; `key` is NULL
@@ -135,11 +145,13 @@ pub unsafe extern "C" fn bitcask_batch_delete(
 /// commits as a no-op. On failure the batch keeps its operations and none
 /// of them is visible.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (b NULL), `BITCASK_IO`
-/// (the write or its sync failed: nothing of the batch is visible now, and
-/// a failed sync makes later writes return `BITCASK_CLOSED`),
-/// `BITCASK_CLOSED` (its database was closed, or refuses writes after an
-/// earlier unrecoverable failure).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: b NULL
+/// - `BITCASK_IO`: the write or its sync failed: nothing of the batch is
+///   visible now, and a failed sync makes later writes return `BITCASK_CLOSED`
+/// - `BITCASK_CLOSED`: its database was closed, or refuses writes after an
+///   earlier unrecoverable failure
 ///
 /// # Safety
 /// `b` is NULL or a live batch, used by one thread at a time.
@@ -160,10 +172,6 @@ pub unsafe extern "C" fn bitcask_batch_commit(b: *mut bitcask_batch) -> bitcask_
 /// `b` is NULL or a live batch from `bitcask_batch_new`, not used again.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_batch_free(b: *mut bitcask_batch) {
-    run_or((), || {
-        if !b.is_null() {
-            // SAFETY: made by Box::into_raw in bitcask_batch_new, freed once.
-            drop(unsafe { Box::from_raw(b) });
-        }
-    })
+    // SAFETY: the caller's promise above.
+    run_or((), || unsafe { free_handle(b) })
 }

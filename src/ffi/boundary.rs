@@ -32,21 +32,30 @@ pub(crate) fn run(body: impl FnOnce() -> Result<()>) -> bitcask_status {
             status
         }
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_string());
-            set_last_error(&Error::Internal(format!("panic: {what}")).to_string());
+            record_panic(payload.as_ref());
             BITCASK_INTERNAL
         }
     }
 }
 
 /// Runs a body that returns a value instead of a status (a constructor or a
-/// query); a panic gives `fallback`.
+/// query); a panic gives `fallback`, with its message recorded as `run`
+/// records it.
 pub(crate) fn run_or<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+    panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        record_panic(payload.as_ref());
+        fallback
+    })
+}
+
+/// Records a caught panic's message as the thread's last error.
+fn record_panic(payload: &(dyn std::any::Any + Send)) {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    set_last_error(&Error::Internal(format!("panic: {what}")).to_string());
 }
 
 fn set_last_error(text: &str) {
@@ -167,6 +176,13 @@ mod tests {
             "{}",
             last_error()
         );
+    }
+
+    #[test]
+    fn a_panic_in_a_query_gives_the_fallback_and_records_its_message() {
+        let value = run_or(17u32, || panic!("boom in a query"));
+        assert_eq!(value, 17);
+        assert!(last_error().contains("boom in a query"), "{}", last_error());
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::Bitcask;
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
-use super::boundary::{self, non_null, non_null_mut, run};
+use super::boundary::{self, non_null_mut, run};
+use super::handle::{handle_ref, into_handle, take_handle, Castable};
 use super::options::{bitcask_options, options_or_default};
 use super::status::bitcask_status;
 
@@ -25,24 +26,18 @@ pub struct bitcask_db {
     pub(crate) closed: Arc<AtomicBool>,
 }
 
+impl Castable for bitcask_db {
+    const ARG: &'static str = "db";
+}
+
 /// The database behind a handle argument.
 ///
 /// # Safety
-/// `db` is NULL or a live handle from `bitcask_open`.
+/// `db` is NULL or a live handle from `bitcask_open`, which stays alive
+/// until `bitcask_close`, the last call on it.
 pub(crate) unsafe fn database<'a>(db: *mut bitcask_db) -> Result<&'a Bitcask> {
-    // SAFETY: forwarded from the caller.
-    Ok(&unsafe { handle(db) }?.db)
-}
-
-/// The handle behind a handle argument.
-///
-/// # Safety
-/// `db` is NULL or a live handle from `bitcask_open`.
-pub(crate) unsafe fn handle<'a>(db: *mut bitcask_db) -> Result<&'a bitcask_db> {
-    let db = non_null(db.cast_const(), "db")?;
-    // SAFETY: not NULL; the caller passes a live handle, which stays alive
-    // until bitcask_close, the last call on it.
-    Ok(unsafe { &*db })
+    // SAFETY: forwarded from the caller; handles are only read through.
+    Ok(&unsafe { handle_ref(db) }?.db)
 }
 
 /// Opens the database in directory `dir`, creating the directory if it is
@@ -55,13 +50,16 @@ pub(crate) unsafe fn handle<'a>(db: *mut bitcask_db) -> Result<&'a bitcask_db> {
 /// end of the newest data file is cut back to its last complete record and
 /// writing continues from there.
 ///
-/// Returns `BITCASK_OK` (`*db_out` set; release it with `bitcask_close`),
-/// `BITCASK_INVALID_ARGUMENT` (dir or db_out NULL, dir empty or not UTF-8),
-/// `BITCASK_LOCKED` (another handle, in this process or another, has the
-/// directory open), `BITCASK_IO` (the directory or a file cannot be created,
-/// read or locked; also when `dir` exists and is not a directory),
-/// `BITCASK_CORRUPTION` (a data file fails its checks other than at the torn
-/// end of the newest one, or was written by an unknown format version).
+/// Returns:
+/// - `BITCASK_OK`: `*db_out` set; release it with `bitcask_close`
+/// - `BITCASK_INVALID_ARGUMENT`: dir or db_out NULL, dir empty or not UTF-8
+/// - `BITCASK_LOCKED`: another handle, in this process or another, has the
+///   directory open
+/// - `BITCASK_IO`: the directory or a file cannot be created, read or locked;
+///   also when `dir` exists and is not a directory
+/// - `BITCASK_CORRUPTION`: a data file fails its checks other than at the torn
+///   end of the newest one, or was written by an unknown format version
+///
 /// On failure `*db_out` is not written.
 ///
 /// # Safety
@@ -80,10 +78,10 @@ pub unsafe extern "C" fn bitcask_open(
         // SAFETY: as above.
         let options = unsafe { options_or_default(opts) }?;
         let db = Bitcask::open(dir, options)?;
-        let handle = Box::into_raw(Box::new(bitcask_db {
+        let handle = into_handle(bitcask_db {
             db: Arc::new(db),
             closed: Arc::new(AtomicBool::new(false)),
-        }));
+        })?;
         // SAFETY: db_out is not NULL and points to writable storage.
         unsafe { db_out.write(handle) };
         Ok(())
@@ -108,12 +106,11 @@ pub unsafe extern "C" fn bitcask_open(
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_close(db: *mut bitcask_db) -> bitcask_status {
     run(|| {
-        if db.is_null() {
+        // SAFETY: NULL or a live handle from bitcask_open, closed once,
+        // with no other call in flight.
+        let Some(handle) = (unsafe { take_handle(db) }) else {
             return Ok(());
-        }
-        // SAFETY: a live handle from bitcask_open (made by Box::into_raw),
-        // closed once, with no other call in flight.
-        let handle = unsafe { Box::from_raw(db) };
+        };
         handle.closed.store(true, Ordering::Release);
         match Arc::try_unwrap(handle.db) {
             Ok(db) => db.close(),
@@ -132,12 +129,14 @@ pub unsafe extern "C" fn bitcask_close(db: *mut bitcask_db) -> bitcask_status {
 /// Both are copied before the call returns. With sync_writes on, the write
 /// is on stable storage when this returns `BITCASK_OK`.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db NULL, key NULL or
-/// empty or too long, value NULL with a non-zero length or too long;
-/// nothing is written), `BITCASK_IO` (the write or its sync failed: the
-/// record is not stored, and a failed sync makes later writes return
-/// `BITCASK_CLOSED`), `BITCASK_CLOSED` (writes are refused after an earlier
-/// unrecoverable failure: reopen the database).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db NULL, key NULL or empty or too long, value
+///   NULL with a non-zero length or too long; nothing is written
+/// - `BITCASK_IO`: the write or its sync failed: the record is not stored, and
+///   a failed sync makes later writes return `BITCASK_CLOSED`
+/// - `BITCASK_CLOSED`: writes are refused after an earlier unrecoverable
+///   failure: reopen the database
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `key` and `value` are NULL or point to
@@ -168,11 +167,15 @@ pub unsafe extern "C" fn bitcask_put(
 /// empty value), which the caller releases with `bitcask_free` (not
 /// `free`). The buffer is not NUL-terminated.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_NOT_FOUND` (the key is absent; the out
-/// parameters are not written), `BITCASK_INVALID_ARGUMENT` (db, key,
-/// value_out or value_len_out NULL, key empty or too long), `BITCASK_IO`,
-/// `BITCASK_CORRUPTION` (the stored record fails its checksum: no data is
-/// returned).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_NOT_FOUND`: the key is absent; the out parameters are not
+///   written
+/// - `BITCASK_INVALID_ARGUMENT`: db, key, value_out or value_len_out NULL, key
+///   empty or too long
+/// - `BITCASK_IO`
+/// - `BITCASK_CORRUPTION`: the stored record fails its checksum: no data is
+///   returned
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `key` is NULL or points to `key_len`
@@ -230,10 +233,14 @@ pub unsafe extern "C" fn bitcask_get(
 /// with 0 for an empty value). Under concurrent writers the value may change
 /// between a size query and the read that follows it.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_BUFFER_TOO_SMALL`, `BITCASK_NOT_FOUND`
-/// (`*value_len_out` not written), `BITCASK_INVALID_ARGUMENT` (db, key or
-/// value_len_out NULL, buf NULL with a non-zero buf_len, key empty or too
-/// long), `BITCASK_IO`, `BITCASK_CORRUPTION`.
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_BUFFER_TOO_SMALL`
+/// - `BITCASK_NOT_FOUND`: `*value_len_out` not written
+/// - `BITCASK_INVALID_ARGUMENT`: db, key or value_len_out NULL, buf NULL with
+///   a non-zero buf_len, key empty or too long
+/// - `BITCASK_IO`
+/// - `BITCASK_CORRUPTION`
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `key` is NULL or points to `key_len`
@@ -296,9 +303,11 @@ pub unsafe extern "C" fn bitcask_free(ptr: *mut c_void) {
 /// nothing. With sync_writes on, the delete is on stable storage when this
 /// returns `BITCASK_OK`.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or key NULL, key
-/// empty or too long), `BITCASK_IO`, `BITCASK_CLOSED` (writes refused after
-/// an earlier unrecoverable failure).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db or key NULL, key empty or too long
+/// - `BITCASK_IO`
+/// - `BITCASK_CLOSED`: writes refused after an earlier unrecoverable failure
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `key` is NULL or points to `key_len`
@@ -319,10 +328,12 @@ pub unsafe extern "C" fn bitcask_delete(
 /// Makes every write acknowledged so far durable (fdatasync of the active
 /// data file; full data files were synced when they filled up).
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db NULL), `BITCASK_IO`
-/// (the sync failed: writes are refused from then on, since the kernel may
-/// have dropped the unsynced data; reopen the database), `BITCASK_CLOSED`
-/// (writes were already refused).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db NULL
+/// - `BITCASK_IO`: the sync failed: writes are refused from then on, since the
+///   kernel may have dropped the unsynced data; reopen the database
+/// - `BITCASK_CLOSED`: writes were already refused
 ///
 /// # Safety
 /// `db` is NULL or a live handle.

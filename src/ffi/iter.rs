@@ -5,12 +5,13 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::Iter;
 use crate::MAX_KEY_LEN;
 
 use super::boundary::{self, non_null_mut, run, run_or};
-use super::db::{bitcask_db, handle};
+use super::db::bitcask_db;
+use super::handle::{free_handle, handle_mut, handle_ref, into_handle, Castable};
 use super::status::bitcask_status;
 
 /// An ordered iterator over the keys of a database as they were when it was
@@ -23,26 +24,25 @@ pub struct bitcask_iter {
     closed: Arc<AtomicBool>,
 }
 
-impl bitcask_iter {
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
+impl Castable for bitcask_iter {
+    const ARG: &'static str = "it";
 }
 
-/// The iterator behind an argument, or `None` for NULL or once its database
-/// is closed.
+/// The iterator behind an argument: `BITCASK_INVALID_ARGUMENT` for NULL,
+/// `BITCASK_CLOSED` once its database is closed.
 ///
 /// # Safety
 /// `it` is NULL or a live iterator from `bitcask_iter_new`, used by this
 /// thread alone.
-unsafe fn live<'a>(it: *mut bitcask_iter) -> Option<&'a mut Iter> {
-    if it.is_null() {
-        return None;
+unsafe fn live<'a>(it: *mut bitcask_iter) -> Result<&'a mut Iter> {
+    // SAFETY: the caller's promise: live, and used by one thread at a time.
+    let it = unsafe { handle_mut(it) }?;
+    if it.closed.load(Ordering::Acquire) {
+        return Err(Error::Closed(
+            "the iterator's database was closed".to_string(),
+        ));
     }
-    // SAFETY: not NULL, live, and used by one thread at a time (the
-    // caller's promise), so this is the only reference.
-    let it = unsafe { &mut *it };
-    (!it.is_closed()).then_some(&mut it.iter)
+    Ok(&mut it.iter)
 }
 
 /// Creates an iterator over the keys that start with `prefix` (every key
@@ -57,9 +57,10 @@ unsafe fn live<'a>(it: *mut bitcask_iter) -> Option<&'a mut Iter> {
 /// read from disk only when `bitcask_iter_value` asks for them. Release it
 /// with `bitcask_iter_free`, also after `bitcask_close` of its database.
 ///
-/// Returns `BITCASK_OK` (`*iter_out` set), `BITCASK_INVALID_ARGUMENT` (db
-/// or iter_out NULL, prefix NULL with a non-zero length, prefix longer than
-/// `BITCASK_MAX_KEY_LEN`).
+/// Returns:
+/// - `BITCASK_OK`: `*iter_out` set
+/// - `BITCASK_INVALID_ARGUMENT`: db or iter_out NULL, prefix NULL with a
+///   non-zero length, prefix longer than `BITCASK_MAX_KEY_LEN`
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `prefix` is NULL or points to `prefix_len`
@@ -77,16 +78,16 @@ pub unsafe extern "C" fn bitcask_iter_new(
         // SAFETY: the caller's promises above, for each pointer.
         let (db, prefix) = unsafe {
             (
-                handle(db)?,
+                handle_ref(db)?,
                 boundary::bytes(prefix, prefix_len, "prefix", MAX_KEY_LEN)?,
             )
         };
         let iter_out = non_null_mut(iter_out, "iter_out")?;
         let iter = db.db.iter(prefix, reverse)?;
-        let it = Box::into_raw(Box::new(bitcask_iter {
+        let it = into_handle(bitcask_iter {
             iter,
             closed: Arc::clone(&db.closed),
-        }));
+        })?;
         // SAFETY: iter_out is not NULL and points to writable storage.
         unsafe { iter_out.write(it) };
         Ok(())
@@ -102,7 +103,7 @@ pub unsafe extern "C" fn bitcask_iter_new(
 pub unsafe extern "C" fn bitcask_iter_valid(it: *const bitcask_iter) -> bool {
     run_or(false, || {
         // SAFETY: the caller's promise above; only read through this reference.
-        unsafe { live(it.cast_mut()) }.is_some_and(|it| it.valid())
+        unsafe { live(it.cast_mut()) }.is_ok_and(|it| it.valid())
     })
 }
 
@@ -115,7 +116,7 @@ pub unsafe extern "C" fn bitcask_iter_valid(it: *const bitcask_iter) -> bool {
 pub unsafe extern "C" fn bitcask_iter_next(it: *mut bitcask_iter) {
     run_or((), || {
         // SAFETY: the caller's promise above.
-        if let Some(it) = unsafe { live(it) } {
+        if let Ok(it) = unsafe { live(it) } {
             it.next();
         }
     })
@@ -130,7 +131,7 @@ pub unsafe extern "C" fn bitcask_iter_next(it: *mut bitcask_iter) {
 pub unsafe extern "C" fn bitcask_iter_rewind(it: *mut bitcask_iter) {
     run_or((), || {
         // SAFETY: the caller's promise above.
-        if let Some(it) = unsafe { live(it) } {
+        if let Ok(it) = unsafe { live(it) } {
             it.rewind();
         }
     })
@@ -156,7 +157,7 @@ pub unsafe extern "C" fn bitcask_iter_seek(
 ) {
     run_or((), || {
         // SAFETY: the caller's promise above.
-        let Some(it) = (unsafe { live(it) }) else {
+        let Ok(it) = (unsafe { live(it) }) else {
             return;
         };
         // SAFETY: the caller's promise above.
@@ -183,7 +184,7 @@ pub unsafe extern "C" fn bitcask_iter_key(
 ) -> *const c_void {
     run_or(std::ptr::null(), || {
         // SAFETY: the caller's promise above; only read through this reference.
-        let key = unsafe { live(it.cast_mut()) }.and_then(|it| it.key());
+        let key = unsafe { live(it.cast_mut()) }.ok().and_then(|it| it.key());
         let (ptr, len) = key.map_or((std::ptr::null(), 0), |k| (k.as_ptr().cast(), k.len()));
         if !key_len.is_null() {
             // SAFETY: not NULL and writable (the caller's promise).
@@ -199,10 +200,13 @@ pub unsafe extern "C" fn bitcask_iter_key(
 /// its data file (one positioned read, both checksums checked) the first
 /// time it is asked for at a position.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_NOT_FOUND` (the iterator is exhausted),
-/// `BITCASK_INVALID_ARGUMENT` (it, value or value_len NULL),
-/// `BITCASK_CLOSED` (its database was closed), `BITCASK_IO`,
-/// `BITCASK_CORRUPTION` (the record fails its checks: no data is returned).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_NOT_FOUND`: the iterator is exhausted
+/// - `BITCASK_INVALID_ARGUMENT`: it, value or value_len NULL
+/// - `BITCASK_CLOSED`: its database was closed
+/// - `BITCASK_IO`
+/// - `BITCASK_CORRUPTION`: the record fails its checks: no data is returned
 ///
 /// # Safety
 /// `it` is NULL or a live iterator, used by one thread at a time; `value`
@@ -214,15 +218,13 @@ pub unsafe extern "C" fn bitcask_iter_value(
     value_len: *mut usize,
 ) -> bitcask_status {
     run(|| {
-        let it = non_null_mut(it, "it")?;
+        // NULL arguments first, then a closed database.
+        // SAFETY: the caller's promise above.
+        unsafe { handle_ref(it.cast_const()) }?;
         let value_out = non_null_mut(value, "value")?;
         let value_len_out = non_null_mut(value_len, "value_len")?;
         // SAFETY: the caller's promise above.
-        let Some(it) = (unsafe { live(it) }) else {
-            return Err(Error::Closed(
-                "the iterator's database was closed".to_string(),
-            ));
-        };
+        let it = unsafe { live(it) }?;
         let value = it.value()?;
         // SAFETY: both are not NULL and writable (the caller's promise).
         unsafe {
@@ -240,12 +242,8 @@ pub unsafe extern "C" fn bitcask_iter_value(
 /// `it` is NULL or a live iterator from `bitcask_iter_new`, not used again.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_iter_free(it: *mut bitcask_iter) {
-    run_or((), || {
-        if !it.is_null() {
-            // SAFETY: made by Box::into_raw in bitcask_iter_new, freed once.
-            drop(unsafe { Box::from_raw(it) });
-        }
-    })
+    // SAFETY: the caller's promise above.
+    run_or((), || unsafe { free_handle(it) })
 }
 
 /// The callback of `bitcask_fold`: called with `ctx` as given to
@@ -270,10 +268,13 @@ pub type bitcask_fold_fn = Option<
 /// (longjmp, C++ exception) through the library. A non-zero return stops the
 /// walk, and `bitcask_fold` still returns `BITCASK_OK`.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or fn NULL, prefix
-/// NULL with a non-zero length or longer than `BITCASK_MAX_KEY_LEN`),
-/// `BITCASK_IO`, `BITCASK_CORRUPTION` (a record fails its checks; the walk
-/// stops there, after `fn` saw the keys before it).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db or fn NULL, prefix NULL with a non-zero
+///   length or longer than `BITCASK_MAX_KEY_LEN`
+/// - `BITCASK_IO`
+/// - `BITCASK_CORRUPTION`: a record fails its checks; the walk stops there,
+///   after `fn` saw the keys before it
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `prefix` is NULL or points to
@@ -290,7 +291,7 @@ pub unsafe extern "C" fn bitcask_fold(
         // SAFETY: the caller's promises above, for each pointer.
         let (db, prefix) = unsafe {
             (
-                handle(db)?,
+                handle_ref(db)?,
                 boundary::bytes(prefix, prefix_len, "prefix", MAX_KEY_LEN)?,
             )
         };

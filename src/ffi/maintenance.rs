@@ -30,9 +30,12 @@ pub struct bitcask_stats {
 /// Fills `*out` with the database's statistics now. Cheap: no data is
 /// read (one `stat` per file in the directory, for `disk_bytes`).
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or out NULL),
-/// `BITCASK_IO` (the directory cannot be listed). On failure `*out` is not
-/// written.
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db or out NULL
+/// - `BITCASK_IO`: the directory cannot be listed
+///
+/// On failure `*out` is not written.
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `out` is NULL or points to writable
@@ -73,12 +76,15 @@ pub unsafe extern "C" fn bitcask_get_stats(
 /// what is left. A crash at any moment of a merge leaves a directory that
 /// opens with every key at its latest value.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db NULL), `BITCASK_IO`
-/// (a file could not be read, written or renamed: the merge stopped and the
-/// database is consistent; the space of the files not yet merged is not
-/// freed), `BITCASK_CORRUPTION` (a record of an old file fails its checks;
-/// nothing was deleted), `BITCASK_CLOSED` (writes are refused after an
-/// earlier failure).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db NULL
+/// - `BITCASK_IO`: a file could not be read, written or renamed: the merge
+///   stopped and the database is consistent; the space of the files not yet
+///   merged is not freed
+/// - `BITCASK_CORRUPTION`: a record of an old file fails its checks; nothing
+///   was deleted
+/// - `BITCASK_CLOSED`: writes are refused after an earlier failure
 ///
 /// # Safety
 /// `db` is NULL or a live handle.
@@ -100,11 +106,14 @@ pub unsafe extern "C" fn bitcask_merge(db: *mut bitcask_db) -> bitcask_status {
 /// merge waits for the backup), copied otherwise; the data file being
 /// written is copied up to its last record. The lock file is not copied.
 ///
-/// Returns `BITCASK_OK`, `BITCASK_INVALID_ARGUMENT` (db or dest_dir NULL,
-/// dest_dir empty or not UTF-8, dest_dir not empty, not a directory, or
-/// the database directory itself), `BITCASK_IO` (a file could not be
-/// created, linked, copied or synced: what the backup had created in
-/// dest_dir is removed again), `BITCASK_CLOSED` (the handle is closing).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db or dest_dir NULL, dest_dir empty or not
+///   UTF-8, dest_dir not empty, not a directory, or the database directory
+///   itself
+/// - `BITCASK_IO`: a file could not be created, linked, copied or synced: what
+///   the backup had created in dest_dir is removed again
+/// - `BITCASK_CLOSED`: the handle is closing
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `dest_dir` is NULL or a NUL-terminated

@@ -2,9 +2,12 @@
 //! returning `bitcask_status`. cbindgen turns this module into
 //! `include/bitcask.h`, and the rustdoc here becomes the header's comments.
 //!
-//! Every entry point runs its body through `boundary::run`, which catches
+//! Every entry point runs its body through `boundary::run` (or `run_or`,
+//! for the few that return a value instead of a status), which catches
 //! panics, maps the engine's [`crate::Error`] onto a status and records
-//! `bitcask_last_error()`; pointers are checked before they are used.
+//! `bitcask_last_error()`. Handles are made, borrowed and freed one way
+//! (`handle.rs`); every other pointer is checked before it is used
+//! (`boundary.rs`).
 
 // The C names (bitcask_db, bitcask_status, ...) are the contract's.
 #![allow(non_camel_case_types)]
@@ -12,6 +15,7 @@
 // In the order the header presents them (rustfmt.toml keeps it).
 mod status;
 mod boundary;
+mod handle;
 mod options;
 mod db;
 mod iter;

@@ -1,11 +1,10 @@
 //! `bitcask_options`: the C handle for [`Options`].
 
-use std::alloc::{self, Layout};
-
 use crate::error::{Error, Result};
 use crate::options::{IndexType, Options};
 
-use super::boundary::{non_null_mut, run, run_or};
+use super::boundary::{run, run_or};
+use super::handle::{free_handle, handle_mut, handle_ref, into_handle, Castable};
 use super::status::bitcask_status;
 
 /// Options for `bitcask_open`: an opaque object made by
@@ -17,6 +16,10 @@ pub struct bitcask_options {
     pub(crate) options: Options,
 }
 
+impl Castable for bitcask_options {
+    const ARG: &'static str = "opts";
+}
+
 /// Creates an options object with every option at its default:
 /// data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
 /// mmap_at_startup on, max_batch_bytes 64 MiB, auto_merge_ratio 0.5,
@@ -26,18 +29,10 @@ pub struct bitcask_options {
 #[no_mangle]
 pub extern "C" fn bitcask_options_new() -> *mut bitcask_options {
     run_or(std::ptr::null_mut(), || {
-        let layout = Layout::new::<bitcask_options>();
-        // SAFETY: the layout has a non-zero size (Options holds a u64).
-        let ptr = unsafe { alloc::alloc(layout) }.cast::<bitcask_options>();
-        if !ptr.is_null() {
-            // SAFETY: ptr is a fresh, suitably aligned allocation of this type.
-            unsafe {
-                ptr.write(bitcask_options {
-                    options: Options::default(),
-                })
-            };
-        }
-        ptr
+        into_handle(bitcask_options {
+            options: Options::default(),
+        })
+        .unwrap_or(std::ptr::null_mut())
     })
 }
 
@@ -47,16 +42,8 @@ pub extern "C" fn bitcask_options_new() -> *mut bitcask_options {
 /// `opts` is NULL or was returned by `bitcask_options_new()` and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn bitcask_options_free(opts: *mut bitcask_options) {
-    run_or((), || {
-        if !opts.is_null() {
-            // SAFETY: the caller passes an object made by bitcask_options_new,
-            // which allocated it with this layout; it is freed once.
-            unsafe {
-                std::ptr::drop_in_place(opts);
-                alloc::dealloc(opts.cast(), Layout::new::<bitcask_options>());
-            }
-        }
-    })
+    // SAFETY: the caller's promise above.
+    run_or((), || unsafe { free_handle(opts) })
 }
 
 /// Runs `change` on the options behind `opts`, after checking the pointer.
@@ -65,10 +52,9 @@ fn with_options(
     change: impl FnOnce(&mut Options) -> Result<()>,
 ) -> bitcask_status {
     run(|| {
-        let opts = non_null_mut(opts, "opts")?;
-        // SAFETY: not NULL; the caller passes a live object from
+        // SAFETY: the caller passes NULL or a live object from
         // bitcask_options_new, used by one thread at a time.
-        change(unsafe { &mut (*opts).options })
+        change(&mut unsafe { handle_mut(opts) }?.options)
     })
 }
 
@@ -76,8 +62,10 @@ fn with_options(
 /// begun: from 4096 (4 KiB) to 2147483648 (2 GiB); default 268435456
 /// (256 MiB). A record larger than this gets a data file of its own.
 ///
-/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL or `bytes`
-/// out of range; the options are unchanged).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL or `bytes` out of range; the
+///   options are unchanged
 ///
 /// # Safety
 /// `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -95,7 +83,9 @@ pub unsafe extern "C" fn bitcask_options_set_data_file_size(
 /// disk at `bitcask_sync`, at `bytes_per_sync`, when a data file fills up,
 /// at `bitcask_close`, or when the kernel writes them back.
 ///
-/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL
 ///
 /// # Safety
 /// `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -116,7 +106,9 @@ pub unsafe extern "C" fn bitcask_options_set_sync_writes(
 /// power loss can take to about `bytes` of acknowledged writes. Any value;
 /// 0 (the default) turns it off. Has no effect while sync_writes is on.
 ///
-/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL
 ///
 /// # Safety
 /// `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -137,7 +129,9 @@ pub unsafe extern "C" fn bitcask_options_set_bytes_per_sync(
 /// of the data files, and puts copy into the active file's map, whatever
 /// this option says.
 ///
-/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL
 ///
 /// # Safety
 /// `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -160,8 +154,10 @@ pub unsafe extern "C" fn bitcask_options_set_mmap_at_startup(
 /// `bitcask_batch_put` or `bitcask_batch_delete` that would pass it returns
 /// `BITCASK_INVALID_ARGUMENT` and leaves the batch as it was.
 ///
-/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL or `bytes`
-/// out of range; the options are unchanged).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL or `bytes` out of range; the
+///   options are unchanged
 ///
 /// # Safety
 /// `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -180,8 +176,10 @@ pub unsafe extern "C" fn bitcask_options_set_max_batch_bytes(
 /// `auto_merge_min_bytes` reclaimable bytes. The thread checks about once a
 /// second; `bitcask_close` stops a merge it is running.
 ///
-/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL, or
-/// `ratio` below 0, above 1 or NaN; the options are unchanged).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL, or `ratio` below 0, above 1 or
+///   NaN; the options are unchanged
 ///
 /// # Safety
 /// `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -196,7 +194,9 @@ pub unsafe extern "C" fn bitcask_options_set_auto_merge_ratio(
 /// Sets the fewest reclaimable bytes for which an automatic merge runs,
 /// whatever the ratio: any value; default 268435456 (256 MiB).
 ///
-/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL
 ///
 /// # Safety
 /// `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -221,18 +221,21 @@ pub type bitcask_index_type = i32;
 pub const BITCASK_INDEX_ORDERED: bitcask_index_type = 0;
 /// A hash table whose keys live in a few large buffers: about half the
 /// memory per key of `BITCASK_INDEX_ORDERED`, and faster gets, puts and
-/// deletes (the README has measurements). Iterators and folds still go in key order, but each sorts a copy
-/// of its keys when it is created (O(m log m) for m keys, and a transient
-/// second copy of them).
+/// deletes (measurements in the repository's docs/bench/index-types.md).
+/// Iterators and folds still go in key order, but each sorts a copy of its
+/// keys when it is created (O(m log m) for m keys, and a transient second
+/// copy of them).
 pub const BITCASK_INDEX_HASH: bitcask_index_type = 1;
 
 /// Sets the kind of in-memory index that maps keys to their records:
 /// `BITCASK_INDEX_ORDERED` (the default) or `BITCASK_INDEX_HASH`. It is not
 /// stored with the data: any index type opens any database.
 ///
-/// Returns `BITCASK_OK`, or `BITCASK_INVALID_ARGUMENT` (opts NULL, or
-/// `index_type` not one of the `BITCASK_INDEX_*` values, which
-/// `bitcask_last_error()` names; the options are unchanged).
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL, or `index_type` not one of the
+///   `BITCASK_INDEX_*` values, which `bitcask_last_error()` names; the options
+///   are unchanged
 ///
 /// # Safety
 /// `opts` is NULL or a live object from `bitcask_options_new()`.
@@ -267,9 +270,9 @@ pub(crate) unsafe fn options_or_default(opts: *const bitcask_options) -> Result<
     if opts.is_null() {
         return Ok(Options::default());
     }
-    // SAFETY: not NULL; the caller passes a live object. Its setters checked
-    // every value, so it needs no checking here.
-    Ok(unsafe { &(*opts).options }.clone())
+    // SAFETY: the caller passes a live object. Its setters checked every
+    // value, so it needs no checking here.
+    Ok(unsafe { handle_ref(opts) }?.options.clone())
 }
 
 #[cfg(test)]

@@ -37,8 +37,8 @@
 //! index sorts a snapshot when it is created, O(m log m) key comparisons for
 //! m matching keys, and holds a transient copy of their keys (their length
 //! plus 40 bytes each) while it visits. Copying is the larger part: it
-//! reads the keys in table order, which is random in memory (see the
-//! README for measurements).
+//! reads the keys in table order, which is random in memory (measurements
+//! in docs/bench/index-types.md).
 
 use parking_lot::RwLock;
 
