@@ -146,10 +146,15 @@ impl Engine {
 
     /// A snapshot iterator (see [`crate::Bitcask::iter`]).
     pub fn iter(&self, prefix: &[u8], reverse: bool) -> Iter {
-        // The files lock is held across the copy, so that every file the
-        // copied positions point into is among the files the iterator keeps.
-        let files = self.files.read();
-        Iter::new(&*self.index, &files, prefix, reverse)
+        // Under the writer lock no write is half applied: the snapshot is
+        // taken between two writes (every acknowledged one in, none after),
+        // and every file its positions point into is open. The keys are
+        // copied after the lock is let go; writers go on meanwhile.
+        let (files, snapshot) = {
+            let _writer = self.writer.lock();
+            (self.files.snapshot(), self.index.snapshot(prefix))
+        };
+        Iter::new(snapshot.collect(), files, reverse)
     }
 
     /// Walks a snapshot with `f` (see [`crate::Bitcask::fold`]).

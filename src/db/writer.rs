@@ -22,7 +22,7 @@ use crate::keydir::Index;
 use crate::log::appender::{Appender, Writeback};
 use crate::log::data_file::DataFile;
 use crate::log::format::{self, RecordKind, FILE_HEADER_LEN};
-use crate::log::RecordPos;
+use crate::log::{Change, RecordPos};
 
 /// The writer's state: see the module documentation.
 pub struct Writer {
@@ -149,32 +149,32 @@ impl Writer {
         self.make_room(buf.len() as u64)?;
         let base = self.appender.append_encoded(&buf)?;
         let file_id = self.appender.file().id();
+        let mut changes = Vec::with_capacity(applied.len());
         for (key, op) in applied {
-            match op {
-                Some((start, size)) => {
-                    let offset = base + start as u64;
-                    // Batches are at most 2 GiB (Options::MAX_MAX_BATCH_BYTES)
-                    // and start below 2 GiB, or at the start of a file.
-                    let (Ok(offset), Ok(size)) = (u32::try_from(offset), u32::try_from(size))
-                    else {
-                        return Err(Error::Internal(format!(
-                            "batch record at offset {offset} lies beyond 4 GiB"
-                        )));
-                    };
-                    let pos = RecordPos {
-                        file_id,
-                        offset,
-                        size,
-                    };
-                    let old = self.index.put(key, pos);
-                    self.liveness.replaced(Some(pos), old);
-                }
-                None => {
-                    let old = self.index.remove(key);
-                    self.liveness.replaced(None, old);
-                }
-            }
+            let (start, size) = op.unwrap_or((0, 0));
+            let offset = base + start as u64;
+            // Batches are at most 2 GiB (Options::MAX_MAX_BATCH_BYTES) and
+            // start below 2 GiB, or at the start of a file.
+            let (Ok(offset), Ok(size)) = (u32::try_from(offset), u32::try_from(size)) else {
+                return Err(Error::Internal(format!(
+                    "batch record at offset {offset} lies beyond 4 GiB"
+                )));
+            };
+            changes.push(Change {
+                key,
+                pos: RecordPos {
+                    file_id,
+                    offset,
+                    size,
+                },
+                delete: op.is_none(),
+            });
         }
+        // All at once: no reader sees part of the batch.
+        let liveness = &mut self.liveness;
+        self.index.apply(&changes, &mut |change, old| {
+            liveness.replaced((!change.delete).then_some(change.pos), old);
+        });
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use crate::options::IndexType;
 
 mod hash;
 mod ordered;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -16,9 +17,12 @@ pub use hash::HashIndex;
 #[cfg(feature = "bench-internals")]
 pub use hash::{KeyHasher, SHARDS};
 pub use ordered::OrderedIndex;
+pub use snapshot::{PendingSnapshot, SnapshotKeys};
 
 /// An in-memory index. Implementations lock internally: every method may be
-/// called from many threads at once.
+/// called from many threads at once. Changes (put, remove, replace_if,
+/// apply) come from one thread at a time (the engine's writer lock), and
+/// each is atomic for readers: a get, or a snapshot, sees all of it or none.
 pub trait Index: Send + Sync {
     /// The position of `key`'s latest record.
     fn get(&self, key: &[u8]) -> Option<RecordPos>;
@@ -65,37 +69,30 @@ pub trait Index: Send + Sync {
     /// Applies `changes` in order, as [`Index::put`] and [`Index::remove`]
     /// one by one would, and reports each change with the position it
     /// replaced: one key's changes in their order, different keys' in any.
-    /// Open loads hint files with it: an index type may lock once for the
-    /// whole run and overlap the memory accesses of consecutive changes,
-    /// which one call per key cannot. Writers may wait until the run is
-    /// done (at open there are none), and `replaced` must not use the index.
+    /// Atomically: no get and no snapshot sees some of the changes without
+    /// the others (a write batch is applied with it). Open loads hint files
+    /// with it too: an index type may lock once for the whole run and
+    /// overlap the memory accesses of consecutive changes, which one call
+    /// per key cannot. Readers of the keys changed wait until the run is
+    /// done, and `replaced` must not use the index.
     fn apply(
         &self,
         changes: &[Change<'_>],
         replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
-    ) {
-        for change in changes {
-            let old = if change.delete {
-                self.remove(change.key)
-            } else {
-                self.put(change.key, change.pos)
-            };
-            replaced(change, old);
-        }
-    }
+    );
     /// Number of keys.
     fn len(&self) -> usize;
     /// Whether the index holds no key.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Calls `visit` for every key that starts with `prefix` (all keys for
-    /// an empty prefix), in ascending unsigned byte order, as one consistent
-    /// view: no write lands in the middle of it. [`OrderedIndex`] walks its
-    /// tree under its read lock, so writers wait until `visit` is done: keep
-    /// it short. [`HashIndex`] copies and sorts the matching keys first and
-    /// visits the copy unlocked.
-    fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos));
+    /// Registers a point-in-time snapshot of the keys that start with
+    /// `prefix` (all keys for an empty prefix): its keys are those of this
+    /// moment, whatever changes after. The caller makes sure no change is
+    /// half applied meanwhile (the engine holds its writer lock), and then
+    /// copies the keys with [`PendingSnapshot::collect`] without it: writers
+    /// go on while the copy is made a region at a time (see `snapshot.rs`).
+    fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_>;
 }
 
 /// The first 16 bytes of `key`, big-endian, zero-padded: a sort key that

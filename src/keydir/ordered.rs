@@ -1,12 +1,19 @@
 //! [`OrderedIndex`]: the keydir as a B-tree of boxed keys, in key order.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
+use super::snapshot::{Copies, CopyGuard, PendingSnapshot, SnapshotKeys};
 use super::{key_head, prefetch, release_free_heap, Index};
 use crate::log::{Change, RecordPos};
+
+/// How many keys a snapshot copies per hold of the read lock: a writer
+/// waits at most that long for it (about a millisecond at 10,000 keys).
+/// Tests take smaller chunks, to change the tree between many of them.
+const SNAPSHOT_CHUNK: usize = if cfg!(test) { 512 } else { 4096 };
 
 /// [`OrderedIndex::apply`] rebuilds the map from a run unless the map holds
 /// more than this many times the run's changes: a rebuild costs about the
@@ -22,6 +29,40 @@ pub struct OrderedIndex {
     /// Whether [`OrderedIndex::apply`] rebuilt the map since the last
     /// [`Index::shrink_to_fit`]: it freed buffers of tens of MiB then.
     rebuilt: AtomicBool,
+    /// Snapshots being copied, each with the last key it has copied.
+    copies: Copies<Mutex<Reached>>,
+}
+
+/// How far a snapshot's copy has got, in key order. Changed under the
+/// map's read lock, looked at under its write lock: never at once.
+enum Reached {
+    Nothing,
+    /// Every key up to this one, included.
+    UpTo(Box<[u8]>),
+    All,
+}
+
+impl Reached {
+    fn covers(&self, key: &[u8]) -> bool {
+        match self {
+            Reached::Nothing => false,
+            Reached::UpTo(last) => key <= &last[..],
+            Reached::All => true,
+        }
+    }
+}
+
+impl OrderedIndex {
+    /// Notes a change of `key` from `old` for the snapshots being copied
+    /// that have not reached it (see `snapshot.rs`). The caller holds the
+    /// write lock.
+    #[inline]
+    fn note(&self, key: &[u8], old: Option<RecordPos>) {
+        if self.copies.any() {
+            self.copies
+                .note(key, old, |reached| reached.lock().covers(key));
+        }
+    }
 }
 
 impl Index for OrderedIndex {
@@ -32,20 +73,29 @@ impl Index for OrderedIndex {
     fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
         let mut map = self.map.write();
         // An overwrite updates in place and allocates nothing.
-        if let Some(slot) = map.get_mut(key) {
-            return Some(std::mem::replace(slot, pos));
-        }
-        map.insert(key.into(), pos)
+        let old = match map.get_mut(key) {
+            Some(slot) => Some(std::mem::replace(slot, pos)),
+            None => map.insert(key.into(), pos),
+        };
+        self.note(key, old);
+        old
     }
 
     fn remove(&self, key: &[u8]) -> Option<RecordPos> {
-        self.map.write().remove(key)
+        let mut map = self.map.write();
+        let old = map.remove(key);
+        if old.is_some() {
+            self.note(key, old);
+        }
+        old
     }
 
     fn replace_if(&self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
-        match self.map.write().get_mut(key) {
+        let mut map = self.map.write();
+        match map.get_mut(key) {
             Some(slot) if *slot == expected => {
                 *slot = new;
+                self.note(key, Some(expected));
                 true
             }
             _ => false,
@@ -84,6 +134,9 @@ impl Index for OrderedIndex {
                 } else {
                     map.insert(change.key.into(), change.pos)
                 };
+                if old.is_some() || !change.delete {
+                    self.note(change.key, old);
+                }
                 replaced(change, old);
             }
             return;
@@ -109,6 +162,9 @@ impl Index for OrderedIndex {
                 .filter(|(h, i)| *h == head && changes[*i].key == key)
             {
                 let change = &changes[i];
+                if now.is_some() || !change.delete {
+                    self.note(change.key, now);
+                }
                 replaced(change, now);
                 now = (!change.delete).then_some(change.pos);
                 at += 1;
@@ -139,13 +195,57 @@ impl Index for OrderedIndex {
         self.map.read().len()
     }
 
-    fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos)) {
-        use std::ops::Bound;
-        let map = self.map.read();
-        let range = map.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded));
-        for (key, pos) in range.take_while(|(key, _)| key.starts_with(prefix)) {
-            visit(key, *pos);
+    fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_> {
+        Box::new(OrderedSnapshot {
+            index: self,
+            copy: self.copies.start(prefix, Mutex::new(Reached::Nothing)),
+        })
+    }
+}
+
+/// A snapshot of an [`OrderedIndex`] registered and not yet copied.
+struct OrderedSnapshot<'a> {
+    index: &'a OrderedIndex,
+    copy: CopyGuard<'a, Mutex<Reached>>,
+}
+
+impl PendingSnapshot for OrderedSnapshot<'_> {
+    /// Walks the tree in key order, [`SNAPSHOT_CHUNK`] keys per hold of
+    /// the read lock; between two holds, writers change the tree and the
+    /// changes past the last key copied are noted.
+    fn collect_between(self: Box<Self>, between: &mut dyn FnMut()) -> SnapshotKeys {
+        let prefix = self.copy.prefix();
+        let mut keys = SnapshotKeys::default();
+        let mut from: Bound<Box<[u8]>> = Bound::Included(prefix.into());
+        loop {
+            let map = self.index.map.read();
+            let mut last = None;
+            let mut taken = 0;
+            let range = map.range::<[u8], _>((from.as_ref().map(|k| &k[..]), Bound::Unbounded));
+            for (key, pos) in range.take_while(|(key, _)| key.starts_with(prefix)) {
+                keys.push(key, *pos);
+                last = Some(key);
+                taken += 1;
+                if taken == SNAPSHOT_CHUNK {
+                    break;
+                }
+            }
+            let mut reached = self.copy.progress.lock();
+            match last {
+                Some(last) if taken == SNAPSHOT_CHUNK => {
+                    *reached = Reached::UpTo(last.clone());
+                    from = Bound::Excluded(last.clone());
+                }
+                _ => {
+                    *reached = Reached::All;
+                    break;
+                }
+            }
+            drop(reached);
+            drop(map);
+            between();
         }
+        self.copy.finish(keys)
     }
 }
 

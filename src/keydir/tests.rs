@@ -22,9 +22,11 @@ fn indexes() -> Vec<(&'static str, Box<dyn Index>)> {
 }
 
 fn scan(index: &dyn Index, prefix: &[u8]) -> Vec<(Vec<u8>, RecordPos)> {
-    let mut out = Vec::new();
-    index.scan_prefix(prefix, &mut |k, p| out.push((k.to_vec(), p)));
-    out
+    let snapshot = index.snapshot(prefix).collect();
+    (0..snapshot.len())
+        .filter_map(|i| snapshot.get(i))
+        .map(|(k, p)| (k.to_vec(), p))
+        .collect()
 }
 
 fn keys(index: &dyn Index, prefix: &[u8]) -> Vec<Vec<u8>> {
@@ -337,5 +339,136 @@ fn readers_see_whole_positions_during_writes() {
             }
             done.store(true, std::sync::atomic::Ordering::Relaxed);
         });
+    }
+}
+
+/// The key of number `id` in the snapshot tests: 12,000 keys spread over a
+/// few prefixes, some longer than a snapshot entry holds inline.
+fn snapshot_key(id: u64) -> Vec<u8> {
+    let mut key =
+        [b"a/", &b"b/"[..], b"b/long-key-past-sixteen-bytes/"][(id % 3) as usize].to_vec();
+    key.extend_from_slice(format!("{id:05}").as_bytes());
+    key
+}
+
+/// Random changes of every kind (new keys, overwrites, removals, merge's
+/// replace_if, batches through apply) to `index` and `model` alike.
+fn random_changes(
+    index: &dyn Index,
+    model: &mut BTreeMap<Vec<u8>, RecordPos>,
+    next: &mut impl FnMut(u64) -> u64,
+    count: u64,
+    stamp: &mut u32,
+) {
+    for _ in 0..count {
+        *stamp += 1;
+        let key = snapshot_key(next(14_000));
+        match next(10) {
+            0..=3 => assert_eq!(index.put(&key, pos(*stamp)), model.insert(key, pos(*stamp))),
+            4..=5 => assert_eq!(index.remove(&key), model.remove(&key)),
+            6 => {
+                if let Some(&old) = model.get(&key) {
+                    assert!(index.replace_if(&key, old, pos(*stamp)));
+                    model.insert(key, pos(*stamp));
+                }
+            }
+            _ => {
+                let batch: Vec<(Vec<u8>, bool)> = (0..1 + next(40))
+                    .map(|_| (snapshot_key(next(14_000)), next(3) == 0))
+                    .collect();
+                let changes: Vec<Change<'_>> = batch
+                    .iter()
+                    .map(|(key, delete)| {
+                        *stamp += 1;
+                        Change {
+                            key,
+                            pos: pos(*stamp),
+                            delete: *delete,
+                        }
+                    })
+                    .collect();
+                index.apply(&changes, &mut |_, _| {});
+                for c in &changes {
+                    if c.delete {
+                        model.remove(c.key);
+                    } else {
+                        model.insert(c.key.to_vec(), c.pos);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn snapshot_pairs(keys: &SnapshotKeys) -> Vec<(Vec<u8>, RecordPos)> {
+    (0..keys.len())
+        .filter_map(|i| keys.get(i))
+        .map(|(k, p)| (k.to_vec(), p))
+        .collect()
+}
+
+/// Fails with the first key where `got` and `expected` differ (the whole
+/// lists would fill the screen).
+fn assert_same_pairs(got: &[(Vec<u8>, RecordPos)], expected: &[(Vec<u8>, RecordPos)], why: &str) {
+    let first = got.iter().zip(expected).position(|(g, e)| g != e);
+    if let Some(i) = first {
+        panic!("{why}: at {i}, {:?} instead of {:?}", got[i], expected[i]);
+    }
+    assert_eq!(got.len(), expected.len(), "{why}: counts");
+}
+
+fn model_pairs(model: &BTreeMap<Vec<u8>, RecordPos>, prefix: &[u8]) -> Vec<(Vec<u8>, RecordPos)> {
+    model
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, p)| (k.clone(), *p))
+        .collect()
+}
+
+/// A snapshot holds the keys as they were when it was registered, however
+/// the index changes while it is copied: changes of every kind between
+/// every two regions of the copy (shards, chunks of keys), and a second
+/// snapshot registered and copied in the middle of the first.
+#[test]
+fn a_snapshot_holds_the_keys_of_its_moment_whatever_changes_while_it_is_copied() {
+    let seed = time_seed();
+    let indexes = [
+        ("ordered", new_index(IndexType::Ordered)),
+        ("hash", new_index(IndexType::Hash)),
+        (
+            "hash, 4 shards",
+            Box::new(HashIndex::with_shards(4)) as Box<dyn Index>,
+        ),
+    ];
+    for (name, index) in indexes {
+        let mut next = xorshift(seed);
+        let mut model = BTreeMap::new();
+        let mut stamp = 0;
+        random_changes(&*index, &mut model, &mut next, 30_000, &mut stamp);
+        for prefix in [&b""[..], b"b/", b"b/long"] {
+            let expected = model_pairs(&model, prefix);
+            let pending = index.snapshot(prefix);
+            let mut regions = 0;
+            let mut inner_checked = false;
+            let got = pending.collect_between(&mut || {
+                regions += 1;
+                random_changes(&*index, &mut model, &mut next, 50, &mut stamp);
+                if regions == 2 {
+                    let inner_expected = model_pairs(&model, b"");
+                    let inner = index.snapshot(b"").collect_between(&mut || {
+                        random_changes(&*index, &mut model, &mut next, 20, &mut stamp);
+                    });
+                    let why = format!("{name}, seed {seed}: inner snapshot");
+                    assert_same_pairs(&snapshot_pairs(&inner), &inner_expected, &why);
+                    inner_checked = true;
+                }
+            });
+            assert!(regions >= 3 && inner_checked, "{name}: {regions} regions");
+            let why = format!("{name}, seed {seed}, prefix {prefix:?}");
+            assert_same_pairs(&snapshot_pairs(&got), &expected, &why);
+            // Nothing stays registered: later changes are not noted.
+            let after = model_pairs(&model, prefix);
+            assert_same_pairs(&scan(&*index, prefix), &after, &why);
+        }
     }
 }

@@ -31,24 +31,28 @@
 //! ([`Index::reserve`]); after the last, any table left larger than growth
 //! would have made it shrinks ([`Index::shrink_to_fit`]).
 //!
-//! Ordered walks ([`Index::scan_prefix`]) copy the matching keys out of
-//! every shard under all the shards' read locks (one consistent view),
-//! release them, sort the copy and then visit it: an iterator over a hash
-//! index sorts a snapshot when it is created, O(m log m) key comparisons for
-//! m matching keys, and holds a transient copy of their keys (their length
-//! plus 40 bytes each) while it visits. Copying is the larger part: it
-//! reads the keys in table order, which is random in memory (measurements
-//! in docs/bench/index-types.md).
+//! A write batch ([`Index::apply`]) locks every shard it touches, in shard
+//! order, before it changes any, and lets go of them only when all its
+//! changes are in: a get sees all of the batch or none of it.
+//!
+//! Snapshots ([`Index::snapshot`]) copy the matching keys one shard at a
+//! time, each under its read lock for that shard's copy only, and note the
+//! changes writers make meanwhile to shards not yet copied (see
+//! `snapshot.rs`); the copy is then sorted: O(m log m) key comparisons for
+//! m matching keys, most of them on the keys' first 16 bytes held inline.
 
-use parking_lot::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 mod arena;
 mod key_hash;
 mod shard;
 
 pub use key_hash::KeyHasher;
-use shard::{Found, Shard, Slot};
+use shard::{Shard, Slot};
 
+use super::snapshot::{Copies, CopyGuard, PendingSnapshot, SnapshotKeys};
 use super::{release_free_heap, Index};
 use crate::log::{Change, RecordPos};
 
@@ -78,6 +82,8 @@ struct PaddedShard(RwLock<Shard>);
 pub struct HashIndex {
     hasher: KeyHasher,
     shards: Box<[PaddedShard]>,
+    /// Snapshots being copied, each with which shards it has copied.
+    copies: Copies<Box<[AtomicBool]>>,
 }
 
 impl Default for HashIndex {
@@ -96,6 +102,18 @@ impl HashIndex {
         HashIndex {
             hasher: KeyHasher::new(),
             shards: (0..shards).map(|_| PaddedShard::default()).collect(),
+            copies: Copies::default(),
+        }
+    }
+
+    /// Notes a change of `key` (in shard `shard`) from `old` for the
+    /// snapshots being copied that have not copied that shard yet (see
+    /// `snapshot.rs`). The caller holds the shard's write lock.
+    #[inline]
+    fn note(&self, shard: usize, key: &[u8], old: Option<RecordPos>) {
+        if self.copies.any() {
+            self.copies
+                .note(key, old, |copied| copied[shard].load(Ordering::Relaxed));
         }
     }
 
@@ -150,12 +168,33 @@ impl Index for HashIndex {
 
     fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
-        self.shard(hash).write().put(&self.hasher, key, hash, pos)
+        let no = self.shard_no(hash);
+        let mut shard = self.shards[no].0.write();
+        let old = shard.put(&self.hasher, key, hash, pos);
+        self.note(no, key, old);
+        old
     }
 
     fn remove(&self, key: &[u8]) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
-        self.shard(hash).write().remove(&self.hasher, key, hash)
+        let no = self.shard_no(hash);
+        let mut shard = self.shards[no].0.write();
+        let old = shard.remove(&self.hasher, key, hash);
+        if old.is_some() {
+            self.note(no, key, old);
+        }
+        old
+    }
+
+    fn replace_if(&self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
+        let hash = self.hasher.hash(key);
+        let no = self.shard_no(hash);
+        let mut shard = self.shards[no].0.write();
+        let replaced = shard.replace_if(key, hash, expected, new);
+        if replaced {
+            self.note(no, key, Some(expected));
+        }
+        replaced
     }
 
     /// Grows each shard for its share of `additional` keys. Keys spread
@@ -183,34 +222,42 @@ impl Index for HashIndex {
         }
     }
 
-    /// Takes every shard's write lock once for the whole run (in shard
-    /// order, as `scan_prefix` takes the read locks, so the two cannot
-    /// deadlock) and pipelines the changes: while one is applied, the home
-    /// slot of a later one and the entry of a nearer one are already on
-    /// their way into the cache. A key at open costs a cache miss or two
-    /// (its slot, its entry) in tables far larger than the cache; in a
-    /// run, the misses of many changes overlap instead of taking turns.
+    /// Takes the write lock of every shard the run touches, in shard
+    /// order (a snapshot takes one read lock at a time, so the two cannot
+    /// deadlock), applies the whole run and only then lets go of them: a
+    /// get sees all of it or none. The changes are pipelined: while one is
+    /// applied, the home slot of a later one and the entry of a nearer one
+    /// are already on their way into the cache. A key at open costs a cache
+    /// miss or two (its slot, its entry) in tables far larger than the
+    /// cache; in a run, the misses of many changes overlap instead of
+    /// taking turns.
     fn apply(
         &self,
         changes: &[Change<'_>],
         replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
     ) {
         let hashes: Vec<u64> = changes.iter().map(|c| self.hasher.hash(c.key)).collect();
-        let mut shards: Vec<_> = self.shards.iter().map(|s| s.0.write()).collect();
+        let mut locked = self.lock_for(&hashes);
         for (i, (change, &hash)) in changes.iter().zip(&hashes).enumerate() {
             if let Some(&ahead) = hashes.get(i + PREFETCH_SLOT_AHEAD) {
-                shards[self.shard_no(ahead)].prefetch_slot(ahead);
+                locked.shard(self.shard_no(ahead)).prefetch_slot(ahead);
             }
             if let Some(&ahead) = hashes.get(i + PREFETCH_ENTRY_AHEAD) {
                 let remove = changes[i + PREFETCH_ENTRY_AHEAD].delete;
-                shards[self.shard_no(ahead)].prefetch_entry(ahead, remove);
+                locked
+                    .shard(self.shard_no(ahead))
+                    .prefetch_entry(ahead, remove);
             }
-            let shard = &mut shards[self.shard_no(hash)];
+            let no = self.shard_no(hash);
+            let shard = locked.shard(no);
             let old = if change.delete {
                 shard.remove(&self.hasher, change.key, hash)
             } else {
                 shard.put(&self.hasher, change.key, hash, change.pos)
             };
+            if old.is_some() || !change.delete {
+                self.note(no, change.key, old);
+            }
             replaced(change, old);
         }
     }
@@ -221,23 +268,85 @@ impl Index for HashIndex {
         self.shards.iter().map(|s| s.0.read().len).sum()
     }
 
-    fn scan_prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], RecordPos)) {
-        let mut keys = Vec::new();
-        let mut found = Vec::new();
-        {
-            // Every shard's read lock at once, taken in shard order: one
-            // consistent view. Writers hold one shard lock at a time, so
-            // this cannot deadlock with them.
-            let shards: Vec<_> = self.shards.iter().map(|s| s.0.read()).collect();
-            for shard in &shards {
-                shard.copy_prefix(prefix, &mut keys, &mut found);
+    fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_> {
+        let copied = (0..self.shards.len())
+            .map(|_| AtomicBool::new(false))
+            .collect();
+        Box::new(HashSnapshot {
+            index: self,
+            copy: self.copies.start(prefix, copied),
+        })
+    }
+}
+
+impl HashIndex {
+    /// The write locks of the shards of `hashes`, taken in shard order:
+    /// all of them for a run at least as long as there are shards.
+    fn lock_for(&self, hashes: &[u64]) -> LockedShards<'_> {
+        if hashes.len() >= self.shards.len() {
+            return LockedShards::All(self.shards.iter().map(|s| s.0.write()).collect());
+        }
+        let mut touched: Vec<usize> = hashes.iter().map(|&h| self.shard_no(h)).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        LockedShards::Some(
+            touched
+                .into_iter()
+                .map(|no| (no, self.shards[no].0.write()))
+                .collect(),
+        )
+    }
+}
+
+/// Shards locked for writing by [`HashIndex::lock_for`].
+enum LockedShards<'a> {
+    /// Every shard, by number.
+    All(Vec<RwLockWriteGuard<'a, Shard>>),
+    /// A few, ascending by number.
+    Some(Vec<(usize, RwLockWriteGuard<'a, Shard>)>),
+}
+
+impl LockedShards<'_> {
+    /// Shard `no`, which must be among those locked.
+    #[inline]
+    fn shard(&mut self, no: usize) -> &mut Shard {
+        match self {
+            LockedShards::All(all) => &mut all[no],
+            LockedShards::Some(some) => {
+                let at = some.partition_point(|(n, _)| *n < no);
+                &mut some[at].1
             }
         }
-        let key_of = |f: &Found| &keys[f.start..f.start + f.len as usize];
-        found.sort_unstable_by(|a, b| a.head.cmp(&b.head).then_with(|| key_of(a).cmp(key_of(b))));
-        for f in &found {
-            visit(key_of(f), f.pos);
+    }
+}
+
+/// A snapshot of a [`HashIndex`] registered and not yet copied.
+struct HashSnapshot<'a> {
+    index: &'a HashIndex,
+    /// Which shards the copy has copied (set under their read locks).
+    copy: CopyGuard<'a, Box<[AtomicBool]>>,
+}
+
+impl PendingSnapshot for HashSnapshot<'_> {
+    /// Copies one shard at a time, holding only its read lock; writers
+    /// change the other shards meanwhile, and the changes to shards not yet
+    /// copied are noted. Then sorts the copy.
+    fn collect_between(self: Box<Self>, between: &mut dyn FnMut()) -> SnapshotKeys {
+        let prefix = self.copy.prefix();
+        let mut keys = SnapshotKeys::with_capacity(if prefix.is_empty() {
+            self.index.len()
+        } else {
+            0
+        });
+        for (no, shard) in self.index.shards.iter().enumerate() {
+            let shard = shard.0.read();
+            shard.copy_prefix(prefix, &mut keys);
+            self.copy.progress[no].store(true, Ordering::Relaxed);
+            drop(shard);
+            between();
         }
+        keys.sort();
+        self.copy.finish(keys)
     }
 }
 

@@ -4,7 +4,8 @@
 
 use super::arena::{EntryRef, KeyArena};
 use super::key_hash::KeyHasher;
-use crate::keydir::{key_head, prefetch};
+use crate::keydir::prefetch;
+use crate::keydir::SnapshotKeys;
 use crate::log::RecordPos;
 
 /// The smallest table a shard allocates.
@@ -113,6 +114,25 @@ impl Shard {
     pub(super) fn get(&self, key: &[u8], hash: u64) -> Option<RecordPos> {
         self.find(key, hash)
             .map(|i| self.arena.pos(self.slots[i].entry()))
+    }
+
+    /// Points `key` at `new` if it points at `expected`; returns whether it did.
+    pub(super) fn replace_if(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        expected: RecordPos,
+        new: RecordPos,
+    ) -> bool {
+        let Some(i) = self.find(key, hash) else {
+            return false;
+        };
+        let at = self.slots[i].entry();
+        let now = self.arena.pos(at) == expected;
+        if now {
+            self.arena.set_pos(at, new);
+        }
+        now
     }
 
     pub(super) fn put(
@@ -295,30 +315,13 @@ impl Shard {
         }
     }
 
-    /// Appends every key that starts with `prefix`, with its position.
-    pub(super) fn copy_prefix(&self, prefix: &[u8], keys: &mut Vec<u8>, found: &mut Vec<Found>) {
+    /// Adds every key that starts with `prefix`, with its position.
+    pub(super) fn copy_prefix(&self, prefix: &[u8], out: &mut SnapshotKeys) {
         for slot in self.slots.iter().filter(|s| !s.is_empty()) {
             let key = self.arena.key(slot.entry());
             if key.starts_with(prefix) {
-                found.push(Found {
-                    head: key_head(key),
-                    start: keys.len(),
-                    len: key.len() as u32,
-                    pos: self.arena.pos(slot.entry()),
-                });
-                keys.extend_from_slice(key);
+                out.push(key, self.arena.pos(slot.entry()));
             }
         }
     }
-}
-
-/// A key copied out by `scan_prefix`: where its bytes lie in the copy.
-pub(super) struct Found {
-    /// The key's [`key_head`]: most comparisons of the sort end there,
-    /// without a read of the key buffer.
-    pub(super) head: (u64, u64),
-    pub(super) start: usize,
-    /// Keys are at most 64 KiB.
-    pub(super) len: u32,
-    pub(super) pos: RecordPos,
 }
