@@ -20,7 +20,7 @@ pub(crate) struct Args {
 
 /// The workloads `--skip` may leave out: none of the others depends on
 /// what they measure or leave behind.
-pub(crate) const SKIPPABLE: &[&str] = &["iterate", "merge", "fillsync"];
+pub(crate) const SKIPPABLE: &[&str] = &["iterate", "merge", "fillsync", "batch"];
 
 pub(crate) const USAGE: &str = "\
 usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-threads T]
@@ -34,8 +34,9 @@ usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-
   --dir DIR           where the databases go: a fresh DIR/bitcask-bench-PID, removed at the end
                       (DIR itself is created if missing and left in place)
                       (default: the system temp directory)
-  --skip W,...        leave out these workloads: iterate (both rows), merge, fillsync (both
-                      rows); for long runs at large key counts (the scale curve)
+  --skip W,...        leave out these workloads: iterate (the three rows), merge, fillsync
+                      (both rows), batch (the three rows); for long runs at large key counts
+                      (the scale curve)
 Keys are 16 bytes. Through make: make bench ARGS=\"--keys 100000 --value-size 100\"";
 
 pub(crate) fn parse_args() -> Result<Args, String> {

@@ -11,6 +11,10 @@ use bitcask::{Bitcask, Options};
 
 use crate::Res;
 
+/// The pause of the threads that probe for stalls (during a merge, while
+/// iterators are created) between two operations.
+pub(crate) const PROBE_PAUSE: Duration = Duration::from_micros(100);
+
 /// Every key is 16 bytes: a zero-padded decimal number.
 pub(crate) const KEY_LEN: usize = 16;
 
@@ -28,6 +32,7 @@ pub(crate) const WORKLOADS: &[(&str, Workload)] = &[
     ("readmissing", read_missing),
     ("iterate keys", iterate_keys),
     ("iterate keys+values", iterate_keys_values),
+    ("iterate while writing", iterate_while_writing),
     ("reopen (no hints)", reopen_without_hints),
     ("merge", merge),
     ("reopen (hints)", reopen),
@@ -35,6 +40,9 @@ pub(crate) const WORKLOADS: &[(&str, Workload)] = &[
     ("delete", delete_random),
     ("fillsync 1 thread", fill_sync_1),
     ("fillsync {threads} threads", fill_sync_n),
+    ("batch of 1", batch_of_1),
+    ("batch of 100", batch_of_100),
+    ("batch of 10000", batch_of_10000),
 ];
 
 pub(crate) type Workload = fn(&mut Bench) -> Res<Measured>;
@@ -318,6 +326,103 @@ pub(crate) fn iterate_keys_values(b: &mut Bench) -> Res<Measured> {
     ))
 }
 
+/// Iterators over every key, created one after the other by one thread,
+/// while a second thread puts (each key again with the value it has) and a
+/// third gets, both paced at one operation per [`PROBE_PAUSE`] so that
+/// they probe for stalls rather than compete for the cores: the time to
+/// create an iterator (its snapshot of every key), and the longest put and
+/// get meanwhile. Then the same paced puts and gets for as long again
+/// without iterators: the longest operations the machine gives anyway (a
+/// thread that loses its core to another process waits for it). ops/s
+/// counts iterators created.
+pub(crate) fn iterate_while_writing(b: &mut Bench) -> Res<Measured> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const ITERATORS: usize = 8;
+    let db = b.db()?;
+    let (keys, values) = (b.keys, &b.values);
+    // (puts, longest put, gets, longest get) while `stop` is clear.
+    let probe = |stop: &AtomicBool| {
+        thread::scope(|s| {
+            let writer = s.spawn(|| -> Result<(u64, Stall), String> {
+                let (mut ops, mut longest) = (0u64, Stall::default());
+                while !stop.load(Ordering::Relaxed) {
+                    let n = (ops * 7919) % keys;
+                    let t = Stall::start();
+                    let put = db.put(&present_key(n), values.get(n, 1));
+                    put.map_err(|e| e.to_string())?;
+                    longest = longest.max(t.end());
+                    ops += 1;
+                    thread::sleep(PROBE_PAUSE);
+                }
+                Ok((ops, longest))
+            });
+            let reader = s.spawn(|| -> Result<(u64, Stall), String> {
+                let (mut ops, mut longest) = (0u64, Stall::default());
+                let mut buf = vec![0u8; values.size];
+                while !stop.load(Ordering::Relaxed) {
+                    let n = (ops * 104_729) % keys;
+                    let t = Stall::start();
+                    let got = db.get_into(&present_key(n), &mut buf);
+                    longest = longest.max(t.end());
+                    if !matches!(got, Ok(Some(_))) {
+                        return Err(format!("get of stored key {n}: {got:?}"));
+                    }
+                    ops += 1;
+                    thread::sleep(PROBE_PAUSE);
+                }
+                Ok((ops, longest))
+            });
+            let w = writer.join().map_err(|_| "writer panicked")??;
+            let r = reader.join().map_err(|_| "reader panicked")??;
+            Ok::<_, String>((w, r))
+        })
+    };
+    let stop = AtomicBool::new(false);
+    let mut made = Vec::new();
+    let ((puts, gets), started) = thread::scope(|s| -> Res<_> {
+        let probes = s.spawn(|| probe(&stop));
+        let started = Instant::now();
+        for _ in 0..ITERATORS {
+            let t = Instant::now();
+            let it = db.iter(b"", false);
+            made.push(t.elapsed());
+            let it = it?;
+            if it.len() as u64 != keys {
+                stop.store(true, Ordering::Relaxed);
+                return Err(format!("an iterator holds {} keys, not {keys}", it.len()).into());
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        let probed = probes.join().map_err(|_| "probe panicked")??;
+        Ok((probed, elapsed))
+    })?;
+    // The same probes, as long again, without iterators.
+    let stop = AtomicBool::new(false);
+    let (calm_puts, calm_gets) = thread::scope(|s| -> Res<_> {
+        let probes = s.spawn(|| probe(&stop));
+        thread::sleep(started);
+        stop.store(true, Ordering::Relaxed);
+        Ok(probes.join().map_err(|_| "probe panicked")??)
+    })?;
+    made.sort();
+    let total: Duration = made.iter().sum();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let note = format!(
+        "iterator over every key made in best {:.1} ms, median {:.1} ms; meanwhile {} puts, \
+         longest {}, {} gets, longest {}; without iterators: longest put {}, longest get {}",
+        ms(made[0]),
+        ms(made[made.len() / 2]),
+        puts.0,
+        puts.1,
+        gets.0,
+        gets.1,
+        calm_puts.1,
+        calm_gets.1,
+    );
+    Ok(Measured::timed(ITERATORS as u64, total, None, note))
+}
+
 /// Closes the database (not timed) and times the open that rebuilds the
 /// keydir by scanning every data file (warm page cache: the files were just
 /// written or read). MB/s is data file bytes scanned.
@@ -340,7 +445,6 @@ pub(crate) fn reopen_without_hints(b: &mut Bench) -> Res<Measured> {
 /// and get each saw during the merge. MB/s counts the data file bytes
 /// before the merge.
 pub(crate) fn merge(b: &mut Bench) -> Res<Measured> {
-    const PROBE_PAUSE: Duration = Duration::from_micros(100);
     use std::sync::atomic::{AtomicBool, Ordering};
     let db = b.db()?;
     let before = db.stats()?;
@@ -530,6 +634,123 @@ pub(crate) fn fill_sync(b: &mut Bench, threads: usize) -> Res<Measured> {
         Some(b.payload(b.sync_keys)),
         note,
     ))
+}
+
+pub(crate) fn batch_of_1(b: &mut Bench) -> Res<Measured> {
+    batch_commits(b, 1)
+}
+
+pub(crate) fn batch_of_100(b: &mut Bench) -> Res<Measured> {
+    batch_commits(b, 100)
+}
+
+pub(crate) fn batch_of_10000(b: &mut Bench) -> Res<Measured> {
+    batch_commits(b, 10_000)
+}
+
+/// 200,000 puts (or the table's key count, if fewer) into an empty database
+/// (sync_writes off), in write batches of `size`, in random key order. The
+/// note adds the rate per CPU second of the committing thread, which another
+/// process taking the core does not lower.
+pub(crate) fn batch_commits(b: &mut Bench, size: u64) -> Res<Measured> {
+    let name = format!("batch-{size}");
+    let db = b.open_fresh(&name, b.opts.clone())?;
+    let total = b.keys.min(200_000);
+    let order = b.shuffled(total);
+    let mut batch = db.batch();
+    let start = Instant::now();
+    let start_cpu = thread_cpu_time();
+    for chunk in order.chunks(size as usize) {
+        for &i in chunk {
+            batch.put(&present_key(i), b.values.get(i, 3))?;
+        }
+        db.write(&mut batch)?;
+    }
+    let elapsed = start.elapsed();
+    let cpu = thread_cpu_time().saturating_sub(start_cpu);
+    check_count(&db, total)?;
+    db.close()?;
+    remove_if_present(&b.dir.join(&name))?;
+    let note = format!(
+        "{:.0} commits/s; {:.0} ops per CPU second of the committing thread",
+        total.div_ceil(size) as f64 / elapsed.as_secs_f64(),
+        total as f64 / cpu.as_secs_f64().max(1e-9)
+    );
+    Ok(Measured::timed(
+        total,
+        elapsed,
+        Some(b.payload(total)),
+        note,
+    ))
+}
+
+/// How long one operation took, and how much of that its thread spent
+/// waiting for a core (ready to run while other threads had both): on a
+/// shared machine, a long operation is often one whose thread was not
+/// running, rather than one the engine made wait.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Stall {
+    took: Duration,
+    queued: Duration,
+}
+
+/// A [`Stall`] being measured.
+pub(crate) struct StallStart {
+    at: Instant,
+    queued: Duration,
+}
+
+impl Stall {
+    pub(crate) fn start() -> StallStart {
+        StallStart {
+            queued: run_queue_time(),
+            at: Instant::now(),
+        }
+    }
+}
+
+impl StallStart {
+    pub(crate) fn end(self) -> Stall {
+        let took = self.at.elapsed();
+        Stall {
+            took,
+            queued: run_queue_time().saturating_sub(self.queued),
+        }
+    }
+}
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} ms ({:.2} ms of it waiting for a core)",
+            self.took.as_secs_f64() * 1e3,
+            self.queued.as_secs_f64() * 1e3
+        )
+    }
+}
+
+/// How long the calling thread has waited for a core so far (the second
+/// field of /proc/thread-self/schedstat); zero where that is unreadable.
+pub(crate) fn run_queue_time() -> Duration {
+    fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+/// CPU time of the calling thread so far.
+pub(crate) fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 pub(crate) fn check_count(db: &Bitcask, expected: u64) -> Res<()> {
