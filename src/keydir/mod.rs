@@ -86,12 +86,13 @@ pub trait Index: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Registers a point-in-time snapshot of the keys that start with
-    /// `prefix` (all keys for an empty prefix): its keys are those of this
-    /// moment, whatever changes after. The caller makes sure no change is
+    /// Takes a point-in-time snapshot of the keys that start with `prefix`
+    /// (all keys for an empty prefix): a reference to the index's parts as
+    /// they are now, in microseconds. The caller makes sure no change is
     /// half applied meanwhile (the engine holds its writer lock), and then
     /// copies the keys with [`PendingSnapshot::collect`] without it: writers
-    /// go on while the copy is made a region at a time (see `snapshot.rs`).
+    /// go on, copying a part the snapshot still holds before they change it
+    /// (see `snapshot.rs`).
     fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_>;
 }
 

@@ -1,154 +1,293 @@
-//! [`OrderedIndex`]: the keydir as a B-tree of boxed keys, in key order.
+//! [`OrderedIndex`]: the keydir in key order, as a row of segments, each a
+//! B-tree of a few hundred consecutive keys behind an `Arc`.
+//!
+//! Segment `i` holds the keys from its lower bound up to the next
+//! segment's (the first segment's bound is the empty key, below every
+//! key). A segment that grows past [`SEGMENT_MAX`] keys splits in two; one
+//! that shrinks to a few hundred joins a neighbour. All of them sit behind
+//! one reader-writer lock, so a write batch is applied under one hold of
+//! the write lock: a get sees all of it or none.
+//!
+//! Why segments: a snapshot (an iterator, a fold) takes a reference to
+//! every segment under the read lock, in microseconds, and copies the keys
+//! out of them afterwards, holding no lock; a writer that changes a segment
+//! a snapshot still holds copies that segment first (copy on write, see
+//! `snapshot.rs`). A writer so never waits for a snapshot's copy of the
+//! whole tree, only, once per snapshot and segment, for the copy of one
+//! segment (512 keys at most).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
-use super::snapshot::{Copies, CopyGuard, PendingSnapshot, SnapshotKeys};
+use super::snapshot::{PendingSnapshot, SnapshotKeys};
 use super::{key_head, prefetch, release_free_heap, Index};
 use crate::log::{Change, RecordPos};
 
-/// How many keys a snapshot copies per hold of the read lock: a writer
-/// waits at most that long for it (about a millisecond at 10,000 keys).
-/// Tests take smaller chunks, to change the tree between many of them.
-const SNAPSHOT_CHUNK: usize = if cfg!(test) { 512 } else { 4096 };
-
-/// [`OrderedIndex::apply`] rebuilds the map from a run unless the map holds
-/// more than this many times the run's changes: a rebuild costs about the
-/// map's size plus the run's, so over a load it stays within this many
+/// [`OrderedIndex::apply`] rebuilds the tree from a run unless the tree
+/// holds more than this many times the run's changes: a rebuild costs about
+/// the tree's size plus the run's, so over a load it stays within this many
 /// times the changes applied, while inserting one by one costs a walk from
 /// the root per change.
 const REBUILD_RATIO: usize = 8;
+/// A segment with more keys splits in two: the most a writer copies when
+/// it changes a segment a snapshot holds (each key is an allocation of its
+/// own: tens of microseconds). Tests take small segments, to split and join
+/// them often.
+const SEGMENT_MAX: usize = if cfg!(test) { 64 } else { 512 };
+/// How many keys a rebuild puts in each segment: room for a quarter more
+/// before the first split.
+const SEGMENT_FILL: usize = SEGMENT_MAX * 3 / 4;
+/// A segment with fewer keys joins a neighbour, if the two together stay
+/// within half of [`SEGMENT_MAX`].
+const SEGMENT_MIN: usize = SEGMENT_MAX / 8;
 
-/// A B-tree ordered by key bytes (unsigned), behind a reader-writer lock.
+type Keys = BTreeMap<Box<[u8]>, RecordPos>;
+
+/// An ordered map of byte-string keys (unsigned order) to record positions,
+/// in copy-on-write segments (see the module documentation).
 #[derive(Default)]
 pub struct OrderedIndex {
-    map: RwLock<BTreeMap<Box<[u8]>, RecordPos>>,
-    /// Whether [`OrderedIndex::apply`] rebuilt the map since the last
+    tree: RwLock<Segments>,
+    /// Whether [`OrderedIndex::apply`] rebuilt the tree since the last
     /// [`Index::shrink_to_fit`]: it freed buffers of tens of MiB then.
     rebuilt: AtomicBool,
-    /// Snapshots being copied, each with the last key it has copied.
-    copies: Copies<Mutex<Reached>>,
 }
 
-/// How far a snapshot's copy has got, in key order. Changed under the
-/// map's read lock, looked at under its write lock: never at once.
-enum Reached {
-    Nothing,
-    /// Every key up to this one, included.
-    UpTo(Box<[u8]>),
-    All,
+/// The segments, ascending, and how many keys they hold in all. The row
+/// is shared with snapshots too, so that taking one is a single reference.
+struct Segments {
+    /// Never empty: the first has the empty lower bound.
+    parts: Arc<Vec<Segment>>,
+    len: usize,
 }
 
-impl Reached {
-    fn covers(&self, key: &[u8]) -> bool {
-        match self {
-            Reached::Nothing => false,
-            Reached::UpTo(last) => key <= &last[..],
-            Reached::All => true,
+/// Consecutive keys, from `lower` (included) up to the next segment's. A
+/// copy of the row copies references only.
+#[derive(Clone)]
+struct Segment {
+    /// [`key_head`] of `lower`: the search among segments compares these,
+    /// which lie in the row, and reads `lower` only on a tie.
+    head: (u64, u64),
+    lower: Arc<[u8]>,
+    keys: Arc<Keys>,
+}
+
+impl Segment {
+    fn new(lower: &[u8], keys: Keys) -> Segment {
+        Segment {
+            head: key_head(lower),
+            lower: lower.into(),
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// Whether this segment's lower bound is at or below `key` (of head `head`).
+    #[inline]
+    fn starts_at_or_below(&self, key: &[u8], head: (u64, u64)) -> bool {
+        self.head < head || (self.head == head && &*self.lower <= key)
+    }
+}
+
+impl Default for Segments {
+    fn default() -> Self {
+        Segments {
+            parts: Arc::new(vec![Segment::new(&[], Keys::new())]),
+            len: 0,
         }
     }
 }
 
-impl OrderedIndex {
-    /// Notes a change of `key` from `old` for the snapshots being copied
-    /// that have not reached it (see `snapshot.rs`). The caller holds the
-    /// write lock.
+impl Segments {
+    /// The segment whose range holds `key`.
     #[inline]
-    fn note(&self, key: &[u8], old: Option<RecordPos>) {
-        if self.copies.any() {
-            self.copies
-                .note(key, old, |reached| reached.lock().covers(key));
+    fn find(&self, key: &[u8]) -> usize {
+        let head = key_head(key);
+        // The first segment's bound is empty, below or equal to any key.
+        self.parts
+            .partition_point(|s| s.starts_at_or_below(key, head))
+            - 1
+    }
+
+    fn get(&self, key: &[u8]) -> Option<RecordPos> {
+        self.parts[self.find(key)].keys.get(key).copied()
+    }
+
+    /// Segment `i`, to change: the row and the segment are copied first if
+    /// a snapshot holds them.
+    fn segment_mut(&mut self, i: usize) -> &mut Keys {
+        Arc::make_mut(&mut Arc::make_mut(&mut self.parts)[i].keys)
+    }
+
+    fn put(&mut self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
+        let i = self.find(key);
+        let keys = &mut self.segment_mut(i);
+        // An overwrite updates in place and allocates nothing.
+        if let Some(slot) = keys.get_mut(key) {
+            return Some(std::mem::replace(slot, pos));
+        }
+        keys.insert(key.into(), pos);
+        let full = keys.len() > SEGMENT_MAX;
+        self.len += 1;
+        if full {
+            self.split(i);
+        }
+        None
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<RecordPos> {
+        let i = self.find(key);
+        // An absent key changes nothing: no copy of a shared segment.
+        if !self.parts[i].keys.contains_key(key) {
+            return None;
+        }
+        let old = self.segment_mut(i).remove(key);
+        self.len -= 1;
+        self.join_if_small(i);
+        old
+    }
+
+    fn replace_if(&mut self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
+        let i = self.find(key);
+        if self.parts[i].keys.get(key) != Some(&expected) {
+            return false;
+        }
+        if let Some(slot) = self.segment_mut(i).get_mut(key) {
+            *slot = new;
+        }
+        true
+    }
+
+    /// Splits segment `i` at its middle key.
+    fn split(&mut self, i: usize) {
+        let keys = &mut self.segment_mut(i);
+        let Some(middle) = keys.keys().nth(keys.len() / 2).cloned() else {
+            return;
+        };
+        let upper = keys.split_off(&middle);
+        Arc::make_mut(&mut self.parts).insert(i + 1, Segment::new(&middle, upper));
+    }
+
+    /// Joins segment `i` with a neighbour when it has become small, so that
+    /// deletes do not leave a long row of near-empty segments behind.
+    fn join_if_small(&mut self, i: usize) {
+        let len = self.parts[i].keys.len();
+        if len >= SEGMENT_MIN || self.parts.len() == 1 {
+            return;
+        }
+        let j = if i + 1 < self.parts.len() {
+            i + 1
+        } else {
+            i - 1
+        };
+        if len > 0 && len + self.parts[j].keys.len() > SEGMENT_MAX / 2 {
+            return;
+        }
+        // The upper of the two goes into the lower, which keeps its bound
+        // (an empty segment simply goes: its range falls to its neighbour).
+        let (low, high) = (i.min(j), i.max(j));
+        let gone = Arc::make_mut(&mut self.parts).remove(high);
+        let mut moved = Arc::unwrap_or_clone(gone.keys);
+        self.segment_mut(low).append(&mut moved);
+    }
+
+    /// Every key and position, in order, taken out of the segments (copied
+    /// where a snapshot still holds a segment).
+    fn drain(&mut self) -> impl Iterator<Item = (Box<[u8]>, RecordPos)> {
+        let parts = std::mem::take(&mut self.parts);
+        self.len = 0;
+        Arc::unwrap_or_clone(parts)
+            .into_iter()
+            .flat_map(|segment| Arc::unwrap_or_clone(segment.keys).into_iter())
+    }
+
+    /// Segments of [`SEGMENT_FILL`] keys made of `entries` (ascending, no
+    /// key twice).
+    fn build(entries: Vec<(Box<[u8]>, RecordPos)>) -> Segments {
+        let len = entries.len();
+        let mut parts = Vec::with_capacity(len / SEGMENT_FILL + 1);
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            let keys: Keys = entries.by_ref().take(SEGMENT_FILL).collect();
+            let lower = match keys.keys().next() {
+                Some(first) if !parts.is_empty() => first.clone(),
+                _ => Box::default(),
+            };
+            parts.push(Segment::new(&lower, keys));
+        }
+        if parts.is_empty() {
+            return Segments::default();
+        }
+        Segments {
+            parts: Arc::new(parts),
+            len,
         }
     }
 }
 
 impl Index for OrderedIndex {
     fn get(&self, key: &[u8]) -> Option<RecordPos> {
-        self.map.read().get(key).copied()
+        self.tree.read().get(key)
     }
 
     fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
-        let mut map = self.map.write();
-        // An overwrite updates in place and allocates nothing.
-        let old = match map.get_mut(key) {
-            Some(slot) => Some(std::mem::replace(slot, pos)),
-            None => map.insert(key.into(), pos),
-        };
-        self.note(key, old);
-        old
+        self.tree.write().put(key, pos)
     }
 
     fn remove(&self, key: &[u8]) -> Option<RecordPos> {
-        let mut map = self.map.write();
-        let old = map.remove(key);
-        if old.is_some() {
-            self.note(key, old);
-        }
-        old
+        self.tree.write().remove(key)
     }
 
     fn replace_if(&self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
-        let mut map = self.map.write();
-        match map.get_mut(key) {
-            Some(slot) if *slot == expected => {
-                *slot = new;
-                self.note(key, Some(expected));
-                true
-            }
-            _ => false,
-        }
+        self.tree.write().replace_if(key, expected, new)
     }
 
-    /// Long runs: a rebuild costs the map's size, so the fewer the better,
+    /// Long runs: a rebuild costs the tree's size, so the fewer the better,
     /// while a run costs 32 bytes a change, 32 MiB at this length.
     fn run_len(&self) -> usize {
         1 << 20
     }
 
-    /// Sorts the run by key (one key's changes stay in order). Into a map
-    /// not much larger than the run, it then merges the map's entries with
-    /// the run's outcome and builds a new map from the sorted whole, in
-    /// linear time; inserting keys one by one walks the tree from the root
-    /// each time, with a cache miss at nearly every level (every key is an
-    /// allocation of its own). Into a larger map, it applies the changes
-    /// one by one, in key order, so that consecutive ones share the upper
-    /// nodes of their walks.
+    /// Under one hold of the write lock (atomic for readers). Sorts the run
+    /// by key (one key's changes stay in order). Into a tree not much larger
+    /// than the run, it then merges the tree's entries with the run's
+    /// outcome and builds new segments from the sorted whole, in linear
+    /// time; inserting keys one by one walks a tree from the root each
+    /// time, with a cache miss at nearly every level (every key is an
+    /// allocation of its own). Into a larger tree, it applies the changes
+    /// one by one, in key order, so that consecutive ones share segments
+    /// and the upper nodes of their walks.
     fn apply(
         &self,
         changes: &[Change<'_>],
         replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
     ) {
         let order = sorted(changes);
-        let mut map = self.map.write();
-        if map.len() / REBUILD_RATIO > changes.len() {
+        let mut tree = self.tree.write();
+        if tree.len / REBUILD_RATIO > changes.len() {
             for (at, &(_, i)) in order.iter().enumerate() {
                 prefetch_ahead(changes, &order, at);
                 let change = &changes[i];
                 let old = if change.delete {
-                    map.remove(change.key)
-                } else if let Some(slot) = map.get_mut(change.key) {
-                    Some(std::mem::replace(slot, change.pos))
+                    tree.remove(change.key)
                 } else {
-                    map.insert(change.key.into(), change.pos)
+                    tree.put(change.key, change.pos)
                 };
-                if old.is_some() || !change.delete {
-                    self.note(change.key, old);
-                }
                 replaced(change, old);
             }
             return;
         }
-        let mut existing = std::mem::take(&mut *map).into_iter().peekable();
-        let mut entries = Vec::with_capacity(existing.len() + changes.len());
+        let mut entries = Vec::with_capacity(tree.len + changes.len());
+        let mut existing = tree.drain().peekable();
         let mut at = 0;
         while at < order.len() {
             prefetch_ahead(changes, &order, at);
             let (head, first) = order[at];
             let key = changes[first].key;
-            // The map's keys before this one, which the run leaves alone.
+            // The tree's keys before this one, which the run leaves alone.
             while let Some(entry) = existing.next_if(|(k, _)| **k < *key) {
                 entries.push(entry);
             }
@@ -162,9 +301,6 @@ impl Index for OrderedIndex {
                 .filter(|(h, i)| *h == head && changes[*i].key == key)
             {
                 let change = &changes[i];
-                if now.is_some() || !change.delete {
-                    self.note(change.key, now);
-                }
                 replaced(change, now);
                 now = (!change.delete).then_some(change.pos);
                 at += 1;
@@ -174,13 +310,11 @@ impl Index for OrderedIndex {
             }
         }
         entries.extend(existing);
-        // Sorted and without duplicates: from_iter builds the tree in one
-        // pass (its own stable sort finds the input sorted in linear time).
-        *map = entries.into_iter().collect();
+        *tree = Segments::build(entries);
         self.rebuilt.store(true, Ordering::Relaxed);
     }
 
-    /// The map has no spare room to give back. But a rebuild allocates and
+    /// The tree has no spare room to give back. But a rebuild allocates and
     /// frees the run's sorted order and the merged entries, and the loader
     /// the run itself, some 24 to 32 bytes per key each, which glibc keeps
     /// resident where they lie below the tree (about 55 bytes per key after
@@ -192,60 +326,65 @@ impl Index for OrderedIndex {
     }
 
     fn len(&self) -> usize {
-        self.map.read().len()
+        self.tree.read().len
     }
 
+    /// Takes a reference to the row of segments, under the read lock for a
+    /// moment (the engine holds its writer lock meanwhile, so no write lands
+    /// in between): one reference, however many segments there are.
     fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_> {
+        let tree = self.tree.read();
         Box::new(OrderedSnapshot {
-            index: self,
-            copy: self.copies.start(prefix, Mutex::new(Reached::Nothing)),
+            first: tree.find(prefix),
+            segments: Arc::clone(&tree.parts),
+            prefix: prefix.into(),
         })
     }
 }
 
-/// A snapshot of an [`OrderedIndex`] registered and not yet copied.
-struct OrderedSnapshot<'a> {
-    index: &'a OrderedIndex,
-    copy: CopyGuard<'a, Mutex<Reached>>,
+/// A snapshot of an [`OrderedIndex`]: the row of segments as it was, not
+/// yet copied, and the first segment that may hold its prefix.
+struct OrderedSnapshot {
+    segments: Arc<Vec<Segment>>,
+    first: usize,
+    prefix: Box<[u8]>,
 }
 
-impl PendingSnapshot for OrderedSnapshot<'_> {
-    /// Walks the tree in key order, [`SNAPSHOT_CHUNK`] keys per hold of
-    /// the read lock; between two holds, writers change the tree and the
-    /// changes past the last key copied are noted.
+impl PendingSnapshot for OrderedSnapshot {
+    /// Copies the keys with the prefix out of the segments, in order, with
+    /// no lock, letting go of each segment once copied (a writer then needs
+    /// no copy of it); they come out sorted.
     fn collect_between(self: Box<Self>, between: &mut dyn FnMut()) -> SnapshotKeys {
-        let prefix = self.copy.prefix();
-        let mut keys = SnapshotKeys::default();
-        let mut from: Bound<Box<[u8]>> = Bound::Included(prefix.into());
-        loop {
-            let map = self.index.map.read();
-            let mut last = None;
-            let mut taken = 0;
-            let range = map.range::<[u8], _>((from.as_ref().map(|k| &k[..]), Bound::Unbounded));
-            for (key, pos) in range.take_while(|(key, _)| key.starts_with(prefix)) {
-                keys.push(key, *pos);
-                last = Some(key);
-                taken += 1;
-                if taken == SNAPSHOT_CHUNK {
+        let OrderedSnapshot {
+            segments,
+            first,
+            prefix,
+        } = *self;
+        // A row of references of its own (a copy of the row if a writer
+        // still shares it), so that each segment can be let go of in turn.
+        let mut segments = Arc::unwrap_or_clone(segments);
+        segments.drain(..first);
+        let mut out = SnapshotKeys::default();
+        for segment in segments {
+            let mut past = false;
+            let range = segment
+                .keys
+                .range::<[u8], _>((Bound::Included(&prefix[..]), Bound::Unbounded));
+            for (key, pos) in range {
+                if !key.starts_with(&prefix) {
+                    past = true;
                     break;
                 }
+                out.push(key, *pos);
             }
-            let mut reached = self.copy.progress.lock();
-            match last {
-                Some(last) if taken == SNAPSHOT_CHUNK => {
-                    *reached = Reached::UpTo(last.clone());
-                    from = Bound::Excluded(last.clone());
-                }
-                _ => {
-                    *reached = Reached::All;
-                    break;
-                }
-            }
-            drop(reached);
-            drop(map);
+            drop(segment);
             between();
+            // Every later segment holds only larger keys.
+            if past {
+                break;
+            }
         }
-        self.copy.finish(keys)
+        out
     }
 }
 

@@ -3,44 +3,43 @@
 //! An iterator (or fold) sees the keys and record positions of one moment:
 //! every write acknowledged before it was created, none after. Copying a
 //! million keys takes tens of milliseconds, and writers must not wait for
-//! that (a put stalled behind an iterator is the pause issue 13 measured).
-//! So the copy is made a region at a time (a shard of the hash index, a
-//! few thousand keys of the ordered one), each under that region's lock
-//! for a moment only, while writers go on changing the index in between.
+//! that (a put stalled behind an iterator for as long is what issue 13
+//! measured).
 //!
-//! The moment of the snapshot is when it is registered ([`Copies::start`]):
-//! the engine does that under its writer lock, where no write is half
-//! applied. From then on, every change to a key in a region the copy has
-//! not reached yet is noted for it, with the key's position before the
-//! change (or its absence): the first note of a key wins, so it holds the
-//! key as of the snapshot. A change to a region already copied needs no
-//! note: the copy holds that region as of an instant after the snapshot
-//! with every change since then noted. When the copy is done, each noted key
-//! takes its noted state in place of whatever the copy saw. Notes are kept
-//! only while a copy runs, not for the life of the iterator (which holds its
-//! own copy of the keys), and only for keys written meanwhile.
+//! Both index types keep their keys in parts behind `Arc`s, changed copy on
+//! write: the hash index its shards (table and key arena), the ordered
+//! index its segments (B-trees of a few hundred consecutive keys). A
+//! snapshot ([`super::Index::snapshot`]) takes a reference to every part,
+//! which takes microseconds; the engine does that under its writer lock, so
+//! no write is half applied at that moment. The keys are then copied out of
+//! the parts held ([`PendingSnapshot::collect`]) with no lock at all. A
+//! writer that changes a part a snapshot still holds copies that one part
+//! first and changes its own copy; the snapshot lets go of each part once
+//! it has copied it. So a writer waits for at most the copy of one part,
+//! once per snapshot, never for the snapshot's copy of the whole index,
+//! and never for a reader that lost its core while holding a lock.
 //!
 //! Why this design, rather than the others studied (measurements in
 //! docs/bench/snapshots.md):
+//! - First built here: copying region by region under each region's lock,
+//!   noting for the copy every change writers made meanwhile to regions
+//!   not yet copied. Correct, but a copying thread that lost its core while
+//!   holding a region's lock held up every writer behind it: puts of 16 to
+//!   175 ms while iterators were made on a busy machine, with none of that
+//!   time spent waiting for a core.
 //! - Riak's keydir freeze sends writes to a pending table while a fold is
 //!   live and merges it back after; gets then look in two tables, and the
 //!   merge-back is a writer pause that grows with the writes made meanwhile.
 //! - Sequence numbers on every entry, with old versions kept while a
 //!   snapshot needs them, cost 8 bytes per key whether or not a snapshot
 //!   ever exists (the hash index keeps a key in 13 bytes plus its slot).
-//! - A persistent (copy-on-write) tree makes a snapshot O(1) but copies a
-//!   path of nodes on every write that follows one, and its gets cannot use
-//!   the hash index's compact table.
+//! - A persistent tree copied path by path costs every write a few node
+//!   copies while any snapshot lives; copying whole parts costs one copy per
+//!   part and snapshot, and nothing at all when no snapshot is taken.
 //!
-//! Here a get, a put with no snapshot in progress, and the memory per key are
-//! what they were; a write during a copy pays one look-up in the list of
-//! copies and, the first time a key changes, one note.
-
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use parking_lot::Mutex;
+//! A snapshot's keys are sorted entries with the key's first 16 bytes
+//! inline ([`SnapshotKeys`]): most comparisons of the sort, and of a seek,
+//! end there without touching the key buffer.
 
 use crate::log::RecordPos;
 
@@ -157,49 +156,6 @@ impl SnapshotKeys {
         self.entries
             .sort_unstable_by(|a, b| compare(long_keys, a, b));
     }
-
-    /// Gives each noted key its noted state: its position as of the
-    /// snapshot, or its absence. Both `self` (sorted) and `noted` are in key
-    /// order, so this is one merge; only keys that start with `prefix` are
-    /// kept.
-    fn correct(self, noted: &BTreeMap<Box<[u8]>, Option<RecordPos>>, prefix: &[u8]) -> Self {
-        if noted.is_empty() {
-            return self;
-        }
-        let mut out = SnapshotKeys::with_capacity(self.entries.len() + noted.len());
-        let mut notes = noted
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .peekable();
-        let mut at = 0;
-        loop {
-            let copied = self.entries.get(at).map(|e| (self.key_of(e), e.pos));
-            // The next noted key, if it does not come after the next copied one.
-            let note_first = match (copied, notes.peek()) {
-                (_, None) => false,
-                (None, Some(_)) => true,
-                (Some((key, _)), Some((noted_key, _))) => &noted_key[..] <= key,
-            };
-            if note_first {
-                let Some((noted_key, state)) = notes.next() else {
-                    break;
-                };
-                if copied.is_some_and(|(key, _)| key == &noted_key[..]) {
-                    // The copy saw a later state of this key.
-                    at += 1;
-                }
-                if let Some(pos) = state {
-                    out.push(noted_key, *pos);
-                }
-            } else if let Some((key, pos)) = copied {
-                out.push(key, pos);
-                at += 1;
-            } else {
-                break;
-            }
-        }
-        out
-    }
 }
 
 /// Unsigned byte order of two entries' keys.
@@ -216,109 +172,6 @@ fn compare(long_keys: &[u8], a: &SnapshotEntry, b: &SnapshotEntry) -> std::cmp::
             la.cmp(&lb)
         }
     })
-}
-
-/// The copies in progress of one index, and the notes made for them.
-/// `P` is how far a copy has got, in the index type's own terms.
-pub(super) struct Copies<P> {
-    /// How many copies are registered: writes look at the list only if any.
-    active: AtomicUsize,
-    list: Mutex<Vec<Arc<Copy<P>>>>,
-}
-
-impl<P> Default for Copies<P> {
-    fn default() -> Self {
-        Copies {
-            active: AtomicUsize::new(0),
-            list: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-/// One copy in progress.
-pub(super) struct Copy<P> {
-    /// The prefix of the snapshot: other keys need no note.
-    prefix: Box<[u8]>,
-    /// How far the copy has got (the index type decides what that means).
-    pub(super) progress: P,
-    /// Each key changed since the snapshot, in a region not yet copied
-    /// when it changed, with its state as of the snapshot.
-    noted: Mutex<BTreeMap<Box<[u8]>, Option<RecordPos>>>,
-}
-
-impl<P> Copy<P> {
-    /// The prefix the copy is limited to.
-    pub(super) fn prefix(&self) -> &[u8] {
-        &self.prefix
-    }
-
-    /// The copy made (`copied`, sorted), corrected with the notes.
-    pub(super) fn finish(&self, copied: SnapshotKeys) -> SnapshotKeys {
-        copied.correct(&self.noted.lock(), &self.prefix)
-    }
-}
-
-impl<P> Copies<P> {
-    /// Registers a copy: from now on, changes are noted for it. Called where
-    /// no change is half applied (see the module documentation). The copy
-    /// is unregistered when the returned guard is dropped.
-    pub(super) fn start(&self, prefix: &[u8], progress: P) -> CopyGuard<'_, P> {
-        let copy = Arc::new(Copy {
-            prefix: prefix.into(),
-            progress,
-            noted: Mutex::new(BTreeMap::new()),
-        });
-        let mut list = self.list.lock();
-        list.push(Arc::clone(&copy));
-        self.active.store(list.len(), Ordering::Relaxed);
-        CopyGuard { copies: self, copy }
-    }
-
-    /// Whether any copy is registered. Changes and registrations are
-    /// serialized by the caller (the engine's writer lock), which orders
-    /// this load after any registration it must see.
-    #[inline]
-    pub(super) fn any(&self) -> bool {
-        self.active.load(Ordering::Relaxed) > 0
-    }
-
-    /// Notes that `key`, which had `old` (None: absent), has just changed,
-    /// for every copy that has not `reached` it yet. The caller still holds
-    /// the lock of the key's region, so that a copy of that region made
-    /// after the change also finds the note.
-    pub(super) fn note(&self, key: &[u8], old: Option<RecordPos>, reached: impl Fn(&P) -> bool) {
-        for copy in self.list.lock().iter() {
-            if !key.starts_with(&copy.prefix) || reached(&copy.progress) {
-                continue;
-            }
-            let mut noted = copy.noted.lock();
-            if !noted.contains_key(key) {
-                noted.insert(key.into(), old);
-            }
-        }
-    }
-}
-
-/// A registered copy; unregisters it when dropped (also on a panic).
-pub(super) struct CopyGuard<'a, P> {
-    copies: &'a Copies<P>,
-    copy: Arc<Copy<P>>,
-}
-
-impl<P> std::ops::Deref for CopyGuard<'_, P> {
-    type Target = Copy<P>;
-
-    fn deref(&self) -> &Copy<P> {
-        &self.copy
-    }
-}
-
-impl<P> Drop for CopyGuard<'_, P> {
-    fn drop(&mut self) {
-        let mut list = self.copies.list.lock();
-        list.retain(|c| !Arc::ptr_eq(c, &self.copy));
-        self.copies.active.store(list.len(), Ordering::Relaxed);
-    }
 }
 
 /// A snapshot registered by [`super::Index::snapshot`], whose keys are not

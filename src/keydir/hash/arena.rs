@@ -185,6 +185,29 @@ impl KeyArena {
     }
 }
 
+/// A copy whose entries lie where they lie in the original (every
+/// [`EntryRef`] holds for both), and whose newest chunk has the original's
+/// room left, so that entries pushed later never move either (a clone of
+/// a `Vec` would have no room to spare).
+impl Clone for KeyArena {
+    fn clone(&self) -> Self {
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|chunk| {
+                let mut copy = Vec::with_capacity(chunk.capacity());
+                copy.extend_from_slice(chunk);
+                copy
+            })
+            .collect();
+        KeyArena {
+            chunks,
+            used: self.used,
+            garbage: self.garbage,
+        }
+    }
+}
+
 fn encode_pos(pos: RecordPos) -> [u8; POS_LEN] {
     let mut bytes = [0u8; POS_LEN];
     bytes[0..4].copy_from_slice(&pos.file_id.to_le_bytes());

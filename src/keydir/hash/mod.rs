@@ -35,13 +35,19 @@
 //! order, before it changes any, and lets go of them only when all its
 //! changes are in: a get sees all of the batch or none of it.
 //!
-//! Snapshots ([`Index::snapshot`]) copy the matching keys one shard at a
-//! time, each under its read lock for that shard's copy only, and note the
-//! changes writers make meanwhile to shards not yet copied (see
-//! `snapshot.rs`); the copy is then sorted: O(m log m) key comparisons for
-//! m matching keys, most of them on the keys' first 16 bytes held inline.
+//! Snapshots ([`Index::snapshot`]): each shard's table and arena live in
+//! an `Arc`. A snapshot takes a reference to every shard (a moment under
+//! each read lock, all while the engine's writer lock keeps writes out),
+//! then copies the matching keys out of those shards holding no lock at
+//! all, and sorts them: O(m log m) key comparisons for m matching keys,
+//! most of them on the keys' first 16 bytes held inline. A writer that
+//! changes a shard a snapshot still holds first copies it (copy on write:
+//! the table and arena of one shard, 1/[`SHARDS`] of the index, a memcpy),
+//! and changes its own copy; the snapshot lets go of each shard as soon as
+//! it has copied its keys. So a writer never waits for a snapshot's copy,
+//! only for a copy of one shard, once per snapshot.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockWriteGuard};
 
@@ -52,7 +58,7 @@ mod shard;
 pub use key_hash::KeyHasher;
 use shard::{Shard, Slot};
 
-use super::snapshot::{Copies, CopyGuard, PendingSnapshot, SnapshotKeys};
+use super::snapshot::{PendingSnapshot, SnapshotKeys};
 use super::{release_free_heap, Index};
 use crate::log::{Change, RecordPos};
 
@@ -71,19 +77,18 @@ const SHARD_SHIFT: u32 = 34;
 const PREFETCH_SLOT_AHEAD: usize = 16;
 const PREFETCH_ENTRY_AHEAD: usize = 8;
 /// A shard on a cache line of its own, so that two threads locking two
-/// shards do not contend for one line.
+/// shards do not contend for one line. Shared with the snapshots that hold
+/// it (see the module documentation).
 #[repr(align(64))]
 #[derive(Default)]
-struct PaddedShard(RwLock<Shard>);
+struct PaddedShard(RwLock<Arc<Shard>>);
 
 /// The keydir as a sharded open-addressing hash table over key arenas (see
-/// the module documentation). Point reads and writes lock one shard;
-/// `scan_prefix` locks all of them for reading while it copies.
+/// the module documentation). Point reads and writes lock one shard; a
+/// batch, the shards it touches.
 pub struct HashIndex {
     hasher: KeyHasher,
     shards: Box<[PaddedShard]>,
-    /// Snapshots being copied, each with which shards it has copied.
-    copies: Copies<Box<[AtomicBool]>>,
 }
 
 impl Default for HashIndex {
@@ -102,22 +107,15 @@ impl HashIndex {
         HashIndex {
             hasher: KeyHasher::new(),
             shards: (0..shards).map(|_| PaddedShard::default()).collect(),
-            copies: Copies::default(),
         }
     }
 
-    /// Notes a change of `key` (in shard `shard`) from `old` for the
-    /// snapshots being copied that have not copied that shard yet (see
-    /// `snapshot.rs`). The caller holds the shard's write lock.
-    #[inline]
-    fn note(&self, shard: usize, key: &[u8], old: Option<RecordPos>) {
-        if self.copies.any() {
-            self.copies
-                .note(key, old, |copied| copied[shard].load(Ordering::Relaxed));
-        }
+    /// Shard `no`, locked for writing.
+    fn write(&self, no: usize) -> RwLockWriteGuard<'_, Arc<Shard>> {
+        self.shards[no].0.write()
     }
 
-    fn shard(&self, hash: u64) -> &RwLock<Shard> {
+    fn shard(&self, hash: u64) -> &RwLock<Arc<Shard>> {
         &self.shards[self.shard_no(hash)].0
     }
 
@@ -168,33 +166,25 @@ impl Index for HashIndex {
 
     fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
-        let no = self.shard_no(hash);
-        let mut shard = self.shards[no].0.write();
-        let old = shard.put(&self.hasher, key, hash, pos);
-        self.note(no, key, old);
-        old
+        let mut shard = self.write(self.shard_no(hash));
+        Arc::make_mut(&mut shard).put(&self.hasher, key, hash, pos)
     }
 
     fn remove(&self, key: &[u8]) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
-        let no = self.shard_no(hash);
-        let mut shard = self.shards[no].0.write();
-        let old = shard.remove(&self.hasher, key, hash);
-        if old.is_some() {
-            self.note(no, key, old);
-        }
-        old
+        let mut shard = self.write(self.shard_no(hash));
+        // A key that is not there changes nothing: no copy of a shared shard.
+        shard.find(key, hash)?;
+        Arc::make_mut(&mut shard).remove(&self.hasher, key, hash)
     }
 
     fn replace_if(&self, key: &[u8], expected: RecordPos, new: RecordPos) -> bool {
         let hash = self.hasher.hash(key);
-        let no = self.shard_no(hash);
-        let mut shard = self.shards[no].0.write();
-        let replaced = shard.replace_if(key, hash, expected, new);
-        if replaced {
-            self.note(no, key, Some(expected));
+        let mut shard = self.write(self.shard_no(hash));
+        if shard.get(key, hash) != Some(expected) {
+            return false;
         }
-        replaced
+        Arc::make_mut(&mut shard).replace_if(key, hash, expected, new)
     }
 
     /// Grows each shard for its share of `additional` keys. Keys spread
@@ -204,7 +194,7 @@ impl Index for HashIndex {
         let share = additional.div_ceil(self.shards.len());
         let share = share.saturating_add(share / 8);
         for shard in self.shards.iter() {
-            shard.0.write().reserve(&self.hasher, share);
+            Arc::make_mut(&mut shard.0.write()).reserve(&self.hasher, share);
         }
     }
 
@@ -215,7 +205,7 @@ impl Index for HashIndex {
     fn shrink_to_fit(&self) {
         let mut shrank = false;
         for shard in self.shards.iter() {
-            shrank |= shard.0.write().shrink_to_fit(&self.hasher);
+            shrank |= Arc::make_mut(&mut shard.0.write()).shrink_to_fit(&self.hasher);
         }
         if shrank {
             release_free_heap();
@@ -248,16 +238,12 @@ impl Index for HashIndex {
                     .shard(self.shard_no(ahead))
                     .prefetch_entry(ahead, remove);
             }
-            let no = self.shard_no(hash);
-            let shard = locked.shard(no);
+            let shard = locked.shard(self.shard_no(hash));
             let old = if change.delete {
                 shard.remove(&self.hasher, change.key, hash)
             } else {
                 shard.put(&self.hasher, change.key, hash, change.pos)
             };
-            if old.is_some() || !change.delete {
-                self.note(no, change.key, old);
-            }
             replaced(change, old);
         }
     }
@@ -268,13 +254,17 @@ impl Index for HashIndex {
         self.shards.iter().map(|s| s.0.read().len).sum()
     }
 
+    /// Takes a reference to every shard, each under its read lock for a
+    /// moment; the engine holds its writer lock meanwhile, so no write
+    /// lands between two of them.
     fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_> {
-        let copied = (0..self.shards.len())
-            .map(|_| AtomicBool::new(false))
-            .collect();
         Box::new(HashSnapshot {
-            index: self,
-            copy: self.copies.start(prefix, copied),
+            shards: self
+                .shards
+                .iter()
+                .map(|s| Arc::clone(&s.0.read()))
+                .collect(),
+            prefix: prefix.into(),
         })
     }
 }
@@ -301,52 +291,52 @@ impl HashIndex {
 /// Shards locked for writing by [`HashIndex::lock_for`].
 enum LockedShards<'a> {
     /// Every shard, by number.
-    All(Vec<RwLockWriteGuard<'a, Shard>>),
+    All(Vec<RwLockWriteGuard<'a, Arc<Shard>>>),
     /// A few, ascending by number.
-    Some(Vec<(usize, RwLockWriteGuard<'a, Shard>)>),
+    Some(Vec<(usize, RwLockWriteGuard<'a, Arc<Shard>>)>),
 }
 
 impl LockedShards<'_> {
-    /// Shard `no`, which must be among those locked.
+    /// Shard `no`, which must be among those locked, to change (copied
+    /// first if a snapshot holds it).
     #[inline]
     fn shard(&mut self, no: usize) -> &mut Shard {
-        match self {
+        let guard = match self {
             LockedShards::All(all) => &mut all[no],
             LockedShards::Some(some) => {
                 let at = some.partition_point(|(n, _)| *n < no);
                 &mut some[at].1
             }
-        }
+        };
+        Arc::make_mut(guard)
     }
 }
 
-/// A snapshot of a [`HashIndex`] registered and not yet copied.
-struct HashSnapshot<'a> {
-    index: &'a HashIndex,
-    /// Which shards the copy has copied (set under their read locks).
-    copy: CopyGuard<'a, Box<[AtomicBool]>>,
+/// A snapshot of a [`HashIndex`]: every shard as it was, not yet copied.
+struct HashSnapshot {
+    shards: Vec<Arc<Shard>>,
+    prefix: Box<[u8]>,
 }
 
-impl PendingSnapshot for HashSnapshot<'_> {
-    /// Copies one shard at a time, holding only its read lock; writers
-    /// change the other shards meanwhile, and the changes to shards not yet
-    /// copied are noted. Then sorts the copy.
+impl PendingSnapshot for HashSnapshot {
+    /// Copies the keys out of the shards it holds, with no lock, letting
+    /// go of each shard once copied (a writer then needs no copy of it);
+    /// then sorts them.
     fn collect_between(self: Box<Self>, between: &mut dyn FnMut()) -> SnapshotKeys {
-        let prefix = self.copy.prefix();
-        let mut keys = SnapshotKeys::with_capacity(if prefix.is_empty() {
-            self.index.len()
+        let HashSnapshot { shards, prefix } = *self;
+        let len = if prefix.is_empty() {
+            shards.iter().map(|s| s.len).sum()
         } else {
             0
-        });
-        for (no, shard) in self.index.shards.iter().enumerate() {
-            let shard = shard.0.read();
-            shard.copy_prefix(prefix, &mut keys);
-            self.copy.progress[no].store(true, Ordering::Relaxed);
+        };
+        let mut keys = SnapshotKeys::with_capacity(len);
+        for shard in shards {
+            shard.copy_prefix(&prefix, &mut keys);
             drop(shard);
             between();
         }
         keys.sort();
-        self.copy.finish(keys)
+        keys
     }
 }
 

@@ -69,8 +69,10 @@ pub(super) fn capacity_for(len: usize) -> usize {
 }
 
 /// One shard: a table of slots over an arena. Not synchronized; the index
-/// keeps each behind a lock.
-#[derive(Default)]
+/// keeps each behind a lock. A clone is a copy of both (see
+/// [`KeyArena`]'s `Clone`): what a writer makes of a shard that a snapshot
+/// still holds.
+#[derive(Clone, Default)]
 pub(super) struct Shard {
     /// A power of two in length (or empty before the first key); always
     /// holds at least one empty slot, which ends every probe.
