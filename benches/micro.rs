@@ -70,10 +70,20 @@ fn iteration_over_1m_keys_with(index_type: IndexType) {
 }
 
 fn batch_commit_throughput() {
-    for sync in [false, true] {
+    batch_commits(false);
+}
+
+fn batch_commit_synced() {
+    batch_commits(true);
+}
+
+/// Puts in write batches of 1, 100 and 10,000, on each index type: 200,000
+/// of them unsynced, 20,000 synced.
+fn batch_commits(sync: bool) {
+    for index_type in [IndexType::Ordered, IndexType::Hash] {
         for size in [1u32, 100, 10_000] {
             let tmp = TempDir::new("bench-batch");
-            let mut opts = Options::default();
+            let mut opts = with_index(index_type);
             opts.set_sync_writes(sync);
             let db = Bitcask::open(tmp.db(), opts).unwrap();
             let total = if sync { 20_000 } else { 200_000 }.max(size);
@@ -92,7 +102,7 @@ fn batch_commit_throughput() {
             let secs = start.elapsed().as_secs_f64();
             let cpu = (thread_cpu_time() - start_cpu).as_secs_f64();
             println!(
-                "batches of {size:>5} (sync_writes {sync}): {:>10.0} ops/s, {:>8.0} commits/s ({total} ops); \
+                "{index_type:?} index, batches of {size:>5} (sync_writes {sync}): {:>10.0} ops/s, {:>8.0} commits/s ({total} ops); \
                  per CPU second of the committing thread: {:>10.0} ops",
                 f64::from(total) / secs,
                 f64::from(total / size) / secs,
@@ -253,9 +263,10 @@ fn reopen_from_hint_files() {
 }
 
 /// The benchmarks, by name.
-const BENCHES: [(&str, fn()); 4] = [
+const BENCHES: [(&str, fn()); 5] = [
     ("iteration_over_1m_keys", iteration_over_1m_keys),
     ("batch_commit_throughput", batch_commit_throughput),
+    ("batch_commit_synced", batch_commit_synced),
     (
         "point_operations_by_index_type",
         point_operations_by_index_type,

@@ -226,6 +226,17 @@ impl Index for HashIndex {
         changes: &[Change<'_>],
         replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
     ) {
+        if let [change] = changes {
+            // One change (a batch of one): atomic as it is, without the
+            // bookkeeping of a run.
+            let old = if change.delete {
+                self.remove(change.key)
+            } else {
+                self.put(change.key, change.pos)
+            };
+            replaced(change, old);
+            return;
+        }
         let hashes: Vec<u64> = changes.iter().map(|c| self.hasher.hash(c.key)).collect();
         let mut locked = self.lock_for(&hashes);
         for (i, (change, &hash)) in changes.iter().zip(&hashes).enumerate() {
