@@ -399,8 +399,45 @@ fn load_like_open(kind: &str) {
     }
 }
 
+/// A snapshot of every key (what an iterator over the whole database
+/// copies and sorts when it is made), of 1M keys put in a random order:
+/// best and median of 7, wall time and CPU time of the thread.
+fn snapshot_of_1m_keys() {
+    let n = 1_000_000;
+    let present = keys(n, false);
+    let order = shuffled(n, 0x5EED_5EED);
+    for name in ["ordered", "hash 64"] {
+        let index = make(name);
+        for &i in &order {
+            index.put(&present[i], pos(i));
+        }
+        let mut wall = Vec::new();
+        let mut cpu = Vec::new();
+        for _ in 0..7 {
+            let start = Instant::now();
+            let start_cpu = thread_cpu_time();
+            let snapshot = index.snapshot(b"").collect();
+            wall.push(start.elapsed());
+            cpu.push(thread_cpu_time() - start_cpu);
+            assert_eq!(snapshot.len(), n);
+            drop(black_box(snapshot));
+        }
+        wall.sort();
+        cpu.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{name}: snapshot of {n} keys: best {:.1} ms (CPU {:.1} ms), median {:.1} ms (CPU {:.1} ms)",
+            ms(wall[0]),
+            ms(cpu[0]),
+            ms(wall[3]),
+            ms(cpu[3])
+        );
+    }
+}
+
 /// The benchmarks, by name.
-const BENCHES: [(&str, fn()); 5] = [
+const BENCHES: [(&str, fn()); 6] = [
+    ("snapshot_of_1m_keys", snapshot_of_1m_keys),
     ("point_operations_on_1m_keys", point_operations_on_1m_keys),
     ("hash_rate_of_16_byte_keys", hash_rate_of_16_byte_keys),
     (

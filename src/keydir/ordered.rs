@@ -338,6 +338,7 @@ impl Index for OrderedIndex {
             first: tree.find(prefix),
             segments: Arc::clone(&tree.parts),
             prefix: prefix.into(),
+            len: if prefix.is_empty() { tree.len } else { 0 },
         })
     }
 }
@@ -348,6 +349,8 @@ struct OrderedSnapshot {
     segments: Arc<Vec<Segment>>,
     first: usize,
     prefix: Box<[u8]>,
+    /// How many keys it holds, if known (for the whole index).
+    len: usize,
 }
 
 impl PendingSnapshot for OrderedSnapshot {
@@ -359,12 +362,13 @@ impl PendingSnapshot for OrderedSnapshot {
             segments,
             first,
             prefix,
+            len,
         } = *self;
         // A row of references of its own (a copy of the row if a writer
         // still shares it), so that each segment can be let go of in turn.
         let mut segments = Arc::unwrap_or_clone(segments);
         segments.drain(..first);
-        let mut out = SnapshotKeys::default();
+        let mut out = SnapshotKeys::with_capacity(len);
         for segment in segments {
             let mut past = false;
             let range = segment

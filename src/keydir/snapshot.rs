@@ -83,9 +83,11 @@ impl SnapshotEntry {
 impl SnapshotKeys {
     /// An empty set, with room for `entries` keys.
     pub fn with_capacity(entries: usize) -> SnapshotKeys {
+        let entries = Vec::with_capacity(entries);
+        advise_huge_pages(&entries);
         SnapshotKeys {
             long_keys: Vec::new(),
-            entries: Vec::with_capacity(entries),
+            entries,
         }
     }
 
@@ -151,10 +153,67 @@ impl SnapshotKeys {
 
     /// Sorts the keys ascending. Most comparisons end at the inline heads,
     /// compared as two big-endian words, without touching the key buffer.
+    ///
+    /// Many keys are first split at their median into a lower and an upper
+    /// half, which are then sorted at once, the lower one on a helper thread
+    /// (if one can be started): both cores sort a million keys in about
+    /// half the time of one.
     pub fn sort(&mut self) {
         let long_keys = &self.long_keys;
-        self.entries
-            .sort_unstable_by(|a, b| compare(long_keys, a, b));
+        let by_key = |a: &SnapshotEntry, b: &SnapshotEntry| compare(long_keys, a, b);
+        let n = self.entries.len();
+        if n < SORT_IN_TWO_FROM {
+            self.entries.sort_unstable_by(by_key);
+            return;
+        }
+        let (lower, _, upper) = self.entries.select_nth_unstable_by(n / 2, by_key);
+        // The lower half, for whichever thread sorts it.
+        let lower = std::sync::Mutex::new(Some(lower));
+        let sort_lower = || {
+            if let Some(half) = lower.lock().ok().and_then(|mut l| l.take()) {
+                half.sort_unstable_by(by_key);
+            }
+        };
+        std::thread::scope(|scope| {
+            let helper = std::thread::Builder::new()
+                .name("bitcask-sort".into())
+                .spawn_scoped(scope, sort_lower);
+            upper.sort_unstable_by(by_key);
+            if let Ok(helper) = helper {
+                if let Err(panic) = helper.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        });
+        // No thread to be had: this one sorts the lower half too.
+        sort_lower();
+    }
+}
+
+/// From how many keys [`SnapshotKeys::sort`] sorts two halves at once: a
+/// thread's start (tens of microseconds) is then small next to the sort.
+const SORT_IN_TWO_FROM: usize = 1 << 17;
+
+/// Asks the kernel to back the buffer of `v` with 2 MiB pages where it
+/// can (transparent huge pages, when the system leaves them to madvise):
+/// a snapshot of a million keys fills and sorts 40 MB, which with 4 KiB
+/// pages costs ten thousand page faults and a TLB miss at nearly every
+/// access of the sort. Only a hint: nothing changes if it is refused.
+fn advise_huge_pages<T>(v: &Vec<T>) {
+    const HUGE: usize = 2 << 20;
+    let bytes = v.capacity() * std::mem::size_of::<T>();
+    if bytes < 2 * HUGE {
+        return;
+    }
+    let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+    let end = (v.as_ptr() as usize + bytes) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: the range lies inside the vector's own allocation, and
+        // MADV_HUGEPAGE only changes how the kernel backs it, not its
+        // contents or who may use it.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
     }
 }
 

@@ -225,6 +225,11 @@ impl Hint {
             }
             let offset = u32_at(body, fixed);
             let size = u32_at(body, fixed + 4);
+            // No record is 0 bytes long (the hash index marks entries it
+            // released with that size).
+            if size == 0 {
+                return false;
+            }
             f(kind, &body[key_start..key_start + key_len], offset, size);
             at = key_start + key_len;
         }

@@ -317,13 +317,13 @@ impl Shard {
         }
     }
 
-    /// Adds every key that starts with `prefix`, with its position.
+    /// Adds every key that starts with `prefix`, with its position, in the
+    /// order they lie in the arena (see [`KeyArena::for_each_live`]).
     pub(super) fn copy_prefix(&self, prefix: &[u8], out: &mut SnapshotKeys) {
-        for slot in self.slots.iter().filter(|s| !s.is_empty()) {
-            let key = self.arena.key(slot.entry());
+        self.arena.for_each_live(|key, pos| {
             if key.starts_with(prefix) {
-                out.push(key, self.arena.pos(slot.entry()));
+                out.push(key, pos);
             }
-        }
+        });
     }
 }

@@ -8,7 +8,7 @@ fn pos(n: u32) -> RecordPos {
     RecordPos {
         file_id: n,
         offset: !n,
-        size: n.rotate_left(7),
+        size: n.rotate_left(7) | 1,
     }
 }
 
