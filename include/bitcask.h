@@ -201,18 +201,20 @@ typedef struct {
 #define BITCASK_CLOSED 8
 
 /**
- * An ordered map (B-tree), the default: iterators and folds copy their keys
- * straight out of it, already in order.
+ * An ordered map (B-trees of a few hundred keys each, in key order):
+ * iterators and folds copy their keys out of it already in order, and one
+ * over a narrow prefix reads only that prefix's keys. Point reads and
+ * writes are several times slower than `BITCASK_INDEX_HASH`'s, and a key
+ * takes about twice the memory (measurements in the repository's
+ * docs/bench/index-types.md).
  */
 #define BITCASK_INDEX_ORDERED 0
 
 /**
- * A hash table whose keys live in a few large buffers: about half the
- * memory per key of `BITCASK_INDEX_ORDERED`, and faster gets, puts and
- * deletes (measurements in the repository's docs/bench/index-types.md).
- * Iterators and folds still go in key order, but each sorts a copy of its
- * keys when it is created (O(m log m) for m keys, and a transient second
- * copy of them).
+ * A hash table whose keys live in a few large buffers, the default: the
+ * fastest gets, puts and deletes, and the least memory per key. Iterators
+ * and folds still go in key order: each copies its keys out of the table
+ * and sorts them when it is created (a million keys in about 100 ms).
  */
 #define BITCASK_INDEX_HASH 1
 
@@ -255,7 +257,7 @@ const char *bitcask_last_error(void);
  * Creates an options object with every option at its default:
  * data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
  * mmap_at_startup on, max_batch_bytes 64 MiB, auto_merge_ratio 0.5,
- * auto_merge_min_bytes 256 MiB, index_type `BITCASK_INDEX_ORDERED`.
+ * auto_merge_min_bytes 256 MiB, index_type `BITCASK_INDEX_HASH`.
  * Returns NULL only when memory is exhausted. Release it with
  * `bitcask_options_free()`.
  */
@@ -384,7 +386,7 @@ bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, u
 
 /**
  * Sets the kind of in-memory index that maps keys to their records:
- * `BITCASK_INDEX_ORDERED` (the default) or `BITCASK_INDEX_HASH`. It is not
+ * `BITCASK_INDEX_HASH` (the default) or `BITCASK_INDEX_ORDERED`. It is not
  * stored with the data: any index type opens any database.
  *
  * Returns:

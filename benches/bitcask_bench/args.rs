@@ -30,7 +30,7 @@ usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-
   --value-size B,...  value sizes in bytes, one table each (default: 100,4096)
   --sync-keys N       puts in each fillsync row (default: 20000)
   --sync-threads T    threads of the second fillsync row (default: 8)
-  --index TYPE        the keydir: ordered (default) or hash
+  --index TYPE        the keydir: hash (the default of Options) or ordered
   --dir DIR           where the databases go: a fresh DIR/bitcask-bench-PID, removed at the end
                       (DIR itself is created if missing and left in place)
                       (default: the system temp directory)
@@ -46,7 +46,7 @@ pub(crate) fn parse_args() -> Result<Args, String> {
         sync_keys: 20_000,
         sync_threads: 8,
         dir: std::env::temp_dir(),
-        index: IndexType::Ordered,
+        index: IndexType::default(),
         skip: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
