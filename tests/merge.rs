@@ -195,6 +195,7 @@ fn merge_frees_space_online_and_keeps_every_latest_value(index: IndexType) {
     model.insert(key(1), b"after merge".to_vec());
     model.remove(&key(2));
     db.close().unwrap();
+    common::remove_keydir_file(&tmp.db());
     let db = Bitcask::open(tmp.db(), small_files(index)).unwrap();
     assert!(db.hint_files_used() > 0, "merge outputs have hint files");
     assert_holds(&db, &model, "after merge and reopen");

@@ -107,7 +107,8 @@ fn check(db: &Bitcask, model: &Model, acked: Option<u64>, when: &str) {
     }
 }
 
-/// Names in the directory that are not data files, their hint files or LOCK.
+/// Names in the directory that are not data files, their hint files, LOCK
+/// or the keydir file close writes.
 fn strays(dir: &Path) -> Vec<String> {
     let names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -119,7 +120,7 @@ fn strays(dir: &Path) -> Vec<String> {
             let hint_of_data = n
                 .strip_suffix(".hint")
                 .is_some_and(|id| names.contains(&format!("{id}.data")));
-            !(n.ends_with(".data") || hint_of_data || *n == "LOCK")
+            !(n.ends_with(".data") || hint_of_data || *n == "LOCK" || *n == "KEYDIR")
         })
         .cloned()
         .collect()

@@ -22,6 +22,9 @@ fn value(i: u32) -> Vec<u8> {
 }
 
 fn open_err(dir: &Path) -> String {
+    // The keydir file close wrote would spare open the scan these tests
+    // are about.
+    common::remove_keydir_file(dir);
     match Bitcask::open(dir, options()) {
         Err(Error::Corruption(msg)) => msg,
         Err(other) => panic!("expected corruption, got {other}"),
@@ -46,10 +49,12 @@ fn build(dir: &Path) -> (std::path::PathBuf, u64) {
     let last_len = 4 + 1 + 1 + 2 + 4 + 4 + 300;
     let last_start = std::fs::metadata(&newest).unwrap().len() - last_len;
     assert!(data_files(dir).len() > 3);
-    // Close wrote a hint for the newest file too. A hint is valid only for
-    // a file as it was at a clean close, so open would take it and not read
-    // the file: these tests are about what a scan finds, so it goes.
+    // Close wrote a hint for the newest file too, and the keydir file. Both
+    // are valid only for files as they were at a clean close, so open would
+    // take them and not read the files: these tests are about what a scan
+    // finds, so they go.
     std::fs::remove_file(newest.with_extension("hint")).unwrap();
+    common::remove_keydir_file(dir);
     (newest, last_start)
 }
 
@@ -146,6 +151,7 @@ fn damage_in_an_older_file_is_corruption_with_file_and_offset() {
 
     // With its hint file, open does not read the damaged file: the damage is
     // found by the read of that record, and every other key reads fine.
+    common::remove_keydir_file(tmp.path());
     let db = Bitcask::open(tmp.path(), options()).unwrap();
     assert!(db.hint_files_used() >= 1);
     let mut damaged = Vec::new();

@@ -22,6 +22,7 @@ use super::group_commit::CommitQueue;
 use super::iter::Iter;
 use super::jobs::Jobs;
 use super::lock::DirLock;
+use super::saved_keydir::{self, SavedFile};
 use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::keydir::Index;
@@ -239,10 +240,30 @@ impl Engine {
                 let _ = hint::write_hint_file(&self.dir, active.id(), &bytes);
             }
         }
+        // And the index itself, which the next open loads instead of every
+        // hint file, if nothing changes meanwhile. A shortcut too.
+        if sealed.is_ok() {
+            let _ = self.save_keydir();
+        }
         drop(maintenance);
         // Released now, not when the last iterator lets go of the engine.
         drop(self.lock.lock().take());
         sealed
+    }
+
+    /// Writes the keydir file (see `saved_keydir.rs`), with every data
+    /// file as it is on disk. At close, when nothing changes any more.
+    fn save_keydir(&self) -> Result<bool> {
+        let writer = self.writer.lock();
+        let mut files = Vec::new();
+        for (&id, file) in self.files.snapshot().iter() {
+            files.push(SavedFile {
+                id,
+                len: file.len()?,
+                live: writer.usage(id).live,
+            });
+        }
+        saved_keydir::save(&self.dir, &*self.index, &files, writer.last_batch_seq())
     }
 
     /// The position of `key`'s record and the file it lies in. Both are

@@ -53,6 +53,11 @@ impl Liveness {
         self.files.entry(id).or_default().len = len;
     }
 
+    /// Sets both counts of data file `id`, as a keydir file saved them.
+    pub fn restore(&mut self, id: u32, usage: FileUsage) {
+        self.files.insert(id, usage);
+    }
+
     /// Forgets a data file that was deleted.
     pub fn remove(&mut self, id: u32) {
         self.files.remove(&id);

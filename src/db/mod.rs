@@ -13,6 +13,7 @@
 //! - [`files`]: the open data files by id;
 //! - [`liveness`]: the live bytes of each file, for `reclaimable_bytes` and
 //!   merge;
+//! - [`saved_keydir`]: the keydir file close writes and open loads;
 //! - [`jobs`]: work queued for the background thread;
 //! - [`lock`]: the directory lock.
 //!
@@ -28,4 +29,5 @@ pub mod jobs;
 pub mod liveness;
 pub mod lock;
 pub mod open;
+pub mod saved_keydir;
 pub mod writer;

@@ -1,6 +1,8 @@
-//! Opening a database: take the directory lock, load every data file in id
-//! order into the keydir (from hint files where valid ones exist, see
-//! `log/recovery.rs`), and build the engine around it. This file holds the
+//! Opening a database: take the directory lock, load the keydir file close
+//! wrote if it describes the data files as they are (`saved_keydir.rs`),
+//! else load every data file in id order into the keydir (from hint files
+//! where valid ones exist, see `log/recovery.rs`), and build the engine
+//! around it. This file holds the
 //! keydir's side of loading: the sink that applies each file's records to
 //! the index and the liveness counts.
 
@@ -14,14 +16,16 @@ use super::engine::Engine;
 use super::files::{FileMap, Files};
 use super::group_commit::CommitQueue;
 use super::jobs::Jobs;
-use super::liveness::Liveness;
+use super::liveness::{FileUsage, Liveness};
 use super::lock::DirLock;
+use super::saved_keydir;
 use super::writer::{Writer, WriterParts};
 use crate::error::Result;
 use crate::keydir::{new_index, Index};
 use crate::log::appender::{Appender, SyncPolicy};
 use crate::log::data_file::DataFile;
 use crate::log::dir::{data_file_ids, ensure_dir};
+use crate::log::filename::hint_file_name;
 use crate::log::format::FILE_HEADER_LEN;
 use crate::log::hint::{Hint, HintKind};
 use crate::log::recovery::{self, Apply};
@@ -37,16 +41,54 @@ impl Engine {
         let dir = dir.to_path_buf();
         ensure_dir(&dir)?;
         let lock = DirLock::acquire(&dir)?;
-        let index: Arc<dyn Index> = new_index(options.index_type()).into();
         let ids = data_file_ids(&dir)?;
         recovery::remove_leftovers(&dir, &ids)?;
+        // The keydir file close wrote, if it describes these files as they
+        // are; removed either way before the first write can make it stale.
+        let saved = saved_keydir::load(&dir, &ids, options.index_type());
+        saved_keydir::remove(&dir)?;
         let mut files = FileMap::new();
         let mut liveness = Liveness::default();
         let mut active = None;
         let mut max_batch_seq = 0;
         let mut hints_used = 0;
         let mut unhinted = Vec::new();
-        for (i, &id) in ids.iter().enumerate() {
+        // Every file's header is checked as a load from hints checks it.
+        let saved = match saved {
+            Some(saved) => saved_files_with_headers(&dir, saved)?,
+            None => None,
+        };
+        let index: Arc<dyn Index> = match saved {
+            Some((saved, opened)) => {
+                max_batch_seq = saved.max_batch_seq;
+                for (i, (f, file)) in saved.files.iter().zip(opened).enumerate() {
+                    let newest = i + 1 == saved.files.len();
+                    let file = Arc::new(file);
+                    liveness.restore(
+                        f.id,
+                        FileUsage {
+                            len: f.len,
+                            live: f.live,
+                        },
+                    );
+                    if newest {
+                        file.map_ahead(options.data_file_size());
+                        active = Some((Arc::clone(&file), f.len));
+                    } else {
+                        file.map_for_reads();
+                        // Only whether one is there: it is checked when used.
+                        if !dir.join(hint_file_name(f.id)).exists() {
+                            unhinted.push(f.id);
+                        }
+                    }
+                    files.insert(f.id, file);
+                }
+                saved.index.into()
+            }
+            None => new_index(options.index_type()).into(),
+        };
+        let from_hints = files.is_empty();
+        for (i, &id) in ids.iter().enumerate().filter(|_| from_hints) {
             let newest = i + 1 == ids.len();
             let mut sink = KeydirLoader {
                 index: &*index,
@@ -74,8 +116,10 @@ impl Engine {
         }
         // Loading may have reserved more room than the keys took (a hint
         // file that puts one key several times) and freed large buffers:
-        // give both back.
-        index.shrink_to_fit();
+        // give both back. (A saved index is as it was.)
+        if from_hints {
+            index.shrink_to_fit();
+        }
         let (active, end) = match active {
             Some(found) => found,
             None => {
@@ -119,6 +163,26 @@ impl Engine {
             lock: Mutex::new(Some(lock)),
         })
     }
+}
+
+/// The data files a keydir file names, opened, if every one has a valid
+/// header; `None` (open then loads from hints and scans, which deals with a
+/// torn header) if one has not. A header of another format version, or not
+/// a data file's, is the error it is on any open.
+fn saved_files_with_headers(
+    dir: &Path,
+    saved: saved_keydir::Saved,
+) -> Result<Option<(saved_keydir::Saved, Vec<DataFile>)>> {
+    let mut opened = Vec::with_capacity(saved.files.len());
+    for (i, f) in saved.files.iter().enumerate() {
+        let newest = i + 1 == saved.files.len();
+        let file = DataFile::open(dir, f.id, newest)?;
+        if !recovery::header_is_valid(&file, f.len, newest)? {
+            return Ok(None);
+        }
+        opened.push(file);
+    }
+    Ok(Some((saved, opened)))
 }
 
 /// Every how many puts of a hint file one is looked up in the keydir, to

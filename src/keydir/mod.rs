@@ -4,6 +4,8 @@
 //! compact hash table: less memory per key and faster point reads, ordered
 //! walks sort a copy).
 
+use std::io::{self, Read, Write};
+
 use crate::log::{Change, RecordPos};
 use crate::options::IndexType;
 
@@ -94,6 +96,31 @@ pub trait Index: Send + Sync {
     /// go on, copying a part the snapshot still holds before they change it
     /// (see `snapshot.rs`).
     fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_>;
+    /// Writes the whole index in a form [`load_saved`] reads back (the
+    /// keydir file close writes), and returns true; or writes nothing and
+    /// returns false if this index type has no such form. Only while no
+    /// change is made.
+    fn save(&self, out: &mut dyn Write) -> io::Result<bool> {
+        let _ = out;
+        Ok(false)
+    }
+}
+
+/// An index of `index_type` holding what [`Index::save`] wrote, read from
+/// `input`; `None` if the bytes do not describe an index. The hash index
+/// saves its tables and arenas as they lie in memory, and loads them back
+/// as they are; the ordered index is built from them, in key order.
+pub fn load_saved(
+    index_type: IndexType,
+    input: &mut dyn Read,
+) -> io::Result<Option<Box<dyn Index>>> {
+    let Some(hash) = HashIndex::load_layout(input)? else {
+        return Ok(None);
+    };
+    Ok(Some(match index_type {
+        IndexType::Hash => Box::new(hash),
+        IndexType::Ordered => Box::new(OrderedIndex::from_sorted(&hash.snapshot(b"").collect())),
+    }))
 }
 
 /// The first 16 bytes of `key`, big-endian, zero-padded: a sort key that

@@ -228,6 +228,20 @@ impl Segments {
     }
 }
 
+impl OrderedIndex {
+    /// An index of `keys` (sorted, no key twice).
+    pub(crate) fn from_sorted(keys: &SnapshotKeys) -> OrderedIndex {
+        let entries = (0..keys.len())
+            .filter_map(|i| keys.get(i))
+            .map(|(key, pos)| (Box::from(key), pos))
+            .collect();
+        OrderedIndex {
+            tree: RwLock::new(Segments::build(entries)),
+            rebuilt: AtomicBool::new(true),
+        }
+    }
+}
+
 impl Index for OrderedIndex {
     fn get(&self, key: &[u8]) -> Option<RecordPos> {
         self.tree.read().get(key)

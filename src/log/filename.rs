@@ -7,6 +7,8 @@
 //! 000000042.data.tmp   a merge output not yet renamed into place
 //! 000000042.hint.tmp   a hint file not yet renamed into place
 //! LOCK                 the directory lock (flock)
+//! KEYDIR               the index as close left it (db/saved_keydir.rs)
+//! KEYDIR.tmp           the same, not yet renamed into place
 //! ```
 //!
 //! Ids are written with nine digits, zero-padded. Anything else in the
@@ -14,6 +16,10 @@
 
 /// Name of the lock file in the database directory.
 pub const LOCK: &str = "LOCK";
+/// Name of the keydir file close writes, and open reads and removes.
+pub const KEYDIR: &str = "KEYDIR";
+/// Name of the keydir file while it is written.
+pub const KEYDIR_TEMP: &str = "KEYDIR.tmp";
 
 /// Suffix of a file being written (a merge output or a hint file) before
 /// it is renamed into place. Open removes leftovers.

@@ -198,7 +198,7 @@ pub fn load_file(
 
 /// Whether the file starts with a valid header of this format version.
 /// `Ok(false)` means a torn header in the newest file, to be rewritten.
-fn header_is_valid(file: &DataFile, len: u64, newest: bool) -> Result<bool> {
+pub fn header_is_valid(file: &DataFile, len: u64, newest: bool) -> Result<bool> {
     let mut header = [0u8; FILE_HEADER_LEN as usize];
     let readable = len >= FILE_HEADER_LEN;
     if readable {

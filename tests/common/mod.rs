@@ -41,6 +41,16 @@ impl Drop for TempDir {
     }
 }
 
+/// Removes the keydir file close writes, so that the next open rebuilds the
+/// index from the hint files and data files (what a test of those needs).
+pub fn remove_keydir_file(dir: &Path) {
+    match std::fs::remove_file(dir.join("KEYDIR")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("remove {}/KEYDIR: {e}", dir.display()),
+    }
+}
+
 /// Default options with the given index type.
 pub fn with_index(index_type: IndexType) -> Options {
     let mut opts = Options::default();

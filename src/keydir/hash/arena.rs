@@ -120,7 +120,9 @@ impl KeyArena {
     pub(crate) fn key(&self, at: EntryRef) -> &[u8] {
         let bytes = &self.chunks[at.chunk()][at.offset() + POS_LEN..];
         let (len, len_len) = decode_len(bytes);
-        &bytes[len_len..len_len + len]
+        // Only a damaged saved index (see `persist.rs`) can have a length
+        // that runs past its chunk: an empty key then, rather than a panic.
+        bytes.get(len_len..len_len + len).unwrap_or_default()
     }
 
     /// The record position of the entry at `at`.
@@ -207,6 +209,41 @@ impl KeyArena {
     pub(crate) fn allocated_bytes(&self) -> usize {
         self.chunks.iter().map(Vec::capacity).sum::<usize>()
             + self.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
+    }
+}
+
+impl KeyArena {
+    /// The chunks, oldest first, and the bytes of entries live and
+    /// released: what a saved index holds of the arena.
+    pub(crate) fn parts(&self) -> (&[Vec<u8>], usize, usize) {
+        (&self.chunks, self.used, self.garbage)
+    }
+
+    /// The arena of saved [`KeyArena::parts`], if they fit together: chunks
+    /// of at most the largest chunk's room, no more of them than a
+    /// reference can name, `used` their bytes and `garbage` at most that.
+    pub(crate) fn from_parts(
+        chunks: Vec<Vec<u8>>,
+        used: usize,
+        garbage: usize,
+    ) -> Option<KeyArena> {
+        let fits = chunks.len() <= MAX_CHUNKS
+            && chunks.iter().all(|c| c.len() <= MAX_CHUNK)
+            && chunks.iter().map(Vec::len).sum::<usize>() == used
+            && garbage <= used;
+        fits.then_some(KeyArena {
+            chunks,
+            used,
+            garbage,
+        })
+    }
+
+    /// Whether an entry could start at `at`: its position and length byte
+    /// lie inside a chunk. (What a saved table's slots are checked with.)
+    pub(crate) fn holds(&self, at: EntryRef) -> bool {
+        self.chunks
+            .get(at.chunk())
+            .is_some_and(|c| at.offset() + POS_LEN < c.len())
     }
 }
 

@@ -53,6 +53,7 @@ use parking_lot::{RwLock, RwLockWriteGuard};
 
 mod arena;
 mod key_hash;
+mod persist;
 mod shard;
 
 pub use key_hash::KeyHasher;
@@ -62,14 +63,16 @@ use super::snapshot::{PendingSnapshot, SnapshotKeys};
 use super::{release_free_heap, Index};
 use crate::log::{Change, RecordPos};
 
-/// Number of shards of a default [`HashIndex`]. Enough that one shard's
-/// resize at 10M keys stays in the milliseconds; few enough that an almost
-/// empty index costs a few KiB.
-pub const SHARDS: usize = 64;
-/// The hash bits above this one pick the shard (at most 64 shards: bits
-/// 34..40). Buckets come from the low bits, tags from the top 24: the three
-/// never overlap for tables below 2^34 slots.
-const SHARD_SHIFT: u32 = 34;
+/// Number of shards of a default [`HashIndex`]. Enough that what a writer
+/// does to one shard at a time (a resize, the compaction of its arena, a
+/// copy for a snapshot that holds it) stays within a few milliseconds at
+/// 50M keys (49K keys a shard); few enough that an almost empty index costs
+/// a few hundred KiB.
+pub const SHARDS: usize = 1024;
+/// The hash bits above this one pick the shard (at most 1024 shards: bits
+/// 30..40). Buckets come from the low bits, tags from the top 24: the three
+/// never overlap for tables below 2^30 slots a shard.
+const SHARD_SHIFT: u32 = 30;
 /// How many changes ahead [`HashIndex::apply`] asks for the home slot of a
 /// key, and then for the entry that slot points at: far enough that the
 /// slot has arrived by the time its entry is wanted, and that one has by the
@@ -98,14 +101,19 @@ impl Default for HashIndex {
 }
 
 impl HashIndex {
-    /// An empty index of `shards` shards (a power of two, at most 64).
+    /// An empty index of `shards` shards (a power of two, at most 1024).
     pub fn with_shards(shards: usize) -> HashIndex {
+        HashIndex::with_hasher(KeyHasher::new(), shards)
+    }
+
+    /// An empty index of `shards` shards whose keys `hasher` places.
+    fn with_hasher(hasher: KeyHasher, shards: usize) -> HashIndex {
         assert!(
             shards.is_power_of_two() && shards <= 1 << (Slot::TAG_SHIFT - SHARD_SHIFT),
-            "{shards} shards: a power of two up to 64 is needed"
+            "{shards} shards: a power of two up to 1024 is needed"
         );
         HashIndex {
-            hasher: KeyHasher::new(),
+            hasher,
             shards: (0..shards).map(|_| PaddedShard::default()).collect(),
         }
     }
@@ -263,6 +271,10 @@ impl Index for HashIndex {
         // Shard by shard, so a write running meanwhile may be counted or
         // not; the engine serializes writes, and its callers want no more.
         self.shards.iter().map(|s| s.0.read().len).sum()
+    }
+
+    fn save(&self, out: &mut dyn std::io::Write) -> std::io::Result<bool> {
+        self.save_layout(out).map(|()| true)
     }
 
     /// Takes a reference to every shard, each under its read lock for a

@@ -50,6 +50,16 @@ impl Slot {
         EntryRef::from_bits((self.0 & Self::REF_MASK) - 1)
     }
 
+    /// The slot as a number, to save it.
+    pub(super) fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// A slot saved with [`Slot::bits`].
+    pub(super) fn from_bits(bits: u64) -> Slot {
+        Slot(bits)
+    }
+
     /// The same slot pointing at a moved entry.
     pub(super) fn moved_to(self, at: EntryRef) -> Slot {
         Slot((self.0 & !Self::REF_MASK) | (at.to_bits() + 1))

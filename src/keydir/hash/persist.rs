@@ -1,0 +1,147 @@
+//! A [`HashIndex`] saved as it lies in memory, and loaded back: what the
+//! keydir file that close writes holds (see `db/saved_keydir.rs`), so that
+//! the next open copies tables and arenas instead of hashing and inserting
+//! every key again (a million keys: about 45 MB, read at memory speed).
+//!
+//! ```text
+//! hasher state u64 | shard count u32
+//! per shard: keys u64 | slots u64 | each slot u64
+//!            | arena bytes used u64 | of them released u64 | chunks u32
+//!            | per chunk: room u64 | length u64 | its bytes
+//! ```
+//!
+//! Integers are little-endian. The hasher's state is saved because every
+//! slot's place depends on it. The caller checks a checksum over all of
+//! it; loading also checks that the parts fit together (table sizes, the
+//! count of used slots, every slot pointing inside its arena), so that even
+//! bytes that pass the checksum by chance cannot make the index read
+//! outside its memory.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use super::arena::KeyArena;
+use super::shard::{Shard, Slot, MIN_SLOTS};
+use super::{HashIndex, KeyHasher, SHARD_SHIFT};
+
+/// Slots are written and read this many at a time.
+const SLOT_BATCH: usize = 8192;
+
+impl HashIndex {
+    /// Writes the index as it lies in memory (see the module
+    /// documentation). Each shard is read under its read lock.
+    pub(crate) fn save_layout(&self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(&self.hasher.state().to_le_bytes())?;
+        out.write_all(&(self.shards.len() as u32).to_le_bytes())?;
+        let mut buf = Vec::with_capacity(SLOT_BATCH * 8);
+        for shard in self.shards.iter() {
+            let shard = Arc::clone(&shard.0.read());
+            out.write_all(&(shard.len as u64).to_le_bytes())?;
+            out.write_all(&(shard.slots.len() as u64).to_le_bytes())?;
+            for slots in shard.slots.chunks(SLOT_BATCH) {
+                buf.clear();
+                for slot in slots {
+                    buf.extend_from_slice(&slot.bits().to_le_bytes());
+                }
+                out.write_all(&buf)?;
+            }
+            let (chunks, used, garbage) = shard.arena.parts();
+            out.write_all(&(used as u64).to_le_bytes())?;
+            out.write_all(&(garbage as u64).to_le_bytes())?;
+            out.write_all(&(chunks.len() as u32).to_le_bytes())?;
+            for chunk in chunks {
+                out.write_all(&(chunk.capacity() as u64).to_le_bytes())?;
+                out.write_all(&(chunk.len() as u64).to_le_bytes())?;
+                out.write_all(chunk)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The index [`HashIndex::save_layout`] wrote, read from `input`; `None` if
+    /// the bytes do not describe one. Errors are the reader's.
+    pub(crate) fn load_layout(input: &mut dyn Read) -> io::Result<Option<HashIndex>> {
+        let hasher = KeyHasher::from_state(read_u64(input)?);
+        let shards = read_u32(input)? as usize;
+        if !shards.is_power_of_two() || shards > 1 << (Slot::TAG_SHIFT - SHARD_SHIFT) {
+            return Ok(None);
+        }
+        let index = HashIndex::with_hasher(hasher, shards);
+        let mut buf = vec![0u8; SLOT_BATCH * 8];
+        for padded in index.shards.iter() {
+            let Some(shard) = load_shard(input, &mut buf)? else {
+                return Ok(None);
+            };
+            *padded.0.write() = Arc::new(shard);
+        }
+        Ok(Some(index))
+    }
+}
+
+/// One shard written by [`HashIndex::save_layout`], checked to fit together.
+fn load_shard(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<Option<Shard>> {
+    let len = read_u64(input)?;
+    let slot_count = read_u64(input)?;
+    // A table is empty or a power of two of at least MIN_SLOTS, with an
+    // empty slot to end every probe; one shard holds below 2^30 slots.
+    let sized = slot_count == 0
+        || (slot_count.is_power_of_two()
+            && slot_count >= MIN_SLOTS as u64
+            && slot_count <= 1 << 30);
+    if !sized || len >= slot_count.max(1) {
+        return Ok(None);
+    }
+    let mut slots = Vec::with_capacity(slot_count as usize);
+    while slots.len() < slot_count as usize {
+        let n = (slot_count as usize - slots.len()).min(SLOT_BATCH);
+        input.read_exact(&mut buf[..n * 8])?;
+        slots.extend(
+            buf[..n * 8]
+                .chunks_exact(8)
+                .map(|b| Slot::from_bits(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))),
+        );
+    }
+    let used = read_u64(input)? as usize;
+    let garbage = read_u64(input)? as usize;
+    let chunk_count = read_u32(input)? as usize;
+    let mut chunks = Vec::with_capacity(chunk_count.min(1 << 16));
+    for _ in 0..chunk_count {
+        let room = read_u64(input)? as usize;
+        let chunk_len = read_u64(input)? as usize;
+        if chunk_len > room || room > 1 << 20 {
+            return Ok(None);
+        }
+        let mut chunk = Vec::with_capacity(room);
+        chunk.resize(chunk_len, 0);
+        input.read_exact(&mut chunk)?;
+        chunks.push(chunk);
+    }
+    let Some(arena) = KeyArena::from_parts(chunks, used, garbage) else {
+        return Ok(None);
+    };
+    let occupied = slots.iter().filter(|s| !s.is_empty()).count();
+    // An occupied slot's reference is stored plus one: never 0.
+    let inside = slots
+        .iter()
+        .all(|s| s.is_empty() || (s.bits() & Slot::REF_MASK != 0 && arena.holds(s.entry())));
+    if occupied as u64 != len || !inside {
+        return Ok(None);
+    }
+    Ok(Some(Shard {
+        slots,
+        len: len as usize,
+        arena,
+    }))
+}
+
+fn read_u64(input: &mut dyn Read) -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    input.read_exact(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn read_u32(input: &mut dyn Read) -> io::Result<u32> {
+    let mut b = [0u8; 4];
+    input.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
