@@ -92,6 +92,7 @@ fn run_table(args: &Args, scratch: &Path, keys: u64, value_size: usize) -> Res<(
         values,
         rng,
         db: None,
+        read_rate: None,
     };
     println!();
     println!("### {keys} keys x {value_size}-byte values ({KEY_LEN}-byte keys)");

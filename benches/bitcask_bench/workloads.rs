@@ -29,13 +29,16 @@ pub(crate) const WORKLOADS: &[(&str, Workload)] = &[
     ("fillrandom", fill_random),
     ("overwrite", overwrite),
     ("readrandom", read_random),
+    ("readrandom 2 threads", read_random_2_threads),
     ("readmissing", read_missing),
     ("iterate keys", iterate_keys),
     ("iterate keys+values", iterate_keys_values),
     ("iterate while writing", iterate_while_writing),
+    ("reopen after close", reopen_after_close),
+    ("reopen after a crash", reopen_after_crash),
     ("reopen (no hints)", reopen_without_hints),
     ("merge", merge),
-    ("reopen (hints)", reopen),
+    ("reopen after merge", reopen_after_close),
     ("keydir memory", keydir_memory),
     ("delete", delete_random),
     ("fillsync 1 thread", fill_sync_1),
@@ -86,6 +89,9 @@ pub(crate) struct Bench {
     pub(crate) rng: Rng,
     /// The main database ("db" under `dir`), open between fillrandom and delete.
     pub(crate) db: Option<Bitcask>,
+    /// readrandom's rate (gets per second) on the clock and per CPU second
+    /// of its thread, for the 2-thread row's ratios.
+    pub(crate) read_rate: Option<(f64, f64)>,
 }
 
 impl Bench {
@@ -195,14 +201,21 @@ pub(crate) fn fill_random(b: &mut Bench) -> Res<Measured> {
     let db = b.open_fresh("db", b.opts.clone())?;
     let order = b.shuffled(b.keys);
     let start = Instant::now();
+    // The longest single put: a resize of the index, a rollover.
+    let mut longest = Duration::ZERO;
     for &i in &order {
+        let t = Instant::now();
         db.put(&present_key(i), b.values.get(i, 0))?;
+        longest = longest.max(t.elapsed());
     }
     db.sync()?;
     let elapsed = start.elapsed();
     check_count(&db, b.keys)?;
     b.db = Some(db);
-    let note = "random order, empty db; one final sync";
+    let note = format!(
+        "random order, empty db; one final sync; longest put {:.2} ms",
+        longest.as_secs_f64() * 1e3
+    );
     Ok(Measured::timed(
         b.keys,
         elapsed,
@@ -246,6 +259,7 @@ pub(crate) fn read_random(b: &mut Bench) -> Res<Measured> {
     let mut buf = vec![0u8; b.values.size];
     let mut bytes = 0u64;
     let start = Instant::now();
+    let start_cpu = thread_cpu_time();
     for &i in &order {
         let key = present_key(i);
         match db.get_into(&key, &mut buf)? {
@@ -255,6 +269,11 @@ pub(crate) fn read_random(b: &mut Bench) -> Res<Measured> {
     }
     let elapsed = start.elapsed();
     black_box(&buf);
+    let cpu = thread_cpu_time().saturating_sub(start_cpu);
+    b.read_rate = Some((
+        b.keys as f64 / elapsed.as_secs_f64().max(1e-9),
+        b.keys as f64 / cpu.as_secs_f64().max(1e-9),
+    ));
     let note = "get_into, value copied out; every key once";
     Ok(Measured::timed(
         b.keys,
@@ -262,6 +281,63 @@ pub(crate) fn read_random(b: &mut Bench) -> Res<Measured> {
         Some(black_box(bytes)),
         note,
     ))
+}
+
+/// readrandom from two threads at once, each getting every key once in an
+/// order of its own: ops/s counts both threads' gets. The note compares it
+/// with readrandom's rate (one thread), on the clock and per CPU second
+/// (each thread's gets divided by its CPU time, added up): on a machine
+/// whose cores are busy with other work, the clock ratio is what the
+/// threads were given, the CPU ratio what the engine allows.
+pub(crate) fn read_random_2_threads(b: &mut Bench) -> Res<Measured> {
+    let orders = [b.shuffled(b.keys), b.shuffled(b.keys)];
+    let db = b.db()?;
+    let size = b.values.size;
+    let start = Instant::now();
+    let results: Vec<Result<(u64, Duration), String>> = thread::scope(|s| {
+        let workers: Vec<_> = orders
+            .iter()
+            .map(|order| {
+                s.spawn(move || {
+                    let mut buf = vec![0u8; size];
+                    let mut bytes = 0u64;
+                    let cpu = thread_cpu_time();
+                    for &i in order {
+                        let key = present_key(i);
+                        match db.get_into(&key, &mut buf) {
+                            Ok(Some(len)) => bytes += (KEY_LEN + len) as u64,
+                            other => return Err(format!("get of {}: {other:?}", show(&key))),
+                        }
+                    }
+                    Ok((bytes, thread_cpu_time().saturating_sub(cpu)))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err("reader panicked".into())))
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    let mut bytes = 0;
+    let mut per_cpu_second = 0.0;
+    for r in results {
+        let (n, cpu) = r?;
+        bytes += n;
+        per_cpu_second += b.keys as f64 / cpu.as_secs_f64().max(1e-9);
+    }
+    let ops = 2 * b.keys;
+    let rate = ops as f64 / elapsed.as_secs_f64().max(1e-9);
+    let note = match b.read_rate {
+        Some((one, one_per_cpu)) => format!(
+            "2 threads, each every key once; {:.2}x readrandom's rate (1 thread); per CPU \
+             second of the readers: {:.2}x",
+            rate / one,
+            per_cpu_second / one_per_cpu
+        ),
+        None => "2 threads, each every key once".to_string(),
+    };
+    Ok(Measured::timed(ops, elapsed, Some(black_box(bytes)), note))
 }
 
 /// Gets keys that are not there (odd numbers, spread among the stored ones).
@@ -425,8 +501,8 @@ pub(crate) fn iterate_while_writing(b: &mut Bench) -> Res<Measured> {
 
 /// Closes the database (not timed) and times the open that rebuilds the
 /// keydir by scanning every data file (warm page cache: the files were just
-/// written or read). MB/s is data file bytes scanned.
-/// Reopens with every hint file removed first, so that open scans every data file.
+/// written or read), every hint file and the keydir file removed first.
+/// MB/s is data file bytes scanned.
 pub(crate) fn reopen_without_hints(b: &mut Bench) -> Res<Measured> {
     b.close_db()?;
     for entry in fs::read_dir(b.dir.join("db"))? {
@@ -435,7 +511,65 @@ pub(crate) fn reopen_without_hints(b: &mut Bench) -> Res<Measured> {
             fs::remove_file(path)?;
         }
     }
-    reopen(b)
+    remove_file_if_present(&b.dir.join("db").join("KEYDIR"))?;
+    reopen(b, "open after close, hint files and keydir file removed")
+}
+
+/// Closes the database (not timed) and times the next open, which loads
+/// the keydir file close wrote. MB/s is the bytes of the directory.
+pub(crate) fn reopen_after_close(b: &mut Bench) -> Res<Measured> {
+    b.close_db()?;
+    let note = if b.dir.join("db").join("KEYDIR").exists() {
+        "open after close (from the keydir file)"
+    } else {
+        "open after close (no keydir file)"
+    };
+    reopen(b, note)
+}
+
+/// Closes the database (not timed), then leaves the directory as a
+/// process killed at that moment would: no keydir file (close writes it),
+/// no hint file for the newest data file (close writes that one too; the
+/// background thread writes those of the files before it), and 1 MiB of
+/// zeros after the newest file's last record (the space the writer grows
+/// the file by ahead of its records); and times the open, which loads the
+/// older files from their hint files, scans the newest one and cuts the
+/// zeros off it.
+pub(crate) fn reopen_after_crash(b: &mut Bench) -> Res<Measured> {
+    b.close_db()?;
+    let dir = b.dir.join("db");
+    remove_file_if_present(&dir.join("KEYDIR"))?;
+    let mut data: Vec<PathBuf> = fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    data.retain(|p| p.extension().is_some_and(|e| e == "data"));
+    data.sort();
+    let newest = data.last().ok_or("no data file")?;
+    remove_file_if_present(&newest.with_extension("hint"))?;
+    let file = fs::OpenOptions::new().write(true).open(newest)?;
+    file.set_len(file.metadata()?.len() + (1 << 20))?;
+    drop(file);
+    reopen(
+        b,
+        "as a kill leaves it: no keydir file, newest file without hint and with 1 MiB of zeros at its end",
+    )
+}
+
+/// Times an open of the closed database (warm page cache).
+fn reopen(b: &mut Bench, what: &str) -> Res<Measured> {
+    let scanned = dir_bytes(&b.dir.join("db"))?;
+    let start = Instant::now();
+    let db = b.reopen_db()?;
+    let elapsed = start.elapsed();
+    check_count(&db, b.keys)?;
+    let note = format!(
+        "{what}; warm cache; data files: {} ({} from hint files), {:.1} MB on disk",
+        db.data_file_count(),
+        db.hint_files_used(),
+        scanned as f64 / 1e6
+    );
+    b.db = Some(db);
+    Ok(Measured::timed(b.keys, elapsed, Some(scanned), note))
 }
 
 /// Merges the overwritten database (half its bytes are dead) while one
@@ -511,23 +645,6 @@ pub(crate) fn merge(b: &mut Bench) -> Res<Measured> {
         Some(before.disk_bytes),
         note,
     ))
-}
-
-pub(crate) fn reopen(b: &mut Bench) -> Res<Measured> {
-    b.close_db()?;
-    let scanned = dir_bytes(&b.dir.join("db"))?;
-    let start = Instant::now();
-    let db = b.reopen_db()?;
-    let elapsed = start.elapsed();
-    check_count(&db, b.keys)?;
-    let note = format!(
-        "open after close, warm cache; data files: {} ({} from hint files), {:.1} MB on disk",
-        db.data_file_count(),
-        db.hint_files_used(),
-        scanned as f64 / 1e6
-    );
-    b.db = Some(db);
-    Ok(Measured::timed(b.keys, elapsed, Some(scanned), note))
 }
 
 /// The process's anonymous resident memory (heap) grown by an open of the
@@ -809,6 +926,15 @@ pub(crate) fn dir_bytes(dir: &Path) -> Res<u64> {
         }
     }
     Ok(total)
+}
+
+pub(crate) fn remove_file_if_present(path: &Path) -> Res<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("remove {}: {e}", path.display()).into())
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn remove_if_present(path: &Path) -> Res<()> {
