@@ -11,6 +11,7 @@
 //! counts it ([`KeyArena::garbage_bytes`]) and rebuilds the arena from its
 //! live entries when garbage dominates.
 
+use super::pages::Buf;
 use crate::log::format::MAX_KEY_LEN;
 
 use crate::keydir::prefetch;
@@ -63,13 +64,14 @@ impl EntryRef {
     }
 }
 
-/// Keys with their record positions, packed in chunks. Not synchronized:
-/// the hash index keeps each arena behind its shard's lock.
+/// Keys with their record positions, packed in chunks (from `pages.rs`).
+/// Not synchronized: the hash index keeps each arena behind its shard's
+/// lock.
 #[derive(Default)]
 pub(crate) struct KeyArena {
     /// Each chunk is allocated at its full size up front and never grows,
     /// so entries never move.
-    chunks: Vec<Vec<u8>>,
+    chunks: Vec<Buf<u8>>,
     /// Bytes of all entries, live and released.
     used: usize,
     /// Bytes of released entries.
@@ -103,7 +105,7 @@ impl KeyArena {
                 "the keydir arena is full (1 TiB of keys in one shard)"
             );
             let next = (MIN_CHUNK << self.chunks.len().min(8)).min(MAX_CHUNK);
-            self.chunks.push(Vec::with_capacity(next.max(size)));
+            self.chunks.push(Buf::with_capacity(next.max(size)));
         }
         let chunk_no = self.chunks.len() - 1;
         let chunk = &mut self.chunks[chunk_no];
@@ -207,15 +209,15 @@ impl KeyArena {
     /// (not the few bytes of bookkeeping).
     #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn allocated_bytes(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum::<usize>()
-            + self.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
+        self.chunks.iter().map(|c| c.capacity()).sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Buf<u8>>()
     }
 }
 
 impl KeyArena {
     /// The chunks, oldest first, and the bytes of entries live and
     /// released: what a saved index holds of the arena.
-    pub(crate) fn parts(&self) -> (&[Vec<u8>], usize, usize) {
+    pub(crate) fn parts(&self) -> (&[Buf<u8>], usize, usize) {
         (&self.chunks, self.used, self.garbage)
     }
 
@@ -223,13 +225,13 @@ impl KeyArena {
     /// of at most the largest chunk's room, no more of them than a
     /// reference can name, `used` their bytes and `garbage` at most that.
     pub(crate) fn from_parts(
-        chunks: Vec<Vec<u8>>,
+        chunks: Vec<Buf<u8>>,
         used: usize,
         garbage: usize,
     ) -> Option<KeyArena> {
         let fits = chunks.len() <= MAX_CHUNKS
             && chunks.iter().all(|c| c.len() <= MAX_CHUNK)
-            && chunks.iter().map(Vec::len).sum::<usize>() == used
+            && chunks.iter().map(|c| c.len()).sum::<usize>() == used
             && garbage <= used;
         fits.then_some(KeyArena {
             chunks,
@@ -249,21 +251,11 @@ impl KeyArena {
 
 /// A copy whose entries lie where they lie in the original (every
 /// [`EntryRef`] holds for both), and whose newest chunk has the original's
-/// room left, so that entries pushed later never move either (a clone of
-/// a `Vec` would have no room to spare).
+/// room left, so that entries pushed later never move either.
 impl Clone for KeyArena {
     fn clone(&self) -> Self {
-        let chunks = self
-            .chunks
-            .iter()
-            .map(|chunk| {
-                let mut copy = Vec::with_capacity(chunk.capacity());
-                copy.extend_from_slice(chunk);
-                copy
-            })
-            .collect();
         KeyArena {
-            chunks,
+            chunks: self.chunks.clone(),
             used: self.used,
             garbage: self.garbage,
         }

@@ -53,6 +53,7 @@ use parking_lot::{RwLock, RwLockWriteGuard};
 
 mod arena;
 mod key_hash;
+mod pages;
 mod persist;
 mod shard;
 

@@ -21,6 +21,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use super::arena::KeyArena;
+use super::pages::Buf;
 use super::shard::{Shard, Slot, MIN_SLOTS};
 use super::{HashIndex, KeyHasher, SHARD_SHIFT};
 
@@ -91,15 +92,18 @@ fn load_shard(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<Option<Shard>>
     if !sized || len >= slot_count.max(1) {
         return Ok(None);
     }
-    let mut slots = Vec::with_capacity(slot_count as usize);
+    let mut slots = Buf::with_capacity(slot_count as usize);
+    let mut batch = Vec::with_capacity(SLOT_BATCH);
     while slots.len() < slot_count as usize {
         let n = (slot_count as usize - slots.len()).min(SLOT_BATCH);
         input.read_exact(&mut buf[..n * 8])?;
-        slots.extend(
+        batch.clear();
+        batch.extend(
             buf[..n * 8]
                 .chunks_exact(8)
                 .map(|b| Slot::from_bits(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))),
         );
+        slots.extend_from_slice(&batch);
     }
     let used = read_u64(input)? as usize;
     let garbage = read_u64(input)? as usize;
@@ -111,9 +115,8 @@ fn load_shard(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<Option<Shard>>
         if chunk_len > room || room > 1 << 20 {
             return Ok(None);
         }
-        let mut chunk = Vec::with_capacity(room);
-        chunk.resize(chunk_len, 0);
-        input.read_exact(&mut chunk)?;
+        let mut chunk = Buf::with_capacity(room);
+        input.read_exact(chunk.extend_zeroed(chunk_len))?;
         chunks.push(chunk);
     }
     let Some(arena) = KeyArena::from_parts(chunks, used, garbage) else {

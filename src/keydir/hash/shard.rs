@@ -4,6 +4,7 @@
 
 use super::arena::{EntryRef, KeyArena};
 use super::key_hash::KeyHasher;
+use super::pages::{Buf, Plain};
 use crate::keydir::prefetch;
 use crate::keydir::SnapshotKeys;
 use crate::log::RecordPos;
@@ -22,7 +23,11 @@ pub(super) const PREFETCH_WALK_AHEAD: usize = 16;
 /// One table slot: 0 when empty, else the top bits of the key's hash (the
 /// tag) over the entry's arena reference plus one.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
 pub(super) struct Slot(u64);
+
+// SAFETY: a u64 underneath (repr(transparent)); all-zero is EMPTY; no drop.
+unsafe impl Plain for Slot {}
 
 impl Slot {
     pub(super) const EMPTY: Slot = Slot(0);
@@ -86,7 +91,7 @@ pub(super) fn capacity_for(len: usize) -> usize {
 pub(super) struct Shard {
     /// A power of two in length (or empty before the first key); always
     /// holds at least one empty slot, which ends every probe.
-    pub(super) slots: Vec<Slot>,
+    pub(super) slots: Buf<Slot>,
     /// Occupied slots.
     pub(super) len: usize,
     pub(super) arena: KeyArena,
@@ -298,7 +303,7 @@ impl Shard {
 
     /// Rehashes every key into a table of `capacity` slots.
     pub(super) fn resize(&mut self, hasher: &KeyHasher, capacity: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![Slot::EMPTY; capacity]);
+        let old = std::mem::replace(&mut self.slots, Buf::zeroed(capacity));
         for (j, &slot) in old.iter().enumerate() {
             if let Some(ahead) = old.get(j + PREFETCH_WALK_AHEAD).filter(|s| !s.is_empty()) {
                 self.arena.prefetch(ahead.entry());
