@@ -107,8 +107,11 @@ fn compaction_frees_garbage_and_keeps_every_key() {
         max_garbage > 0 && after.arena_live == (n / 4) as usize * 69,
         "{after:?}"
     );
+    // A quarter of the keys are live; garbage may reach as much again
+    // before the next compaction: about half of the room before, and the
+    // newest chunk's unused tail.
     assert!(
-        after.arena_allocated * 2 < before.arena_allocated,
+        after.arena_allocated * 5 < before.arena_allocated * 3,
         "{before:?} {after:?}"
     );
     for i in 0..n {
