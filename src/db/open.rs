@@ -24,7 +24,7 @@ use crate::log::data_file::DataFile;
 use crate::log::dir::{data_file_ids, ensure_dir};
 use crate::log::format::FILE_HEADER_LEN;
 use crate::log::hint::{Hint, HintKind};
-use crate::log::recovery::{self, Apply};
+use crate::log::recovery::{self, Apply, LoadMode, RecoveryReport};
 use crate::log::{Change, RecordPos};
 use crate::options::Options;
 
@@ -44,7 +44,7 @@ impl Engine {
         let mut liveness = Liveness::default();
         let mut active = None;
         let mut max_batch_seq = 0;
-        let mut hints_used = 0;
+        let mut report = RecoveryReport::default();
         let mut unhinted = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
             let newest = i + 1 == ids.len();
@@ -52,12 +52,15 @@ impl Engine {
                 index: &*index,
                 liveness: &mut liveness,
             };
-            let loaded =
-                recovery::load_file(&dir, id, newest, options.mmap_at_startup(), &mut sink)?;
+            let mode = LoadMode {
+                newest,
+                use_mmap: options.mmap_at_startup(),
+                strict: options.strict_recovery(),
+            };
+            let loaded = recovery::load_file(&dir, id, mode, &mut sink)?;
             max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
-            if loaded.from_hint {
-                hints_used += 1;
-            } else if !newest {
+            report.add(&loaded);
+            if !loaded.from_hint && !newest {
                 unhinted.push(id);
             }
             liveness.set_len(id, loaded.end);
@@ -115,7 +118,7 @@ impl Engine {
             jobs,
             commit_queue: CommitQueue::default(),
             closing: AtomicBool::new(false),
-            hints_used,
+            recovery: report,
             lock: Mutex::new(Some(lock)),
         })
     }
