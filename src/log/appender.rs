@@ -170,6 +170,9 @@ impl Appender {
             return Ok(());
         }
         self.syncs += 1;
+        // A crash here leaves appended records in the page cache only: the
+        // power-loss test's moment of choice.
+        crate::failpoint::hit("append:before-sync");
         match self.file.file().sync_data() {
             Ok(()) => {
                 self.unsynced = 0;
