@@ -201,6 +201,13 @@ typedef struct {
 #define BITCASK_CLOSED 8
 
 /**
+ * A write (put, delete, batch, sync, merge) on a handle opened read-only
+ * (`bitcask_options_set_read_only`); `bitcask_last_error()` names the
+ * call. Nothing was written.
+ */
+#define BITCASK_READ_ONLY 9
+
+/**
  * An ordered map (B-tree), the default: iterators and folds copy their keys
  * straight out of it, already in order.
  */
@@ -383,6 +390,28 @@ bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, doubl
 bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, uint64_t bytes);
 
 /**
+ * Sets whether `bitcask_open` opens the database read-only (default off).
+ * A read-only open takes no lock and never creates, writes, renames or
+ * deletes anything in the directory: it works while another process has
+ * the database open for writing, any number of times at once (in this
+ * process or others), and on a directory the process may only read. It
+ * sees the database as of the open: every data file as it is, the newest
+ * up to its last complete record (a torn or half-written end is not read,
+ * and not cut); `bitcask_refresh` catches it up with the writer. Files the
+ * writer's merges delete later stay readable through the handle. Writes
+ * (put, delete, batches, sync, merge, backup) return `BITCASK_READ_ONLY`.
+ * The directory must hold a database: a read-only open creates none.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_read_only(bitcask_options *opts, bool on);
+
+/**
  * Sets the kind of in-memory index that maps keys to their records:
  * `BITCASK_INDEX_ORDERED` (the default) or `BITCASK_INDEX_HASH`. It is not
  * stored with the data: any index type opens any database.
@@ -418,6 +447,11 @@ bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_ind
  *   also when `dir` exists and is not a directory
  * - `BITCASK_CORRUPTION`: a data file fails its checks other than at the torn
  *   end of the newest one, or was written by an unknown format version
+ *
+ * With `bitcask_options_set_read_only` on, open takes no lock (so it never
+ * returns `BITCASK_LOCKED`), creates and cuts nothing, and returns
+ * `BITCASK_INVALID_ARGUMENT` for a directory without a database and
+ * `BITCASK_IO` for a missing one.
  *
  * On failure `*db_out` is not written.
  *
@@ -462,6 +496,7 @@ bitcask_status bitcask_close(bitcask_db *db);
  *   a failed sync makes later writes return `BITCASK_CLOSED`
  * - `BITCASK_CLOSED`: writes are refused after an earlier unrecoverable
  *   failure: reopen the database
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
  *
  * # Safety
  * `db` is NULL or a live handle; `key` and `value` are NULL or point to
@@ -537,6 +572,7 @@ void bitcask_free(void *ptr);
  * - `BITCASK_INVALID_ARGUMENT`: db or key NULL, key empty or too long
  * - `BITCASK_IO`
  * - `BITCASK_CLOSED`: writes refused after an earlier unrecoverable failure
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
  *
  * # Safety
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
@@ -554,11 +590,40 @@ bitcask_status bitcask_delete(bitcask_db *db, const void *key, size_t key_len);
  * - `BITCASK_IO`: the sync failed: writes are refused from then on, since the
  *   kernel may have dropped the unsynced data; reopen the database
  * - `BITCASK_CLOSED`: writes were already refused
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only
  *
  * # Safety
  * `db` is NULL or a live handle.
  */
 bitcask_status bitcask_sync(bitcask_db *db);
+
+/**
+ * Catches a read-only handle (`bitcask_options_set_read_only`) up with the
+ * process that writes the database: from then on gets, iterators made
+ * afterwards and `bitcask_get_stats` see every record that process had
+ * completely written when this call read the directory. Cheap when the
+ * writer only appended, rolled over or merged since: it reads only what is
+ * new. When it meets a merge's files out of order it loads the directory
+ * again, at about the cost of an open, and moves its index over key by
+ * key: a get from another thread meanwhile finds each key at its old or
+ * its new value, never missing. Iterators made before keep their
+ * snapshot. Never writes anything, and never waits for the writer. On a
+ * handle opened for writing, which always sees its own writes, it does
+ * nothing and returns `BITCASK_OK`.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db NULL; or the directory no longer holds
+ *   a database
+ * - `BITCASK_IO`: a file could not be listed, opened or read; the handle
+ *   keeps what it saw before (a later refresh loads everything again)
+ * - `BITCASK_CORRUPTION`: a data file that is no longer written fails its
+ *   checks; as for `BITCASK_IO`
+ *
+ * # Safety
+ * `db` is NULL or a live handle.
+ */
+bitcask_status bitcask_refresh(bitcask_db *db);
 
 /**
  * Creates an iterator over the keys that start with `prefix` (every key
@@ -704,6 +769,7 @@ bitcask_status bitcask_fold(bitcask_db *db, const void *prefix, size_t prefix_le
  * Returns:
  * - `BITCASK_OK`
  * - `BITCASK_INVALID_ARGUMENT`: db or batch_out NULL
+ * - `BITCASK_READ_ONLY`: db was opened read-only
  *
  * # Safety
  * `db` is NULL or a live handle; `batch_out` is NULL or points to writable
@@ -763,6 +829,7 @@ bitcask_status bitcask_batch_delete(bitcask_batch *b, const void *key, size_t ke
  *   visible now, and a failed sync makes later writes return `BITCASK_CLOSED`
  * - `BITCASK_CLOSED`: its database was closed, or refuses writes after an
  *   earlier unrecoverable failure
+ * - `BITCASK_READ_ONLY`: its database was opened read-only
  *
  * # Safety
  * `b` is NULL or a live batch, used by one thread at a time.
@@ -780,7 +847,9 @@ bitcask_status bitcask_batch_commit(bitcask_batch *b);
 void bitcask_batch_free(bitcask_batch *b);
 
 /**
- * Fills `*out` with the database's statistics now. Cheap: no data is
+ * Fills `*out` with the database's statistics now (for a read-only
+ * handle: as of its open or last `bitcask_refresh`; `disk_bytes` is the
+ * directory now). Cheap: no data is
  * read (one `stat` per file in the directory, for `disk_bytes`).
  *
  * Returns:
@@ -820,6 +889,7 @@ bitcask_status bitcask_get_stats(bitcask_db *db, bitcask_stats *out);
  * - `BITCASK_CORRUPTION`: a record of an old file fails its checks; nothing
  *   was deleted
  * - `BITCASK_CLOSED`: writes are refused after an earlier failure
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only
  *
  * # Safety
  * `db` is NULL or a live handle.
@@ -844,6 +914,9 @@ bitcask_status bitcask_merge(bitcask_db *db);
  * - `BITCASK_IO`: a file could not be created, linked, copied or synced: what
  *   the backup had created in dest_dir is removed again
  * - `BITCASK_CLOSED`: the handle is closing
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only (a backup keeps
+ *   the handle's merges out while it links files, which a read-only handle
+ *   cannot do for the writer's); nothing is created
  *
  * # Safety
  * `db` is NULL or a live handle; `dest_dir` is NULL or a NUL-terminated
