@@ -17,6 +17,8 @@ CC         ?= cc
 prefix     := $(abspath $(PREFIX))
 libdir     := $(prefix)/lib
 includedir := $(prefix)/include
+bindir     := $(prefix)/bin
+man1dir    := $(prefix)/share/man/man1
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 # The C-ABI version: the soname is libbitcask.so.$(ABI_MAJOR) (see build.rs).
 ABI_MAJOR  := 0
@@ -30,6 +32,7 @@ C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
 C_TESTS    := test_core test_threads test_iter test_batch test_maint test_index test_read_only
 
+.PHONY: cli cli-test
 .PHONY: all build install uninstall stage example test deps lint rust-test packaging-test c-test header bench bench-micro bench-keydir clean
 
 all: build
@@ -48,11 +51,15 @@ install: build
 	    -e 's|@INCLUDEDIR@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 	    bitcask.pc.in > $(DESTDIR)$(libdir)/pkgconfig/bitcask.pc
 	chmod 0644 $(DESTDIR)$(libdir)/pkgconfig/bitcask.pc
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(man1dir)
+	install -m 0755 target/release/bitcask $(DESTDIR)$(bindir)/bitcask
+	install -m 0644 cli/bitcask.1 $(DESTDIR)$(man1dir)/bitcask.1
 
 uninstall:
 	rm -f $(DESTDIR)$(libdir)/$(SO_REAL) $(DESTDIR)$(libdir)/$(SO_NAME) \
 	      $(DESTDIR)$(libdir)/libbitcask.so $(DESTDIR)$(libdir)/libbitcask.a \
 	      $(DESTDIR)$(includedir)/bitcask.h $(DESTDIR)$(libdir)/pkgconfig/bitcask.pc
+	rm -f $(DESTDIR)$(bindir)/bitcask $(DESTDIR)$(man1dir)/bitcask.1
 
 # An install under build/stage, which the example and the C tests build against.
 stage:
@@ -63,7 +70,7 @@ example: deps stage
 	rm -rf $(BUILD)/example-db $(BUILD)/example-db-backup
 	LD_LIBRARY_PATH=$(STAGE)/lib $(BUILD)/basic $(BUILD)/example-db
 
-test: deps lint rust-test packaging-test c-test example
+test: deps lint rust-test packaging-test c-test cli-test example
 	@echo "make test: all passed"
 
 # Installs what the tests need on a fresh machine (Debian packages).
@@ -103,6 +110,23 @@ c-test: stage
 	    echo "== $$t under valgrind"; \
 	    LD_LIBRARY_PATH=$(STAGE)/lib $(VALGRIND) $(BUILD)/$$t || exit 1; \
 	done
+
+# The bitcask tool (cli/); `build` builds it too, as a default member of the workspace.
+cli:
+	$(CARGO) build --release --locked -p bitcask-cli
+
+# The tool as installed: make install puts it and its man page under PREFIX,
+# it runs from there, and make uninstall removes both. (Its tests run in rust-test.)
+cli-test: build
+	rm -rf $(BUILD)/clitest
+	$(MAKE) --no-print-directory install PREFIX=$(BUILD)/clitest DESTDIR=
+	$(BUILD)/clitest/bin/bitcask --help >/dev/null
+	$(BUILD)/clitest/bin/bitcask put $(BUILD)/clitest/db k v
+	test "$$($(BUILD)/clitest/bin/bitcask get $(BUILD)/clitest/db k)" = v
+	test -f $(BUILD)/clitest/share/man/man1/bitcask.1
+	$(MAKE) --no-print-directory uninstall PREFIX=$(BUILD)/clitest DESTDIR=
+	test ! -e $(BUILD)/clitest/bin/bitcask && test ! -e $(BUILD)/clitest/share/man/man1/bitcask.1
+	rm -rf $(BUILD)/clitest
 
 header:
 	BITCASK_UPDATE_HEADER=1 $(CARGO) test --locked --test header committed_header_is_fresh
