@@ -18,7 +18,8 @@
  *    bitcask_close, which must be the last call. An options object is used
  *    by one thread at a time. Do not use a handle in a child after fork().
  *  - Processes: one opener per directory at a time; a second open, even in
- *    the same process, returns BITCASK_LOCKED.
+ *    the same process, returns BITCASK_LOCKED. Read-only opens
+ *    (bitcask_options_set_read_only) take no lock and work beside it.
  *
  * Build: cc app.c $(pkg-config --cflags --libs bitcask)
  */
