@@ -507,6 +507,15 @@ fn a_reader_process_follows_a_writer_process_that_puts_deletes_and_merges() {
     }
     assert!(child.wait().unwrap().success(), "the writer failed");
     eprintln!("{refreshes_during_rounds} refreshes while the writer wrote");
+    // The reader's handle, still open, keeps no writer out.
+    let reader = reader.unwrap();
+    let writer = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    writer
+        .put(b"key000", &value_of("key000", u64::MAX))
+        .unwrap();
+    reader.refresh().unwrap();
+    check_view(&reader, &mut seen);
+    writer.close().unwrap();
 }
 
 fn data_files_exist(dir: &Path) -> bool {
