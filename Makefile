@@ -44,7 +44,7 @@ C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 CXX_STRICT := -std=c++17 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
 C_TESTS    := test_core test_threads test_iter test_batch test_maint test_index
-EXAMPLES   := basic
+EXAMPLES   := basic iterate batch threads
 PYENV      := $(BUILD)/pyenv
 
 .PHONY: all build dist install uninstall stage example test deps lint rust-test packaging-test \
