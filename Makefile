@@ -48,7 +48,7 @@ EXAMPLES   := basic iterate batch threads
 PYENV      := $(BUILD)/pyenv
 
 .PHONY: all build dist install uninstall stage example test deps lint rust-test packaging-test \
-        c-test header bench clean
+        c-test cxx-test header bench clean
 
 all: build
 
@@ -84,7 +84,7 @@ install: dist
 	ln -sfn $(SO_REAL) $(DESTDIR)$(libdir)/$(SO_NAME)
 	ln -sfn $(SO_NAME) $(DESTDIR)$(libdir)/libbitcask.so
 	install -m 0644 $(DIST)/libbitcask.a $(DESTDIR)$(libdir)/libbitcask.a
-	install -m 0644 include/bitcask.h $(DESTDIR)$(includedir)/
+	install -m 0644 include/bitcask.h include/bitcask.hpp $(DESTDIR)$(includedir)/
 	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@LIBDIR@|$(libdir)|' \
 	    -e 's|@INCLUDEDIR@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 	    bitcask.pc.in > $(DESTDIR)$(libdir)/pkgconfig/bitcask.pc
@@ -100,7 +100,7 @@ install: dist
 uninstall:
 	rm -f $(DESTDIR)$(libdir)/$(SO_REAL) $(DESTDIR)$(libdir)/$(SO_NAME) \
 	      $(DESTDIR)$(libdir)/libbitcask.so $(DESTDIR)$(libdir)/libbitcask.a \
-	      $(DESTDIR)$(includedir)/bitcask.h \
+	      $(DESTDIR)$(includedir)/bitcask.h $(DESTDIR)$(includedir)/bitcask.hpp \
 	      $(DESTDIR)$(libdir)/pkgconfig/bitcask.pc \
 	      $(DESTDIR)$(cmakedir)/bitcaskConfig.cmake $(DESTDIR)$(cmakedir)/bitcaskConfigVersion.cmake
 	rmdir $(DESTDIR)$(cmakedir) 2>/dev/null || true
@@ -121,7 +121,7 @@ example: stage
 	done
 	rm -rf $(BUILD)/example-db $(BUILD)/example-db-backup
 
-test: deps lint rust-test packaging-test c-test example
+test: deps lint rust-test packaging-test c-test cxx-test example
 	@echo "make test: all passed"
 
 # Installs what the tests need on a fresh machine (Debian packages).
@@ -166,6 +166,18 @@ c-test: stage
 	    LD_LIBRARY_PATH=$(STAGE)/lib $(BUILD)/$$t || exit 1; \
 	    echo "== $$t under valgrind"; \
 	    LD_LIBRARY_PATH=$(STAGE)/lib $(VALGRIND) $(BUILD)/$$t || exit 1; \
+	done
+
+# The C++17 wrapper (include/bitcask.hpp), and the README's C++ snippet.
+cxx-test: stage
+	@mkdir -p $(BUILD)/cxx
+	sh tests/readme_snippet.sh cxx $(BUILD)/cxx/readme.cpp
+	@for t in tests/cxx/test_wrapper.cpp $(BUILD)/cxx/readme.cpp; do \
+	    b=$(BUILD)/cxx/$$(basename $$t .cpp); \
+	    echo "== $$t"; \
+	    $(CXX) $(CXX_STRICT) $$t -o $$b $$($(STAGE_PC) --cflags --libs bitcask) -pthread || exit 1; \
+	    rm -rf $(BUILD)/cxx/db; \
+	    LD_LIBRARY_PATH=$(STAGE)/lib $(VALGRIND) $$b $(BUILD)/cxx/db || exit 1; \
 	done
 
 header:

@@ -19,7 +19,7 @@ nocargo_path=$(printf %s "$PATH" | tr ':' '\n' | while read -r d; do [ -x "$d/ca
 PATH=${nocargo_path%:} make --no-print-directory install PREFIX="$prefix" CARGO=false >"$work/install.log" 2>&1 \
     || { cat "$work/install.log"; fail "make install needs more than what make built"; }
 
-for f in lib/libbitcask.so.$version lib/libbitcask.a include/bitcask.h \
+for f in lib/libbitcask.so.$version lib/libbitcask.a include/bitcask.h include/bitcask.hpp \
          lib/pkgconfig/bitcask.pc lib/cmake/bitcask/bitcaskConfig.cmake lib/cmake/bitcask/bitcaskConfigVersion.cmake; do
     [ -f "$prefix/$f" ] || fail "missing $f"
 done
