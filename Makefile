@@ -48,7 +48,7 @@ EXAMPLES   := basic iterate batch threads
 PYENV      := $(BUILD)/pyenv
 
 .PHONY: all build dist install uninstall stage example test deps lint rust-test packaging-test \
-        c-test cxx-test header bench clean
+        c-test cxx-test cmake-test header bench clean
 
 all: build
 
@@ -121,7 +121,7 @@ example: stage
 	done
 	rm -rf $(BUILD)/example-db $(BUILD)/example-db-backup
 
-test: deps lint rust-test packaging-test c-test cxx-test example
+test: deps lint rust-test packaging-test c-test cxx-test cmake-test example
 	@echo "make test: all passed"
 
 # Installs what the tests need on a fresh machine (Debian packages).
@@ -179,6 +179,11 @@ cxx-test: stage
 	    rm -rf $(BUILD)/cxx/db; \
 	    LD_LIBRARY_PATH=$(STAGE)/lib $(VALGRIND) $$b $(BUILD)/cxx/db || exit 1; \
 	done
+
+# A CMake project (the README's snippet) configured and built against the
+# staged install with find_package, shared and static, and run.
+cmake-test: stage
+	sh tests/cmake.sh $(STAGE) $(BUILD)/cmaketest
 
 header:
 	BITCASK_UPDATE_HEADER=1 $(CARGO) test --locked --test header committed_header_is_fresh
