@@ -48,7 +48,7 @@ EXAMPLES   := basic iterate batch threads
 PYENV      := $(BUILD)/pyenv
 
 .PHONY: all build dist install uninstall stage example test deps lint rust-test packaging-test \
-        c-test cxx-test cmake-test header bench clean
+        c-test cxx-test cmake-test python-test header bench pybench clean
 
 all: build
 
@@ -121,7 +121,7 @@ example: stage
 	done
 	rm -rf $(BUILD)/example-db $(BUILD)/example-db-backup
 
-test: deps lint rust-test packaging-test c-test cxx-test cmake-test example
+test: deps lint rust-test packaging-test c-test cxx-test cmake-test python-test example
 	@echo "make test: all passed"
 
 # Installs what the tests need on a fresh machine (Debian packages).
@@ -184,6 +184,29 @@ cxx-test: stage
 # staged install with find_package, shared and static, and run.
 cmake-test: stage
 	sh tests/cmake.sh $(STAGE) $(BUILD)/cmaketest
+
+# The Python package installed with pip into a fresh venv, then its pytest
+# tests. maturin builds the library as a cdylib alone, with other flags than
+# `make` (cargo then applies lto = "thin", and maturin strips it): in its own
+# target directory, kept between runs, so that neither build overwrites the
+# other's target/release/libbitcask.so and both stay incremental.
+PY_TARGET  := $(BUILD)/python-target
+python-test: stage
+	rm -rf $(PYENV)
+	$(PYTHON) -m venv $(PYENV)
+	$(PYENV)/bin/pip install -q --disable-pip-version-check pytest
+	CARGO_TARGET_DIR=$(PY_TARGET) $(PYENV)/bin/pip install -q --disable-pip-version-check ./python
+	cd $(BUILD) && BITCASK_STAGE=$(STAGE) BITCASK_README=$(CURDIR)/README.md \
+	    $(PYENV)/bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/python/tests
+
+# The Python package beside py-lmdb and plyvel (those that install); not part of test.
+pybench:
+	rm -rf $(BUILD)/pybench-env
+	$(PYTHON) -m venv $(BUILD)/pybench-env
+	CARGO_TARGET_DIR=$(PY_TARGET) $(BUILD)/pybench-env/bin/pip install -q --disable-pip-version-check ./python
+	-$(BUILD)/pybench-env/bin/pip install -q --disable-pip-version-check lmdb
+	-$(BUILD)/pybench-env/bin/pip install -q --disable-pip-version-check plyvel
+	$(BUILD)/pybench-env/bin/python python/benchmarks/bench.py $(ARGS)
 
 header:
 	BITCASK_UPDATE_HEADER=1 $(CARGO) test --locked --test header committed_header_is_fresh
