@@ -189,7 +189,9 @@ cmake-test: stage
 # tests. maturin builds the library as a cdylib alone, with other flags than
 # `make` (cargo then applies lto = "thin", and maturin strips it): in its own
 # target directory, kept between runs, so that neither build overwrites the
-# other's target/release/libbitcask.so and both stay incremental.
+# other's target/release/libbitcask.so and both stay incremental. (A plain
+# `pip install ./python` gets the same from python/.cargo/config.toml; the
+# variable also overrides a CARGO_TARGET_DIR set in the environment.)
 PY_TARGET  := $(BUILD)/python-target
 python-test: stage
 	rm -rf $(PYENV)
