@@ -64,19 +64,21 @@ build:
 #   read bitcode from a newer LLVM, so nm listed nothing and clang -flto failed.
 dist: $(DIST)/$(SO_REAL) $(DIST)/libbitcask.a
 
-$(DIST)/$(SO_REAL): $(RELEASE)/libbitcask.so
+# Prerequisites only where cargo's output exists, so that an install whose
+# environment differs (sudo drops CARGO_TARGET_DIR) still copies build/lib.
+NOT_BUILT  = { echo "$(RELEASE)/$(1) is missing: run 'make' first (as yourself: it builds with cargo); install only copies" >&2; exit 1; }
+
+$(DIST)/$(SO_REAL): $(wildcard $(RELEASE)/libbitcask.so)
+	@test -n "$<" || $(call NOT_BUILT,libbitcask.so)
 	@mkdir -p $(DIST)
 	objcopy --only-keep-debug $< $@.debug
 	objcopy --strip-unneeded --add-gnu-debuglink=$@.debug $< $@
 
-$(DIST)/libbitcask.a: $(RELEASE)/libbitcask.a
+$(DIST)/libbitcask.a: $(wildcard $(RELEASE)/libbitcask.a)
+	@test -n "$<" || $(call NOT_BUILT,libbitcask.a)
 	@mkdir -p $(DIST)
 	objcopy --strip-debug --remove-section=.llvmbc --remove-section=.llvmcmd \
 	    --enable-deterministic-archives $< $@
-
-$(RELEASE)/libbitcask.so $(RELEASE)/libbitcask.a:
-	@echo "$@ is missing: run 'make' first (as yourself: it builds with cargo); install only copies" >&2
-	@exit 1
 
 install: dist
 	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) $(DESTDIR)$(cmakedir)

@@ -14,9 +14,12 @@ prefix=$work/prefix
 fail() { echo "packaging: FAIL: $*" >&2; exit 1; }
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-# No cargo on PATH, and CARGO set to a command that fails: install only copies.
+# As under sudo: no cargo on PATH (and CARGO a command that fails), and no
+# CARGO_TARGET_DIR of the user's (here one that does not exist): install
+# only copies what `make` left in build/lib.
 nocargo_path=$(printf %s "$PATH" | tr ':' '\n' | while read -r d; do [ -x "$d/cargo" ] || printf '%s:' "$d"; done)
-PATH=${nocargo_path%:} make --no-print-directory install PREFIX="$prefix" CARGO=false >"$work/install.log" 2>&1 \
+PATH=${nocargo_path%:} make --no-print-directory install PREFIX="$prefix" CARGO=false \
+    CARGO_TARGET_DIR="$work/no-such-target" >"$work/install.log" 2>&1 \
     || { cat "$work/install.log"; fail "make install needs more than what make built"; }
 
 for f in lib/libbitcask.so.$version lib/libbitcask.a include/bitcask.h include/bitcask.hpp \
