@@ -361,8 +361,8 @@ def test_a_database_written_from_c_reads_in_python(tmp_path):
         assert list(db.keys(prefix=b"batch:")) == [b"batch:a", b"batch:b"]
 
 
-def readme_snippet(name):
-    readme = os.environ.get("BITCASK_README")
+def readme_snippet(name, readme=None):
+    readme = readme or os.environ.get("BITCASK_README")
     assert readme, "set BITCASK_README to the repository's README.md (make python-test does)"
     lines = pathlib.Path(readme).read_text().splitlines()
     start = lines.index(f"<!-- test: {name} -->")
@@ -371,8 +371,12 @@ def readme_snippet(name):
     return "\n".join(lines[start + 2 : end]) + "\n"
 
 
-def test_the_readme_python_snippet_runs(tmp_path):
-    code = readme_snippet("python")
+@pytest.mark.parametrize(
+    "name, readme",
+    [("python", None), ("python-package", pathlib.Path(__file__).parents[1] / "README.md")],
+)
+def test_the_readme_python_snippets_run(tmp_path, name, readme):
+    code = readme_snippet(name, readme)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout, "the snippet prints what it read"
