@@ -126,7 +126,7 @@ typedef int (*bitcask_fold_fn)(void *ctx, const void *key, size_t key_len, const
  * Frozen: its size and fields never change; later statistics get new
  * functions.
  */
-typedef struct {
+typedef struct bitcask_stats {
   /**
    * Live keys.
    */
@@ -267,7 +267,7 @@ const char *bitcask_last_error(void);
  * Returns NULL only when memory is exhausted. Release it with
  * `bitcask_options_free()`.
  */
-bitcask_options *bitcask_options_new(void);
+struct bitcask_options *bitcask_options_new(void);
 
 /**
  * Releases an options object. NULL is a no-op.
@@ -275,7 +275,7 @@ bitcask_options *bitcask_options_new(void);
  * # Safety
  * `opts` is NULL or was returned by `bitcask_options_new()` and not yet freed.
  */
-void bitcask_options_free(bitcask_options *opts);
+void bitcask_options_free(struct bitcask_options *opts);
 
 /**
  * Sets the size at which the active data file is closed and a new one
@@ -290,7 +290,7 @@ void bitcask_options_free(bitcask_options *opts);
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_data_file_size(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_data_file_size(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets whether every put and delete is on stable storage (fdatasync)
@@ -306,7 +306,7 @@ bitcask_status bitcask_options_set_data_file_size(bitcask_options *opts, uint64_
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_sync_writes(bitcask_options *opts, bool on);
+bitcask_status bitcask_options_set_sync_writes(struct bitcask_options *opts, bool on);
 
 /**
  * Sets how many bytes may be written between two syncs of the active data
@@ -322,7 +322,7 @@ bitcask_status bitcask_options_set_sync_writes(bitcask_options *opts, bool on);
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_bytes_per_sync(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_bytes_per_sync(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets whether `bitcask_open` reads the data files and their hint files
@@ -338,7 +338,7 @@ bitcask_status bitcask_options_set_bytes_per_sync(bitcask_options *opts, uint64_
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool on);
+bitcask_status bitcask_options_set_mmap_at_startup(struct bitcask_options *opts, bool on);
 
 /**
  * Sets the largest a write batch may grow, in bytes it takes in a data
@@ -357,7 +357,7 @@ bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool o
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_max_batch_bytes(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets the share of the data files' bytes that must be reclaimable (see
@@ -375,7 +375,7 @@ bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, double ratio);
+bitcask_status bitcask_options_set_auto_merge_ratio(struct bitcask_options *opts, double ratio);
 
 /**
  * Sets the fewest reclaimable bytes for which an automatic merge runs,
@@ -388,7 +388,7 @@ bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, doubl
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_auto_merge_min_bytes(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets whether `bitcask_open` opens the database read-only (default off).
@@ -410,7 +410,7 @@ bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, u
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_read_only(bitcask_options *opts, bool on);
+bitcask_status bitcask_options_set_read_only(struct bitcask_options *opts, bool on);
 
 /**
  * Sets the kind of in-memory index that maps keys to their records:
@@ -426,7 +426,7 @@ bitcask_status bitcask_options_set_read_only(bitcask_options *opts, bool on);
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_index_type index_type);
+bitcask_status bitcask_options_set_index_type(struct bitcask_options *opts, bitcask_index_type index_type);
 
 /**
  * Opens the database in directory `dir`, creating the directory if it is
@@ -460,7 +460,7 @@ bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_ind
  * `dir` is NULL or a NUL-terminated string; `opts` is NULL or a live options
  * object; `db_out` is NULL or points to writable storage for a pointer.
  */
-bitcask_status bitcask_open(const char *dir, const bitcask_options *opts, bitcask_db **db_out);
+bitcask_status bitcask_open(const char *dir, const struct bitcask_options *opts, struct bitcask_db **db_out);
 
 /**
  * Syncs every write, releases the directory lock and frees the handle.
@@ -479,7 +479,7 @@ bitcask_status bitcask_open(const char *dir, const bitcask_options *opts, bitcas
  * # Safety
  * `db` is NULL or a live handle from `bitcask_open`, not used again.
  */
-bitcask_status bitcask_close(bitcask_db *db);
+bitcask_status bitcask_close(struct bitcask_db *db);
 
 /**
  * Stores `value` under `key`, replacing any earlier value.
@@ -503,7 +503,7 @@ bitcask_status bitcask_close(bitcask_db *db);
  * `db` is NULL or a live handle; `key` and `value` are NULL or point to
  * `key_len` and `value_len` readable bytes.
  */
-bitcask_status bitcask_put(bitcask_db *db, const void *key, size_t key_len, const void *value, size_t value_len);
+bitcask_status bitcask_put(struct bitcask_db *db, const void *key, size_t key_len, const void *value, size_t value_len);
 
 /**
  * Reads the value of `key` into a new buffer: on `BITCASK_OK`,
@@ -525,7 +525,7 @@ bitcask_status bitcask_put(bitcask_db *db, const void *key, size_t key_len, cons
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
  * readable bytes; `value_out` and `value_len_out` are NULL or writable.
  */
-bitcask_status bitcask_get(bitcask_db *db, const void *key, size_t key_len, void **value_out, size_t *value_len_out);
+bitcask_status bitcask_get(struct bitcask_db *db, const void *key, size_t key_len, void **value_out, size_t *value_len_out);
 
 /**
  * Reads the value of `key` into the caller's buffer `buf` of `buf_len`
@@ -553,7 +553,7 @@ bitcask_status bitcask_get(bitcask_db *db, const void *key, size_t key_len, void
  * readable bytes; `buf` is NULL or points to `buf_len` writable bytes;
  * `value_len_out` is NULL or writable.
  */
-bitcask_status bitcask_get_into(bitcask_db *db, const void *key, size_t key_len, void *buf, size_t buf_len, size_t *value_len_out);
+bitcask_status bitcask_get_into(struct bitcask_db *db, const void *key, size_t key_len, void *buf, size_t buf_len, size_t *value_len_out);
 
 /**
  * Releases a buffer returned by `bitcask_get`. NULL is a no-op.
@@ -579,7 +579,7 @@ void bitcask_free(void *ptr);
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
  * readable bytes.
  */
-bitcask_status bitcask_delete(bitcask_db *db, const void *key, size_t key_len);
+bitcask_status bitcask_delete(struct bitcask_db *db, const void *key, size_t key_len);
 
 /**
  * Makes every write acknowledged so far durable (fdatasync of the active
@@ -596,7 +596,7 @@ bitcask_status bitcask_delete(bitcask_db *db, const void *key, size_t key_len);
  * # Safety
  * `db` is NULL or a live handle.
  */
-bitcask_status bitcask_sync(bitcask_db *db);
+bitcask_status bitcask_sync(struct bitcask_db *db);
 
 /**
  * Catches a read-only handle (`bitcask_options_set_read_only`) up with the
@@ -624,7 +624,7 @@ bitcask_status bitcask_sync(bitcask_db *db);
  * # Safety
  * `db` is NULL or a live handle.
  */
-bitcask_status bitcask_refresh(bitcask_db *db);
+bitcask_status bitcask_refresh(struct bitcask_db *db);
 
 /**
  * Creates an iterator over the keys that start with `prefix` (every key
@@ -649,7 +649,7 @@ bitcask_status bitcask_refresh(bitcask_db *db);
  * readable bytes; `iter_out` is NULL or points to writable storage for a
  * pointer.
  */
-bitcask_status bitcask_iter_new(bitcask_db *db, const void *prefix, size_t prefix_len, bool reverse, bitcask_iter **iter_out);
+bitcask_status bitcask_iter_new(struct bitcask_db *db, const void *prefix, size_t prefix_len, bool reverse, struct bitcask_iter **iter_out);
 
 /**
  * Whether the iterator is at a key. False for NULL, once it has moved past
@@ -658,7 +658,7 @@ bitcask_status bitcask_iter_new(bitcask_db *db, const void *prefix, size_t prefi
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time.
  */
-bool bitcask_iter_valid(const bitcask_iter *it);
+bool bitcask_iter_valid(const struct bitcask_iter *it);
 
 /**
  * Moves to the next key. Does nothing on NULL, on an exhausted iterator,
@@ -667,7 +667,7 @@ bool bitcask_iter_valid(const bitcask_iter *it);
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time.
  */
-void bitcask_iter_next(bitcask_iter *it);
+void bitcask_iter_next(struct bitcask_iter *it);
 
 /**
  * Moves back to the first key (the smallest, or the largest if reverse).
@@ -676,7 +676,7 @@ void bitcask_iter_next(bitcask_iter *it);
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time.
  */
-void bitcask_iter_rewind(bitcask_iter *it);
+void bitcask_iter_rewind(struct bitcask_iter *it);
 
 /**
  * Moves to the first key `>= key` (for a reverse iterator: the first key
@@ -692,7 +692,7 @@ void bitcask_iter_rewind(bitcask_iter *it);
  * `it` is NULL or a live iterator, used by one thread at a time; `key` is
  * NULL or points to `key_len` readable bytes.
  */
-void bitcask_iter_seek(bitcask_iter *it, const void *key, size_t key_len);
+void bitcask_iter_seek(struct bitcask_iter *it, const void *key, size_t key_len);
 
 /**
  * The current key: returns a pointer to its bytes and stores its length
@@ -705,7 +705,7 @@ void bitcask_iter_seek(bitcask_iter *it, const void *key, size_t key_len);
  * `it` is NULL or a live iterator, used by one thread at a time; `key_len`
  * is NULL or writable.
  */
-const void *bitcask_iter_key(const bitcask_iter *it, size_t *key_len);
+const void *bitcask_iter_key(const struct bitcask_iter *it, size_t *key_len);
 
 /**
  * The current value: on `BITCASK_OK`, `*value` points to `*value_len`
@@ -726,7 +726,7 @@ const void *bitcask_iter_key(const bitcask_iter *it, size_t *key_len);
  * `it` is NULL or a live iterator, used by one thread at a time; `value`
  * and `value_len` are NULL or writable.
  */
-bitcask_status bitcask_iter_value(bitcask_iter *it, const void **value, size_t *value_len);
+bitcask_status bitcask_iter_value(struct bitcask_iter *it, const void **value, size_t *value_len);
 
 /**
  * Releases an iterator. NULL is a no-op. Safe also after `bitcask_close`
@@ -735,7 +735,7 @@ bitcask_status bitcask_iter_value(bitcask_iter *it, const void **value, size_t *
  * # Safety
  * `it` is NULL or a live iterator from `bitcask_iter_new`, not used again.
  */
-void bitcask_iter_free(bitcask_iter *it);
+void bitcask_iter_free(struct bitcask_iter *it);
 
 /**
  * Calls `fn` for each key that starts with `prefix` (every key when
@@ -759,7 +759,7 @@ void bitcask_iter_free(bitcask_iter *it);
  * `db` is NULL or a live handle; `prefix` is NULL or points to
  * `prefix_len` readable bytes; `fn` is NULL or a function of this type.
  */
-bitcask_status bitcask_fold(bitcask_db *db, const void *prefix, size_t prefix_len, bitcask_fold_fn fn, void *ctx);
+bitcask_status bitcask_fold(struct bitcask_db *db, const void *prefix, size_t prefix_len, bitcask_fold_fn fn, void *ctx);
 
 /**
  * Creates an empty batch for `db` and stores it in `*batch_out`. The batch
@@ -776,7 +776,7 @@ bitcask_status bitcask_fold(bitcask_db *db, const void *prefix, size_t prefix_le
  * `db` is NULL or a live handle; `batch_out` is NULL or points to writable
  * storage for a pointer.
  */
-bitcask_status bitcask_batch_new(bitcask_db *db, bitcask_batch **batch_out);
+bitcask_status bitcask_batch_new(struct bitcask_db *db, struct bitcask_batch **batch_out);
 
 /**
  * Adds a put of `value` under `key` to the batch; both are copied. Nothing
@@ -796,7 +796,7 @@ bitcask_status bitcask_batch_new(bitcask_db *db, bitcask_batch **batch_out);
  * `b` is NULL or a live batch, used by one thread at a time; `key` and
  * `value` are NULL or point to `key_len` and `value_len` readable bytes.
  */
-bitcask_status bitcask_batch_put(bitcask_batch *b, const void *key, size_t key_len, const void *value, size_t value_len);
+bitcask_status bitcask_batch_put(struct bitcask_batch *b, const void *key, size_t key_len, const void *value, size_t value_len);
 
 /**
  * Adds a delete of `key` to the batch. Deleting a key that is absent when
@@ -812,7 +812,7 @@ bitcask_status bitcask_batch_put(bitcask_batch *b, const void *key, size_t key_l
  * `b` is NULL or a live batch, used by one thread at a time; `key` is NULL
  * or points to `key_len` readable bytes.
  */
-bitcask_status bitcask_batch_delete(bitcask_batch *b, const void *key, size_t key_len);
+bitcask_status bitcask_batch_delete(struct bitcask_batch *b, const void *key, size_t key_len);
 
 /**
  * Commits the batch: all its puts and deletes become visible together, and
@@ -835,7 +835,7 @@ bitcask_status bitcask_batch_delete(bitcask_batch *b, const void *key, size_t ke
  * # Safety
  * `b` is NULL or a live batch, used by one thread at a time.
  */
-bitcask_status bitcask_batch_commit(bitcask_batch *b);
+bitcask_status bitcask_batch_commit(struct bitcask_batch *b);
 
 /**
  * Releases a batch and whatever it still holds (uncommitted operations are
@@ -845,7 +845,7 @@ bitcask_status bitcask_batch_commit(bitcask_batch *b);
  * # Safety
  * `b` is NULL or a live batch from `bitcask_batch_new`, not used again.
  */
-void bitcask_batch_free(bitcask_batch *b);
+void bitcask_batch_free(struct bitcask_batch *b);
 
 /**
  * Fills `*out` with the database's statistics now (for a read-only
@@ -864,7 +864,7 @@ void bitcask_batch_free(bitcask_batch *b);
  * `db` is NULL or a live handle; `out` is NULL or points to writable
  * storage for a `bitcask_stats`.
  */
-bitcask_status bitcask_get_stats(bitcask_db *db, bitcask_stats *out);
+bitcask_status bitcask_get_stats(struct bitcask_db *db, struct bitcask_stats *out);
 
 /**
  * Merges, online: rewrites the live records of every data file that holds
@@ -895,7 +895,7 @@ bitcask_status bitcask_get_stats(bitcask_db *db, bitcask_stats *out);
  * # Safety
  * `db` is NULL or a live handle.
  */
-bitcask_status bitcask_merge(bitcask_db *db);
+bitcask_status bitcask_merge(struct bitcask_db *db);
 
 /**
  * Writes a consistent copy of the database into `dest_dir`, which must be
@@ -923,7 +923,7 @@ bitcask_status bitcask_merge(bitcask_db *db);
  * `db` is NULL or a live handle; `dest_dir` is NULL or a NUL-terminated
  * string.
  */
-bitcask_status bitcask_backup(bitcask_db *db, const char *dest_dir);
+bitcask_status bitcask_backup(struct bitcask_db *db, const char *dest_dir);
 
 #ifdef __cplusplus
 }  // extern "C"
