@@ -242,7 +242,7 @@ fn run_round(
 ) -> Acks {
     let mut command = Command::new(std::env::current_exe().unwrap());
     if let Some(n) = crash_point {
-        command.env("BITCASK_FAILPOINT", format!("append:before-sync@{n}"));
+        command.env("BITCASK_FAILPOINT", format!("data:sync@{n}"));
     }
     let mut child = command
         .args([test, "--exact", "--nocapture", "--test-threads=1"])

@@ -25,17 +25,26 @@
 //!   damage no crash explains;
 //! - [`salvage`]: the scan of repair and verify, which steps over damaged
 //!   ranges to the next record that passes its checks;
-//! - [`verify`]: a read-only check of every data file and hint entry;
+//! - [`verify`]: a read-only check of every data file and hint entry,
+//!   saying what open does with each damaged range (the database closed);
 //! - [`repair`]: rewriting damaged data files with every intact record,
-//!   the damaged bytes to quarantine files, hint files written again.
+//!   the damaged bytes to quarantine files, hint files written again;
+//! - [`check`]: reading every record and hint entry of a directory and
+//!   reporting each damaged range, without opening the database (beside a
+//!   writer);
+//! - [`follow`]: what a read-only open does with each file instead: load
+//!   it without writing anything, stop at the newest file's last good
+//!   record, and go on from there later.
 //!
 //! The layers above see records only as [`RecordPos`] (where one lies) and
 //! [`Change`] (what one does to its key).
 
 pub mod appender;
+pub mod check;
 pub mod data_file;
 pub mod dir;
 pub mod filename;
+pub mod follow;
 pub mod format;
 pub mod hint;
 pub mod quarantine;
