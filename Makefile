@@ -47,7 +47,7 @@ STAGE_PC   := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 CXX_STRICT := -std=c++17 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
-C_TESTS    := test_core test_threads test_iter test_batch test_maint test_index test_read_only
+C_TESTS    := test_core test_threads test_iter test_batch test_maint test_index test_read_only test_recovery
 EXAMPLES   := basic iterate batch threads
 PYENV      := $(BUILD)/pyenv
 
