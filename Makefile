@@ -149,6 +149,9 @@ deps:
 	command -v readelf >/dev/null || missing="$$missing binutils"; \
 	command -v clang >/dev/null || missing="$$missing clang"; \
 	command -v cmake >/dev/null || missing="$$missing cmake"; \
+	PATH="$$PATH:/sbin:/usr/sbin"; \
+	command -v mkfs.ext4 >/dev/null || missing="$$missing e2fsprogs"; \
+	command -v losetup >/dev/null || missing="$$missing mount"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
