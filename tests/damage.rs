@@ -537,20 +537,60 @@ fn a_merge_steps_over_a_damaged_record_and_the_key_keeps_answering_corruption() 
 }
 
 /// A hint file whose checksum holds but whose entries do not decode is
-/// ignored, and its data file scanned.
+/// ignored, and its data file scanned. The entries are checked as they are
+/// applied: a bad one after good ones makes open load everything again
+/// without that hint (here the 40th entry has an unknown kind; in a second
+/// file, the 40th entry points past the end of the data file).
 #[test]
 fn a_hint_that_passes_its_checksum_but_does_not_decode_is_ignored() {
     let tmp = TempDir::new("hint-undecodable");
     let history = build(tmp.path());
-    let hint = data_files(tmp.path())[1].with_extension("hint");
-    let mut bytes = std::fs::read(&hint).unwrap();
-    bytes[32] = 7; // the first entry's kind
-    let body = bytes.len() - 4;
-    let crc = crc32fast::hash(&bytes[..body]);
-    bytes[body..].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&hint, &bytes).unwrap();
+    // Walks to entry `n` of a hint file: (where it starts, where its
+    // offset field starts).
+    let entry_at = |bytes: &[u8], n: usize| {
+        let mut at = 32;
+        for _ in 0..n {
+            let (key_len, width) = {
+                let (mut v, mut i) = (0usize, 0);
+                loop {
+                    let b = bytes[at + 1 + i];
+                    v |= ((b & 0x7f) as usize) << (7 * i);
+                    i += 1;
+                    if b & 0x80 == 0 {
+                        break (v, i);
+                    }
+                }
+            };
+            at += 1 + width + 8 + key_len;
+        }
+        let width = bytes[at + 1..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+        (at, at + 1 + width)
+    };
+    let reseal = |bytes: &mut Vec<u8>| {
+        let body = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    };
+    let first = data_files(tmp.path())[1].with_extension("hint");
+    let mut bytes = std::fs::read(&first).unwrap();
+    let (kind_at, _) = entry_at(&bytes, 40);
+    bytes[kind_at] = 7;
+    reseal(&mut bytes);
+    std::fs::write(&first, &bytes).unwrap();
+    let second = data_files(tmp.path())[2].with_extension("hint");
+    let mut bytes = std::fs::read(&second).unwrap();
+    let (_, offset_at) = entry_at(&bytes, 40);
+    bytes[offset_at..offset_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    reseal(&mut bytes);
+    std::fs::write(&second, &bytes).unwrap();
     let db = Bitcask::open(tmp.path(), options()).unwrap();
-    assert_eq!(db.recovery().hints_ignored, 1);
-    assert_eq!(db.recovery().files_scanned, 1);
+    assert_eq!(db.recovery().hints_ignored, 2, "{}", db.recovery());
+    assert_eq!(db.recovery().files_scanned, 2);
     check_all(&db, &history, &[], false);
+    db.close().unwrap();
+    let report = bitcask::verify(tmp.path()).unwrap();
+    assert!(
+        report.hint_problems.is_empty(),
+        "open wrote both hints again"
+    );
 }

@@ -7,8 +7,8 @@
 //! that file's exact length, and one CRC covers all of it: a hint that is
 //! missing, cut short, damaged or stale (the data file has another length),
 //! or whose entries do not decode or point outside the data file, is
-//! ignored, and the data file is scanned instead. Every entry is checked
-//! before any is applied, so an ignored hint has changed nothing.
+//! ignored, and the data file is scanned instead. Entries are checked as
+//! they are applied; if one fails, open starts over without that hint.
 //!
 //! ```text
 //! header (32 bytes): magic "BCSKHINT" (8) | version u32 LE | data file id u32 LE
@@ -111,6 +111,12 @@ pub struct Hint {
     bytes: Bytes,
 }
 
+/// Whether an entry at `offset` of `size` bytes lies inside a data file
+/// `data_len` bytes long, after its header.
+pub fn entry_fits(offset: u32, size: u32, data_len: u64) -> bool {
+    u64::from(offset) >= format::FILE_HEADER_LEN && u64::from(offset) + u64::from(size) <= data_len
+}
+
 /// What [`Hint::load`] found.
 pub enum HintFile {
     /// No hint file.
@@ -143,10 +149,11 @@ impl std::ops::Deref for Bytes {
 }
 
 impl Hint {
-    /// Reads the hint file of data file `id`, and checks that it is intact,
-    /// describes the data file as it is (`data_len` bytes long), and that
-    /// every entry decodes and lies inside the data file. Only an error other
-    /// than "not found" while reading is an error.
+    /// Reads the hint file of data file `id`, and checks that it is intact
+    /// and describes the data file as it is (`data_len` bytes long). Whether
+    /// every entry decodes and lies inside the data file is checked by the
+    /// caller as it walks them ([`Hint::entries_fit`]): one pass, not two.
+    /// Only an error other than "not found" while reading is an error.
     ///
     /// With `use_mmap` the file is mapped rather than read (if mapping
     /// fails, it is read): no copy, and above all no large heap buffer. A
@@ -201,19 +208,20 @@ impl Hint {
         if u64_at(body, 16) != data_len {
             return HintFile::Stale;
         }
-        let hint = Hint { bytes };
-        // An entry that does not decode, or points outside the data file,
-        // is possible only if the checksum matched by chance (or a bug wrote
-        // it): the whole hint is then ignored, before any entry was applied.
+        HintFile::Usable(Hint { bytes })
+    }
+
+    /// Whether every entry decodes and lies inside a data file `data_len`
+    /// bytes long: what [`Hint::load`] leaves to the caller, which checks it
+    /// while it applies the entries (open) or reports it (verify).
+    pub fn entries_fit(&self, data_len: u64) -> std::result::Result<(), &'static str> {
         let mut inside = true;
-        let decodes = hint.for_each(|_, _, offset, size| {
-            let end = u64::from(offset) + u64::from(size);
-            inside &= u64::from(offset) >= format::FILE_HEADER_LEN && end <= data_len;
-        });
+        let decodes =
+            self.for_each(|_, _, offset, size| inside &= entry_fits(offset, size, data_len));
         match (decodes, inside) {
-            (true, true) => HintFile::Usable(hint),
-            (false, _) => HintFile::Unusable("its entries do not decode"),
-            (true, false) => HintFile::Unusable("an entry points outside the data file"),
+            (true, true) => Ok(()),
+            (false, _) => Err("its entries do not decode"),
+            (true, false) => Err("an entry points outside the data file"),
         }
     }
 
@@ -300,7 +308,10 @@ pub fn inspect(dir: &Path, id: u32, data_len: u64) -> Result<HintState> {
         return Ok(HintState::Damaged("not a hint file of this version"));
     }
     Ok(match Hint::check(Bytes::Read(bytes), id, data_len) {
-        HintFile::Usable(hint) => HintState::Intact(hint),
+        HintFile::Usable(hint) => match hint.entries_fit(data_len) {
+            Ok(()) => HintState::Intact(hint),
+            Err(why) => HintState::Damaged(why),
+        },
         HintFile::Stale | HintFile::Missing => HintState::Stale,
         HintFile::Unusable(why) => HintState::Damaged(why),
     })
@@ -405,20 +416,21 @@ mod tests {
         let mut cut_key = bytes.clone();
         cut_key.truncate(cut_key.len() - 1);
         for (what, body) in [("bad kind", bad_kind), ("cut key", cut_key)] {
-            assert!(
-                matches!(
-                    Hint::check(Bytes::Read(with_crc(body)), 7, 396),
-                    HintFile::Unusable("its entries do not decode")
-                ),
+            let hint = checked(with_crc(body), 7, 396).expect("intact as a file");
+            assert_eq!(
+                hint.entries_fit(396),
+                Err("its entries do not decode"),
                 "{what}"
             );
         }
         let mut b = HintBuilder::new(7);
         b.push(HintKind::Put, b"alpha", pos(390, 30));
-        assert!(matches!(
-            Hint::check(Bytes::Read(b.finish(396, 0)), 7, 396),
-            HintFile::Unusable("an entry points outside the data file")
-        ));
+        let hint = checked(b.finish(396, 0), 7, 396).expect("intact as a file");
+        assert_eq!(
+            hint.entries_fit(396),
+            Err("an entry points outside the data file")
+        );
+        assert_eq!(checked(sample(), 7, 396).unwrap().entries_fit(396), Ok(()));
         assert!(matches!(
             Hint::check(Bytes::Read(sample()), 7, 397),
             HintFile::Stale

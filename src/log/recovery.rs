@@ -43,7 +43,7 @@ use super::data_file::DataFile;
 use super::dir::sync_dir;
 use super::filename::FileName;
 use super::format::{self, FileHeader, RecordKind, FILE_HEADER_LEN};
-use super::hint::{Hint, HintBuilder, HintFile, HintKind};
+use super::hint::{self, Hint, HintBuilder, HintFile, HintKind};
 use super::quarantine::quarantine_range;
 use super::scanner::{FileSource, MmapSource, ScanEntry, Scanner, Source};
 use super::{Change, RecordPos};
@@ -110,6 +110,22 @@ impl Apply for HintBuilder {
     }
 }
 
+/// The hint file of data file `id` turned out unusable after some of its
+/// entries were applied: open must load every file again without it.
+#[derive(Debug)]
+pub struct HintRejected {
+    pub id: u32,
+}
+
+/// What [`load_file`] did with one data file.
+pub enum Loading {
+    /// It is loaded.
+    Loaded(Box<Loaded>),
+    /// Its hint file was rejected part-way: load everything again, with
+    /// [`LoadMode::ignore_hint`] for this file.
+    HintRejected(HintRejected),
+}
+
 /// How open treats one data file.
 #[derive(Clone, Copy, Debug)]
 pub struct LoadMode {
@@ -120,6 +136,8 @@ pub struct LoadMode {
     /// Refuse, rather than quarantine and cut, a tail that holds anything
     /// but zeros.
     pub strict: bool,
+    /// Do not use its hint file (it was rejected by an earlier attempt).
+    pub ignore_hint: bool,
 }
 
 /// A data file as open left it.
@@ -273,7 +291,7 @@ impl std::fmt::Display for RecoveryReport {
 /// Loads data file `id` into `sink` and returns it with the offset where
 /// its records end: from its hint file when a usable one exists, otherwise
 /// by scanning it, applying the recovery rules of the module documentation.
-pub fn load_file(dir: &Path, id: u32, mode: LoadMode, sink: &mut dyn Apply) -> Result<Loaded> {
+pub fn load_file(dir: &Path, id: u32, mode: LoadMode, sink: &mut dyn Apply) -> Result<Loading> {
     let newest = mode.newest;
     let file = DataFile::open(dir, id, newest)?;
     let len = file.len()?;
@@ -283,24 +301,33 @@ pub fn load_file(dir: &Path, id: u32, mode: LoadMode, sink: &mut dyn Apply) -> R
         // process died while creating it, before any record went in.
         file.write_header()?;
         recovered.header_rewritten = true;
-        return Ok(Loaded {
+        return Ok(Loading::Loaded(Box::new(Loaded {
             file,
             end: FILE_HEADER_LEN,
             max_batch_seq: 0,
             from_hint: false,
             recovered,
-        });
+        })));
     }
-    match Hint::load(dir, id, len, mode.use_mmap)? {
+    let hint = match mode.ignore_hint {
+        true => HintFile::Unusable("ignored"),
+        false => Hint::load(dir, id, len, mode.use_mmap)?,
+    };
+    match hint {
         HintFile::Usable(hint) => {
-            apply_hint(&hint, id, sink)?;
-            return Ok(Loaded {
+            if apply_hint(&hint, id, len, sink).is_err() {
+                // Possible only if the checksum matched by chance, or a bug
+                // wrote it. Some entries are in the sink already: the
+                // caller loads everything again, without this hint.
+                return Ok(Loading::HintRejected(HintRejected { id }));
+            }
+            return Ok(Loading::Loaded(Box::new(Loaded {
                 file,
                 end: len,
                 max_batch_seq: hint.max_batch_seq(),
                 from_hint: true,
                 recovered,
-            });
+            })));
         }
         // The newest file's hint from the last clean close goes stale with
         // the first write after it: that is no news.
@@ -315,24 +342,37 @@ pub fn load_file(dir: &Path, id: u32, mode: LoadMode, sink: &mut dyn Apply) -> R
     } else {
         recover_sealed(&file, len, outcome, &mut recovered)?
     };
-    Ok(Loaded {
+    Ok(Loading::Loaded(Box::new(Loaded {
         file,
         end,
         max_batch_seq,
         from_hint: false,
         recovered,
-    })
+    })))
 }
 
-/// Applies the entries of a usable hint to `sink`, in runs.
-fn apply_hint(hint: &Hint, id: u32, sink: &mut dyn Apply) -> Result<()> {
+/// Applies the entries of a usable hint of a data file `data_len` bytes
+/// long to `sink`, in runs. `Err` with why if an entry does not decode or
+/// points outside the file: the entries before it were applied, and the
+/// caller starts over without this hint.
+fn apply_hint(
+    hint: &Hint,
+    id: u32,
+    data_len: u64,
+    sink: &mut dyn Apply,
+) -> std::result::Result<(), &'static str> {
     // Room for the file's keys up front, rather than growing the index
     // several times over while they go in: a hash index rehashes every key
     // it has each time it grows.
     sink.reserve(hint);
     let run_len = sink.run_len().max(1);
     let mut run = Vec::with_capacity(run_len.min(hint.max_entries()));
-    let applied = hint.for_each(|kind, key, offset, size| {
+    let mut inside = true;
+    let decoded = hint.for_each(|kind, key, offset, size| {
+        if !inside || !hint::entry_fits(offset, size, data_len) {
+            inside = false;
+            return;
+        }
         run.push(Change {
             key,
             pos: RecordPos {
@@ -347,14 +387,14 @@ fn apply_hint(hint: &Hint, id: u32, sink: &mut dyn Apply) -> Result<()> {
             run.clear();
         }
     });
-    if !applied {
-        // Hint::load walked every entry before calling it usable.
-        return Err(Error::Internal(format!(
-            "the hint of data file {id} decoded when it was checked, but not when applied"
-        )));
+    match (decoded, inside) {
+        (true, true) => {
+            sink.apply_run(&run);
+            Ok(())
+        }
+        (false, _) => Err("its entries do not decode"),
+        (true, false) => Err("an entry points outside the data file"),
     }
-    sink.apply_run(&run);
-    Ok(())
 }
 
 /// The end of the good data of the newest file, once its tail (if any) is

@@ -248,6 +248,15 @@ fn check_hint_entries(
     let mut source = FileSource::new(file, len);
     let mut entry = 0u64;
     let mut problems = Vec::new();
+    if let Err(why) = hint.entries_fit(len) {
+        report.hint_problems.push(HintProblem {
+            file: hint_name.to_string(),
+            entry: None,
+            key: Vec::new(),
+            reason: format!("ignored by open: {why}"),
+        });
+        return;
+    }
     hint.for_each(|kind, key, offset, size| {
         let problem = match source.read(u64::from(offset), size as usize) {
             Ok(bytes) => entry_problem(kind, key, size, bytes),
