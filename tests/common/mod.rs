@@ -132,7 +132,12 @@ pub fn data_files(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "data"))
         .collect();
-    files.sort();
+    // By id, not by name: ids from 1,000,000,000 on have ten digits.
+    files.sort_by_key(|p| {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+    });
     files
 }
 
