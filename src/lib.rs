@@ -54,6 +54,15 @@ pub use error::{Error, Result};
 pub use log::format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use options::{IndexType, Options};
 
+/// Code a test runs at the engine's named points (see `failpoint.rs`;
+/// feature `failpoints`, tests only): not a stable API.
+/// cbindgen:ignore
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+pub mod failpoints {
+    pub use crate::failpoint::{clear, on};
+}
+
 /// The index types on their own, for the index benchmark
 /// (`benches/keydir.rs`, feature `bench-internals`): not a stable API.
 #[cfg(feature = "bench-internals")]
