@@ -6,7 +6,7 @@
 //! 000000042.hint       the hint file of data file 42
 //! 000000042.data.tmp   a merge output not yet renamed into place
 //! 000000042.hint.tmp   a hint file not yet renamed into place
-//! LOCK                 the directory lock (flock)
+//! LOCK                 the directory lock (a POSIX record lock, fcntl)
 //! ```
 //!
 //! Ids are written in decimal with at least nine digits, zero-padded: nine

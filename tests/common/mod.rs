@@ -83,6 +83,19 @@ pub fn child_role(role: &str) -> Option<PathBuf> {
 /// itself in `role` (see [`child_role`]) and works on `dir`. Its stdout is
 /// piped; `extra_env` is passed along.
 pub fn spawn_child(test_name: &str, role: &str, dir: &Path, extra_env: &[(&str, String)]) -> Child {
+    child_command(test_name, role, dir, extra_env)
+        .spawn()
+        .expect("spawn child test process")
+}
+
+/// The command [`spawn_child`] runs, for a test that sets more of it
+/// (stdin, say) before spawning it.
+pub fn child_command(
+    test_name: &str,
+    role: &str,
+    dir: &Path,
+    extra_env: &[(&str, String)],
+) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(ROLE_VAR, role)
@@ -92,7 +105,7 @@ pub fn spawn_child(test_name: &str, role: &str, dir: &Path, extra_env: &[(&str, 
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn child test process")
+    cmd
 }
 
 /// A small deterministic generator (xorshift64*), so a failing run can be
