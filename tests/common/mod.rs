@@ -13,13 +13,30 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
+        TempDir::new_in(&std::env::temp_dir(), name)
+    }
+
+    /// A scratch directory in memory (/dev/shm) where there is one, for
+    /// tests that sync often and check only what a process crash leaves.
+    pub fn in_memory(name: &str) -> TempDir {
+        let shm = Path::new("/dev/shm");
+        let writable =
+            std::fs::metadata(shm).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
+        if writable {
+            TempDir::new_in(shm, name)
+        } else {
+            TempDir::new(name)
+        }
+    }
+
+    pub fn new_in(base: &Path, name: &str) -> TempDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let unique = format!(
             "bitcask-{name}-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let path = std::env::temp_dir().join(unique);
+        let path = base.join(unique);
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)

@@ -52,7 +52,7 @@
     X(readdir) X(readdir64) X(statx) X(stat) X(stat64) X(fstat) X(fstat64)   \
     X(fstatat) X(fstatat64) X(lseek) X(lseek64) X(copy_file_range)           \
     X(sendfile) X(sendfile64) X(splice) X(sync_file_range) X(flock)          \
-    X(fcntl) X(fcntl64) X(close)
+    X(fcntl) X(fcntl64) X(close) X(realpath)
 
 #define ENUM(name) FN_##name,
 enum { FUNCTIONS(ENUM) FN_COUNT };
@@ -538,6 +538,14 @@ int flock(int fd, int op) {
     }
 FCNTL_WRAPPER(fcntl)
 FCNTL_WRAPPER(fcntl64)
+
+char *realpath(const char *path, char *resolved) {
+    if (path_in_scope(path) && fails(FN_realpath)) {
+        errno = fail_errno;
+        return NULL;
+    }
+    return REAL(realpath, char *(*)(const char *, char *))(path, resolved);
+}
 
 int close(int fd) {
     int in = fd_in_scope(fd);
