@@ -73,6 +73,7 @@ deps:
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	command -v c++ >/dev/null || missing="$$missing g++"; \
 	command -v readelf >/dev/null || missing="$$missing binutils"; \
+	command -v mkfs.ext4 >/dev/null || missing="$$missing e2fsprogs"; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
