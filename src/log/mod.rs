@@ -29,6 +29,8 @@ pub mod data_file;
 pub mod dir;
 pub mod filename;
 pub mod format;
+#[cfg(test)]
+mod fuzz;
 pub mod hint;
 pub mod recovery;
 pub mod scanner;
