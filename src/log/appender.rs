@@ -34,6 +34,7 @@ use std::sync::Arc;
 use super::data_file::DataFile;
 use super::format::{self, RecordKind};
 use crate::error::{Error, Result};
+use crate::failpoint;
 
 /// When the appender syncs on its own.
 #[derive(Clone, Copy, Debug)]
@@ -173,6 +174,7 @@ impl Appender {
         } else {
             self.file_len = self.file_len.max(end);
         }
+        failpoint::hit("append:written");
         self.offset = end;
         self.unsynced += bytes.len() as u64;
         let policy = self.policy;
