@@ -51,16 +51,18 @@ pub use db::batch::Batch;
 pub use db::engine::Stats;
 pub use db::iter::Iter;
 pub use error::{Error, Result};
+pub use log::check::{check_database, CheckReport, Finding};
 pub use log::format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use options::{IndexType, Options};
 
-/// Code a test runs at the engine's named points (see `failpoint.rs`;
-/// feature `failpoints`, tests only): not a stable API.
-/// cbindgen:ignore
+/// The test points of `src/failpoint.rs` (feature `failpoints`, for the
+/// tests only): arm a point to count its hits, pause there, or fail the I/O
+/// step behind it. Not a stable API.
 #[cfg(feature = "failpoints")]
 #[doc(hidden)]
+/// cbindgen:ignore
 pub mod failpoints {
-    pub use crate::failpoint::{clear, on};
+    pub use crate::failpoint::{arm, hit_log, serial, Action, Armed};
 }
 
 /// The index types on their own, for the index benchmark

@@ -27,6 +27,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
+use bitcask::failpoints::{self, Action};
 use bitcask::{Bitcask, Options};
 use common::{child_role, spawn_child, TempDir};
 use faultshim::{listing, Shadow, ShimConfig};
@@ -89,14 +90,19 @@ fn a_power_cut_after_a_merge_keeps_the_keys_overwritten_during_it() {
         db.sync().unwrap();
         // Overwritten once the merge has planned, before it copies: the
         // copy skips their older records, which lie in its inputs.
-        let during = Arc::clone(&db);
-        bitcask::failpoints::on("merge:rolled-over", move || {
-            for i in (0..KEYS).step_by(7) {
-                during.put(&key(i), &value(i, 3)).unwrap();
-            }
-        });
-        db.merge().unwrap();
-        bitcask::failpoints::clear("merge:rolled-over");
+        let _serial = failpoints::serial();
+        let planned = failpoints::arm("merge:rolled-over", Action::Pause);
+        let merging = {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || db.merge())
+        };
+        planned.wait_for_hits(1);
+        for i in (0..KEYS).step_by(7) {
+            db.put(&key(i), &value(i, 3)).unwrap();
+        }
+        planned.release();
+        merging.join().unwrap().unwrap();
+        drop(planned);
         // The control: written, never synced.
         db.put(b"control", b"never synced").unwrap();
         println!("\nMERGED");

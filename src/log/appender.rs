@@ -194,7 +194,7 @@ impl Appender {
             return Ok(());
         }
         self.syncs += 1;
-        match self.file.file().sync_data() {
+        match failpoint::fail("data:sync").and_then(|()| self.file.file().sync_data()) {
             Ok(()) => {
                 self.unsynced = 0;
                 Ok(())
