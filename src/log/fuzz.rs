@@ -383,7 +383,17 @@ impl Fed {
     }
 }
 
-fn scratch_dir() -> PathBuf {
+/// The loader's scratch directory, removed when dropped (a failing input
+/// panics through it too).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir() -> Scratch {
     let base = if Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
@@ -392,7 +402,7 @@ fn scratch_dir() -> PathBuf {
     let dir = base.join(format!("bitcask-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// Runs about `inputs` inputs from `seed`; sends the number done after
@@ -416,14 +426,13 @@ fn fuzz(seed: u64, inputs: u64, progress: &mpsc::Sender<u64>) -> Fed {
         fed.data_files += 1;
         fed.headers += check_headers(&mut rng, &bytes) as u64;
         if rng.below(32) == 0 {
-            check_load(&mut rng, &dir, &bytes);
+            check_load(&mut rng, &dir.0, &bytes);
             fed.loads += 1;
         }
         check_hint(&mut rng);
         fed.hints += 1;
         let _ = progress.send(fed.inputs());
     }
-    let _ = std::fs::remove_dir_all(&dir);
     fed
 }
 
