@@ -147,6 +147,7 @@ deps:
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	command -v c++ >/dev/null || missing="$$missing g++"; \
 	command -v readelf >/dev/null || missing="$$missing binutils"; \
+	command -v mkfs.ext4 >/dev/null || missing="$$missing e2fsprogs"; \
 	command -v clang >/dev/null || missing="$$missing clang"; \
 	command -v cmake >/dev/null || missing="$$missing cmake"; \
 	PATH="$$PATH:/sbin:/usr/sbin"; \

@@ -225,6 +225,16 @@ impl Hint {
         }
     }
 
+    /// `bytes` as a hint, if they are an intact hint of data file `id` at
+    /// length `data_len` (the decoder fuzz test's way in).
+    #[cfg(test)]
+    pub(crate) fn parse(bytes: Vec<u8>, id: u32, data_len: u64) -> Option<Hint> {
+        match Hint::check(Bytes::Read(bytes), id, data_len) {
+            HintFile::Usable(hint) => Some(hint),
+            _ => None,
+        }
+    }
+
     /// A hint this process just built (with [`HintBuilder::finish`]), to
     /// walk its entries without checking them again.
     pub fn trusted(bytes: Vec<u8>) -> Hint {

@@ -46,6 +46,8 @@ pub mod dir;
 pub mod filename;
 pub mod follow;
 pub mod format;
+#[cfg(test)]
+mod fuzz;
 pub mod hint;
 pub mod quarantine;
 pub mod recovery;

@@ -116,7 +116,7 @@ pub fn quarantine_range(
 fn free_name(dir: &Path, id: u32, offset: u64) -> Result<(String, String)> {
     for n in 1..=u32::MAX {
         let name = FileName::Quarantine { id, offset, n }.name();
-        match fs::symlink_metadata(dir.join(&name)) {
+        match fs::metadata(dir.join(&name)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let temp = FileName::TempQuarantine { id, offset, n }.name();
                 return Ok((name, temp));
