@@ -1,18 +1,21 @@
-//! Sequential reading of a data file's records, as open does to rebuild the
-//! keydir. The reader tells three endings apart:
+//! Sequential reading of a data file's records, as open, merge, repair and
+//! verify do. Each step is a record that passes every check, or one of:
 //!
 //! - [`ScanEntry::End`]: the file ends exactly at a record boundary;
-//! - [`ScanEntry::TornTail`]: the bytes from here to the end of the file are
-//!   what a writer that died mid-append leaves. The appender copies each
-//!   append in ascending order into space that reads as zeros (see
-//!   `appender.rs` and `data_file.rs`), so a
-//!   crash leaves a prefix of the last append and zeros after it: a record
-//!   cut short by the end of the file, a header that fails its checksum with
-//!   only zeros after the space a header takes, or a valid header whose body
-//!   fails its checksum with only zeros after the end it claims. In the
-//!   newest file this is not an error: open cuts the file back to here;
-//! - [`ScanEntry::Corrupt`]: a record that fails a check and is followed by
-//!   more data than one torn append can leave, so no crash can explain it.
+//! - [`ScanEntry::TornTail`]: from here to the end of the file lies what a
+//!   process killed mid-append leaves (the appender copies each append in
+//!   ascending order into space that reads as zeros): a record cut short by
+//!   the end of the file, a header that fails its checksum with only zeros
+//!   after the space a header takes, or a valid header whose body fails its
+//!   checksum with only zeros after the end it claims;
+//! - [`ScanEntry::Corrupt`]: a record that fails a check, followed by more
+//!   than one torn append leaves.
+//!
+//! The two failures differ only in what they say: for open both end the
+//! good data of a file (`recovery.rs` has the rules: a power cut can leave
+//! data after a torn record, so `Corrupt` in the newest file is a tail
+//! too). [`Scanner::resync`] finds where good records start again after
+//! one, for merge, repair and verify.
 //!
 //! It reads through a [`Source`]: a memory map or buffered positioned reads.
 
