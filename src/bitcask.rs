@@ -14,7 +14,7 @@ use crate::db::engine::{Engine, Stats};
 use crate::db::follow::{self, Follower};
 use crate::db::iter::Iter;
 use crate::error::{Error, Result};
-use crate::log::recovery::RecoveryReport;
+use crate::log::recovery_report::RecoveryReport;
 use crate::log::repair::{RepairOptions, RepairReport};
 use crate::log::verify::VerifyReport;
 use crate::maintenance::{backup, merge, offline, worker};

@@ -53,7 +53,7 @@ pub use db::iter::Iter;
 pub use error::{Error, Result};
 pub use log::check::{check_database, CheckReport, Finding};
 pub use log::format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
-pub use log::recovery::{RecoveryReport, TailCut};
+pub use log::recovery_report::{RecoveryReport, TailCut};
 pub use log::repair::{RepairOptions, RepairReport};
 pub use log::verify::{AtOpen, DamagedRange, HintProblem, VerifyReport, ZeroTail};
 pub use options::{IndexType, Options};

@@ -19,10 +19,13 @@
 //! - [`hint`]: hint files, the keys and positions of an immutable data file;
 //! - [`quarantine`]: quarantine files, the bytes taken out of data files
 //!   (a cut tail, a damaged range), kept and never loaded;
-//! - [`recovery`]: what open does with each file: load it from its hint or
-//!   scan it, apply write batches only at their commit record, quarantine
-//!   and cut the newest file's tail, cut zeros off sealed files, refuse
-//!   damage no crash explains;
+//! - [`replay`]: applying one file's records to a sink in log order, from
+//!   its hint file or from a scan, write batches only at their commit
+//!   record: the one way both kinds of open load a file;
+//! - [`recovery`]: what open does with each file: load it (through
+//!   [`replay`]), quarantine and cut the newest file's tail, cut zeros off
+//!   sealed files, refuse damage no crash explains;
+//! - [`recovery_report`]: what open recovered, reported;
 //! - [`salvage`]: the scan of repair and verify, which steps over damaged
 //!   ranges to the next record that passes its checks;
 //! - [`verify`]: a read-only check of every data file and hint entry,
@@ -51,7 +54,9 @@ mod fuzz;
 pub mod hint;
 pub mod quarantine;
 pub mod recovery;
+pub mod recovery_report;
 pub mod repair;
+pub mod replay;
 pub mod salvage;
 pub mod scanner;
 pub mod verify;
