@@ -12,16 +12,18 @@
 
 mod dump;
 mod escape;
+mod json;
 mod progress;
 
 use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bitcask::{ffi, Bitcask, Error, IndexType, Options};
+use bitcask::{ffi, AtOpen, Bitcask, Error, IndexType, Options, VerifyReport};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use escape::{escape, Space};
+use json::Object;
 use progress::Progress;
 
 #[derive(Parser)]
@@ -134,6 +136,9 @@ enum Command {
     Check {
         /// The database directory
         dir: PathBuf,
+        /// Print one JSON object instead of lines
+        #[arg(long)]
+        json: bool,
     },
     /// Rewrite the live records into new files and delete the old ones, freeing the reclaimable bytes
     Merge {
@@ -380,7 +385,7 @@ fn run(command: Command) -> Outcome {
             dump(&db, &arg_bytes(&prefix.prefix, hex, "--prefix")?)
         }
         Command::Load { db, batch_bytes } => load(&db, batch_bytes),
-        Command::Check { dir } => check(&dir),
+        Command::Check { dir, json } => check(&dir, json),
         Command::Merge { db } => {
             let handle = open(&db, false)?;
             let before = lib("stats", handle.stats())?;
@@ -426,14 +431,13 @@ fn stat(db: &DbArgs, json: bool) -> Outcome {
         ("format_version", bitcask::FORMAT_VERSION.to_string()),
     ];
     let text = if json {
-        let fields: Vec<String> = rows
-            .iter()
-            .map(|(name, value)| match *name {
-                "index_type" => format!("\"{name}\":\"{value}\""),
-                _ => format!("\"{name}\":{value}"),
-            })
-            .collect();
-        format!("{{{}}}\n", fields.join(","))
+        let object = rows.iter().fold(Object::new(), |object, (name, value)| {
+            match value.parse::<u64>() {
+                Ok(n) => object.num(name, n),
+                Err(_) => object.str(name, value),
+            }
+        });
+        object.finish() + "\n"
     } else {
         rows.iter()
             .map(|(name, value)| format!("{:<18} {value}\n", name.replace('_', " ")))
@@ -635,56 +639,229 @@ fn load(db: &DbArgs, batch_bytes: u64) -> Outcome {
     }
 }
 
-fn check(dir: &Path) -> Outcome {
+fn check(dir: &Path, json: bool) -> Outcome {
     let mut progress = Progress::new("checked");
     let report = lib(
         &format!("check {}", dir.display()),
-        bitcask::check_database(dir, &mut |done, total| {
+        bitcask::verify_with_progress(dir, &mut |done, total| {
             progress.update(done >> 20, Some(total >> 20), "MiB")
         }),
     )?;
     progress.finish();
-    let mut out = String::new();
-    let mut line = |kind: &str, f: &bitcask::Finding| {
-        out.push_str(&format!(
-            "{kind}: {} offset {}{}: {}\n",
-            f.path.display(),
-            f.offset,
-            if f.len > 0 {
-                format!(" ({} bytes)", f.len)
-            } else {
-                String::new()
-            },
-            f.what
-        ));
+    let text = if json {
+        check_json(&report) + "\n"
+    } else {
+        check_text(dir, &report)
     };
-    for f in &report.damage {
-        line("damaged", f);
-    }
-    for f in &report.notes {
-        line("note", f);
-    }
-    out.push_str(&format!(
-        "{} data files ({} bytes, {} good records) and {} hint files read: {}\n",
-        report.data_files,
-        report.bytes,
-        report.records,
-        report.hint_files,
-        if report.damage.is_empty() {
-            "no damage".to_string()
-        } else {
-            format!("{} damaged ranges", report.damage.len())
-        }
-    ));
     io::stdout()
-        .write_all(out.as_bytes())
+        .write_all(text.as_bytes())
         .map_err(output_failed)?;
-    if report.damage.is_empty() {
+    if report.is_clean() {
         Ok(())
     } else {
         Err(Failure::Answer(format!(
-            "{} damaged ranges found",
-            report.damage.len()
+            "damage found: {}",
+            damage_counts(&report)
         )))
     }
+}
+
+/// What open does with a damaged range, in words.
+fn at_open_text(at_open: AtOpen) -> &'static str {
+    match at_open {
+        AtOpen::CutAsTail => "open cuts it off as the newest file's tail",
+        AtOpen::Refused => "open refuses the database until it is repaired",
+        AtOpen::FoundByGets => "a get of a record there answers corruption",
+    }
+}
+
+fn at_open_name(at_open: AtOpen) -> &'static str {
+    match at_open {
+        AtOpen::CutAsTail => "cut_as_tail",
+        AtOpen::Refused => "refused",
+        AtOpen::FoundByGets => "found_by_gets",
+    }
+}
+
+/// "2 damaged ranges, 1 hint problem, 0 lost values".
+fn damage_counts(report: &VerifyReport) -> String {
+    format!(
+        "{}, {}, {}",
+        count(
+            report.damaged.len() as u64,
+            "damaged range",
+            "damaged ranges"
+        ),
+        count(
+            report.hint_problems.len() as u64,
+            "hint problem",
+            "hint problems"
+        ),
+        count(report.lost_values, "lost value", "lost values")
+    )
+}
+
+/// "1 thing", "2 things" (`what` and `whats`).
+fn count(n: u64, what: &str, whats: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {whats}"),
+    }
+}
+
+/// `at` in `dir`, and the bytes from it: "DIR/FILE offset N (LEN bytes)".
+fn place(dir: &Path, file: &str, offset: u64, len: u64) -> String {
+    let len = match len {
+        0 => String::new(),
+        n => format!(" ({n} bytes)"),
+    };
+    format!("{} offset {offset}{len}", dir.join(file).display())
+}
+
+fn check_text(dir: &Path, report: &VerifyReport) -> String {
+    let mut out = String::new();
+    for d in &report.damaged {
+        let taken = match d.intact_records {
+            0 => String::new(),
+            n => format!(" ({n} intact batch records go with it)"),
+        };
+        out.push_str(&format!(
+            "damaged: {}: {}{taken} [{}]\n",
+            place(dir, &d.file, d.offset, d.len),
+            d.reason,
+            at_open_text(d.at_open)
+        ));
+    }
+    for p in &report.hint_problems {
+        let entry = match p.entry {
+            Some(n) => format!(" entry {n} (key {})", escape(&p.key, Space::Escape)),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "hint: {}{entry}: {}\n",
+            dir.join(&p.file).display(),
+            p.reason
+        ));
+    }
+    if report.lost_values > 0 {
+        out.push_str(&format!(
+            "damaged: {} records mark a key whose value a merge found damaged (each such key \
+             answers corruption until it is written again)\n",
+            report.lost_values
+        ));
+    }
+    for z in &report.zero_tails {
+        out.push_str(&format!(
+            "note: {}: zeros after the last record (space allocated and never written): open \
+             cuts them\n",
+            place(dir, &z.file, z.offset, z.len)
+        ));
+    }
+    for n in &report.notes {
+        out.push_str(&format!(
+            "note: {}: {}\n",
+            place(dir, &n.file, n.offset, n.len),
+            n.what
+        ));
+    }
+    if report.uncommitted_batch_records > 0 {
+        out.push_str(&format!(
+            "note: {} batch records without their commit record end a data file (a batch \
+             that never committed, or is being written): never applied\n",
+            report.uncommitted_batch_records
+        ));
+    }
+    for q in &report.quarantine_files {
+        out.push_str(&format!(
+            "quarantine: {} (bytes taken out of a data file, kept for you)\n",
+            dir.join(q).display()
+        ));
+    }
+    if report.beside_writer {
+        out.push_str(
+            "note: the database is open for writing elsewhere: checked beside the writer, the \
+             newest data file up to its last good record (see bitcask(1))\n",
+        );
+    }
+    out.push_str(&format!(
+        "{} ({} bytes, {}) and {} ({}) read: {}\n",
+        count(report.data_files, "data file", "data files"),
+        report.bytes,
+        count(report.records, "good record", "good records"),
+        count(report.hint_files_checked, "hint file", "hint files"),
+        count(report.hint_entries_checked, "entry", "entries"),
+        if report.is_clean() {
+            "no damage".to_string()
+        } else {
+            damage_counts(report)
+        }
+    ));
+    out
+}
+
+fn check_json(report: &VerifyReport) -> String {
+    let damaged = report
+        .damaged
+        .iter()
+        .map(|d| {
+            Object::new()
+                .str("file", &d.file)
+                .num("offset", d.offset)
+                .num("len", d.len)
+                .str("reason", &d.reason)
+                .num("intact_records", d.intact_records)
+                .str("at_open", at_open_name(d.at_open))
+        })
+        .collect();
+    let hint_problems = report
+        .hint_problems
+        .iter()
+        .map(|p| {
+            Object::new()
+                .str("file", &p.file)
+                .opt_num("entry", p.entry)
+                .str("key", &escape(&p.key, Space::Escape))
+                .str("reason", &p.reason)
+        })
+        .collect();
+    let zero_tails = report
+        .zero_tails
+        .iter()
+        .map(|z| {
+            Object::new()
+                .str("file", &z.file)
+                .num("offset", z.offset)
+                .num("len", z.len)
+        })
+        .collect();
+    let notes = report
+        .notes
+        .iter()
+        .map(|n| {
+            Object::new()
+                .str("file", &n.file)
+                .num("offset", n.offset)
+                .num("len", n.len)
+                .str("what", &n.what)
+        })
+        .collect();
+    Object::new()
+        .bool("clean", report.is_clean())
+        .bool("beside_writer", report.beside_writer)
+        .num("data_files", report.data_files)
+        .num("bytes", report.bytes)
+        .num("records", report.records)
+        .num("hint_files_checked", report.hint_files_checked)
+        .num("hint_entries_checked", report.hint_entries_checked)
+        .objects("damaged", damaged)
+        .objects("hint_problems", hint_problems)
+        .num("lost_values", report.lost_values)
+        .objects("zero_tails", zero_tails)
+        .num(
+            "uncommitted_batch_records",
+            report.uncommitted_batch_records,
+        )
+        .strings("quarantine_files", &report.quarantine_files)
+        .objects("notes", notes)
+        .finish()
 }

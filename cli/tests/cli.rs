@@ -365,8 +365,28 @@ fn check_finds_a_flipped_byte_and_exits_1() {
         offset <= at && at - offset < 64,
         "{data_line} (flipped {at})"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged ranges found"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("damage found: 1 damaged range,"),
+        "{stderr}"
+    );
+    // The hint entry of the damaged record disagrees with it too.
+    assert!(text.contains("000000001.hint entry "), "{text}");
+    // The same as JSON, for scripts: still exit 1.
+    let out = expect(&["check", "--json", s(&db)], b"", 1);
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(json.starts_with("{\"clean\":false,"), "{json}");
+    assert!(
+        json.contains(&format!("\"offset\":{offset},"))
+            && json.contains("\"at_open\":\"found_by_gets\""),
+        "{json}"
+    );
+    assert_eq!(json.lines().count(), 1);
     expect(&["check", s(&tmp.join("nothing"))], b"", 3);
+    let empty = tmp.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = expect(&["check", s(&empty)], b"", 3);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no libbitcask data file"));
 }
 
 #[test]
@@ -382,7 +402,12 @@ fn read_only_commands_work_while_another_process_writes_and_writing_ones_say_loc
     assert_eq!(ok(&["scan", s(&db)]), "a\t1\nb\t2\n");
     assert!(ok(&["stat", s(&db)]).contains("key count          2\n"));
     assert!(ok(&["dump", s(&db)]).contains("+b 2\n"));
-    assert!(ok(&["check", s(&db)]).contains("no damage"));
+    let checked = ok(&["check", s(&db)]);
+    assert!(
+        checked.contains("no damage") && checked.contains("checked beside the writer"),
+        "{checked}"
+    );
+    assert!(ok(&["check", "--json", s(&db)]).contains("\"beside_writer\":true"));
     writer.put(b"c", b"3").unwrap();
     assert_eq!(
         ok(&["get", s(&db), "c"]),

@@ -29,12 +29,10 @@
 //! - [`salvage`]: the scan of repair and verify, which steps over damaged
 //!   ranges to the next record that passes its checks;
 //! - [`verify`]: a read-only check of every data file and hint entry,
-//!   saying what open does with each damaged range (the database closed);
+//!   saying what open does with each damaged range; alone, or beside a
+//!   writer that has the database open;
 //! - [`repair`]: rewriting damaged data files with every intact record,
 //!   the damaged bytes to quarantine files, hint files written again;
-//! - [`check`]: reading every record and hint entry of a directory and
-//!   reporting each damaged range, without opening the database (beside a
-//!   writer);
 //! - [`follow`]: what a read-only open does with each file instead: load
 //!   it without writing anything, stop at the newest file's last good
 //!   record, and go on from there later.
@@ -43,7 +41,6 @@
 //! [`Change`] (what one does to its key).
 
 pub mod appender;
-pub mod check;
 pub mod data_file;
 pub mod dir;
 pub mod filename;

@@ -170,6 +170,11 @@ impl<S: Source> Scanner<S> {
         }
     }
 
+    /// Length of the file being scanned.
+    pub fn file_len(&self) -> u64 {
+        self.source.len()
+    }
+
     /// Where the scanner stands: the offset of the next record boundary.
     pub fn offset(&self) -> u64 {
         self.offset
