@@ -48,6 +48,14 @@ impl Object {
         self.field(name, &text)
     }
 
+    /// A string, or `null` for `None`.
+    pub fn opt_str(self, name: &str, value: Option<&str>) -> Object {
+        match value {
+            Some(value) => self.str(name, value),
+            None => self.field(name, "null"),
+        }
+    }
+
     pub fn strings(self, name: &str, values: &[String]) -> Object {
         let mut text = String::from("[");
         for (i, value) in values.iter().enumerate() {

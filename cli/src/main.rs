@@ -42,9 +42,10 @@ use failure::{status_of, Failure, Outcome};
     version,
     about = "Look inside, check, dump, load and maintain a libbitcask database",
     long_about = "Look inside, check, dump, load and maintain a libbitcask database.\n\n\
-        Commands that only read (stat, get, scan, dump, check) open the database read-only: \
-        they work while an application has it open for writing, and see it as it was when \
-        they started. The others need the database to themselves.\n\n\
+        Commands that only read (stat, get, scan, dump) open the database read-only: they \
+        work while an application has it open for writing, and see it as it was when they \
+        started. check works beside such an application too (its newest data file is then \
+        checked up to its last good record). The others need the database to themselves.\n\n\
         Keys and values on the command line accept \\xNN escapes (and \\\\, \\n, \\t, \\r, \\0), \
         or hex digits with --hex. Printed keys and values escape every byte outside ! to ~ \
         (and the backslash) as \\xNN, unless --raw.\n\n\
@@ -150,6 +151,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rewrite damaged data files with every intact record, their damaged bytes moved to quarantine files
+    Repair {
+        /// The database directory (not open elsewhere)
+        dir: PathBuf,
+        /// Also bring back the intact records of tails that open cut into quarantine files
+        #[arg(long)]
+        restore_quarantined: bool,
+        /// Print one JSON object instead of lines
+        #[arg(long)]
+        json: bool,
+    },
     /// Rewrite the live records into new files and delete the old ones, freeing the reclaimable bytes
     Merge {
         #[command(flatten)]
@@ -242,6 +254,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Dump { .. } => "dump",
         Command::Load { .. } => "load",
         Command::Check { .. } => "check",
+        Command::Repair { .. } => "repair",
         Command::Merge { .. } => "merge",
         Command::Backup { .. } => "backup",
     }
@@ -285,6 +298,11 @@ fn run(command: Command) -> Outcome {
         }
         Command::Load { db, batch_bytes } => write::load(&db, batch_bytes),
         Command::Check { dir, json } => check::check(&dir, json),
+        Command::Repair {
+            dir,
+            restore_quarantined,
+            json,
+        } => check::repair(&dir, restore_quarantined, json),
         Command::Merge { db } => maintain::merge(&db),
         Command::Backup { db, dest } => maintain::backup(&db, &dest),
     }

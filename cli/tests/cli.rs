@@ -389,6 +389,141 @@ fn check_finds_a_flipped_byte_and_exits_1() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no libbitcask data file"));
 }
 
+/// A database of `n` keys in data files of 8 KiB, closed cleanly.
+fn small_files_db(db: &Path, n: u32) {
+    let mut opts = Options::default();
+    opts.set_data_file_size(8192).unwrap();
+    let handle = Bitcask::open(db, opts).unwrap();
+    for i in 0..n {
+        handle
+            .put(
+                format!("key{i:04}").as_bytes(),
+                format!("value {i}").as_bytes(),
+            )
+            .unwrap();
+    }
+    handle.close().unwrap();
+}
+
+/// Flips the byte at `at` of `file`.
+fn flip(file: &Path, at: usize) {
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[at] ^= 0x01;
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// Every key of `0..n` holds its value, but those of `missing`, which are
+/// absent.
+fn assert_intact(db: &Path, n: u32, missing: &[String]) {
+    let all = contents(db);
+    let want: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
+        .map(|i| format!("key{i:04}"))
+        .filter(|k| !missing.contains(k))
+        .map(|k| {
+            let i: u32 = k[3..].parse().unwrap();
+            (k.into_bytes(), format!("value {i}").into_bytes())
+        })
+        .collect();
+    assert_eq!(all, want);
+}
+
+#[test]
+fn repair_keeps_every_intact_record_of_a_file_with_a_flipped_byte() {
+    let tmp = TempDir::new("repair");
+    let db = tmp.join("db");
+    small_files_db(&db, 500);
+    // A flipped byte in the middle of the first data file, whose hint
+    // file is gone (as after a crash): open refuses the database.
+    let first = db.join("000000001.data");
+    let at = std::fs::metadata(&first).unwrap().len() as usize / 2;
+    flip(&first, at);
+    std::fs::remove_file(db.join("000000001.hint")).unwrap();
+    let refused = expect(&["put", s(&db), "k", "v"], b"", 3);
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        text.contains("BITCASK_CORRUPTION") && text.contains("bitcask repair"),
+        "{text}"
+    );
+    expect(&["check", s(&db)], b"", 1);
+
+    let out = ok(&["repair", s(&db)]);
+    let damaged: Vec<&str> = out.lines().filter(|l| l.starts_with("damaged: ")).collect();
+    assert_eq!(damaged.len(), 1, "{out}");
+    assert!(
+        damaged[0].contains("000000001.data offset ") && damaged[0].contains("[moved to "),
+        "{out}"
+    );
+    assert!(
+        out.contains("rewritten: ") && out.contains("previous value"),
+        "{out}"
+    );
+    assert!(
+        out.contains("repaired: ") && out.contains("499 records kept"),
+        "{out}"
+    );
+    // The damaged record was key N's only one: N is gone, every other key
+    // holds its value, and the database opens for writing again.
+    let all = contents(&db);
+    assert_eq!(all.len(), 499);
+    let lost: Vec<String> = (0..500u32)
+        .map(|i| format!("key{i:04}"))
+        .filter(|k| !all.iter().any(|(key, _)| key == k.as_bytes()))
+        .collect();
+    assert_eq!(lost.len(), 1);
+    assert_intact(&db, 500, &lost);
+    ok(&["put", s(&db), "k", "v"]);
+    let checked = ok(&["check", s(&db)]);
+    assert!(
+        checked.contains("no damage") && checked.contains(".quarantine"),
+        "{checked}"
+    );
+    // Nothing left to repair.
+    let again = ok(&["repair", "--json", s(&db)]);
+    assert!(again.contains("\"damaged\":[]"), "{again}");
+    expect(&["repair", s(&tmp.join("nothing"))], b"", 3);
+}
+
+#[test]
+fn repair_restore_quarantined_brings_back_what_lay_after_damage_in_a_cut_tail() {
+    let tmp = TempDir::new("restore");
+    let db = tmp.join("db");
+    {
+        let handle = Bitcask::open(&db, Options::default()).unwrap();
+        for i in 0..100u32 {
+            handle
+                .put(
+                    format!("key{i:04}").as_bytes(),
+                    format!("value {i}").as_bytes(),
+                )
+                .unwrap();
+        }
+        handle.close().unwrap();
+    }
+    // Without its hint the newest file is cut at its first bad record, as
+    // after a power cut: the intact records after it go to quarantine.
+    let newest = db.join("000000001.data");
+    std::fs::remove_file(db.join("000000001.hint")).unwrap();
+    let at = std::fs::metadata(&newest).unwrap().len() as usize / 2;
+    flip(&newest, at);
+    let handle = Bitcask::open(&db, Options::default()).unwrap();
+    let tail = handle.recovery().tail.clone().unwrap();
+    assert!(tail.intact_records_after > 40, "{tail:?}");
+    handle.close().unwrap();
+    assert!(contents(&db).len() < 60);
+    // Without the option repair finds nothing to do.
+    assert!(ok(&["repair", s(&db)]).contains("nothing was damaged"));
+    let out = ok(&["repair", "--restore-quarantined", s(&db)]);
+    let restored = format!("restored: {} records", tail.intact_records_after);
+    assert!(out.contains(&restored), "{out}");
+    let all = contents(&db);
+    assert_eq!(all.len(), 99, "all but the damaged record");
+    let lost: Vec<String> = (0..100u32)
+        .map(|i| format!("key{i:04}"))
+        .filter(|k| !all.iter().any(|(key, _)| key == k.as_bytes()))
+        .collect();
+    assert_intact(&db, 100, &lost);
+}
+
 #[test]
 fn read_only_commands_work_while_another_process_writes_and_writing_ones_say_locked() {
     let tmp = TempDir::new("locked");
@@ -419,6 +554,7 @@ fn read_only_commands_work_while_another_process_writes_and_writing_ones_say_loc
         vec!["delete", s(&db), "a"],
         vec!["merge", s(&db)],
         vec!["backup", s(&db), s(&tmp.join("copy"))],
+        vec!["repair", s(&db)],
     ] {
         let out = expect(&args, b"", 3);
         let text = String::from_utf8_lossy(&out.stderr);
@@ -484,7 +620,8 @@ fn help_explains_every_command_and_the_man_page_every_option() {
     let man =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("bitcask.1")).unwrap();
     let commands = [
-        "stat", "get", "put", "delete", "scan", "dump", "load", "check", "merge", "backup",
+        "stat", "get", "put", "delete", "scan", "dump", "load", "check", "repair", "merge",
+        "backup",
     ];
     for command in commands {
         assert!(
