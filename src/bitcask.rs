@@ -16,7 +16,7 @@ use crate::db::iter::Iter;
 use crate::error::{Error, Result};
 use crate::log::recovery_report::RecoveryReport;
 use crate::log::repair::{RepairOptions, RepairReport};
-use crate::log::verify::VerifyReport;
+use crate::log::verify_report::VerifyReport;
 use crate::maintenance::{backup, merge, offline, worker};
 use crate::options::Options;
 

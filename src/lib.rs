@@ -54,7 +54,9 @@ pub use error::{Error, Result};
 pub use log::format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use log::recovery_report::{RecoveryReport, TailCut};
 pub use log::repair::{RepairOptions, RepairReport};
-pub use log::verify::{AtOpen, DamagedRange, HintProblem, VerifyNote, VerifyReport, ZeroTail};
+pub use log::verify_report::{
+    AtOpen, DamagedRange, HintProblem, VerifyNote, VerifyReport, ZeroTail,
+};
 pub use options::{IndexType, Options};
 
 /// The test points of `src/failpoint.rs` (feature `failpoints`, for the

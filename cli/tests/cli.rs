@@ -318,28 +318,13 @@ fn dump_then_load_gives_identical_contents_for_any_bytes() {
 fn check_finds_a_flipped_byte_and_exits_1() {
     let tmp = TempDir::new("check");
     let db = tmp.join("db");
-    {
-        let mut opts = Options::default();
-        opts.set_data_file_size(8192).unwrap();
-        let handle = Bitcask::open(&db, opts).unwrap();
-        for i in 0..500u32 {
-            handle
-                .put(
-                    format!("key{i:04}").as_bytes(),
-                    format!("value {i}").as_bytes(),
-                )
-                .unwrap();
-        }
-        handle.close().unwrap();
-    }
+    keys_db(&db, 500, 8192);
     let clean = ok(&["check", s(&db)]);
     assert!(clean.contains("no damage"), "{clean}");
     // Flip one byte in the middle of the first data file.
     let first = db.join("000000001.data");
-    let mut bytes = std::fs::read(&first).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    std::fs::write(&first, bytes).unwrap();
+    let at = std::fs::metadata(&first).unwrap().len() as usize / 2;
+    flip(&first, at);
     let out = expect(&["check", s(&db)], b"", 1);
     let text = String::from_utf8_lossy(&out.stdout);
     let damaged: Vec<&str> = text
@@ -389,10 +374,11 @@ fn check_finds_a_flipped_byte_and_exits_1() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no libbitcask data file"));
 }
 
-/// A database of `n` keys in data files of 8 KiB, closed cleanly.
-fn small_files_db(db: &Path, n: u32) {
+/// A database of keys `key0000`.. `n` of them, each with value `value I`,
+/// in data files of `file_size` bytes, closed cleanly.
+fn keys_db(db: &Path, n: u32, file_size: u64) {
     let mut opts = Options::default();
-    opts.set_data_file_size(8192).unwrap();
+    opts.set_data_file_size(file_size).unwrap();
     let handle = Bitcask::open(db, opts).unwrap();
     for i in 0..n {
         handle
@@ -412,10 +398,14 @@ fn flip(file: &Path, at: usize) {
     std::fs::write(file, bytes).unwrap();
 }
 
-/// Every key of `0..n` holds its value, but those of `missing`, which are
-/// absent.
-fn assert_intact(db: &Path, n: u32, missing: &[String]) {
+/// The keys of [`keys_db`] that `db` no longer holds; every other one must
+/// hold its value.
+fn lost_keys(db: &Path, n: u32) -> Vec<String> {
     let all = contents(db);
+    let missing: Vec<String> = (0..n)
+        .map(|i| format!("key{i:04}"))
+        .filter(|k| !all.iter().any(|(key, _)| key == k.as_bytes()))
+        .collect();
     let want: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
         .map(|i| format!("key{i:04}"))
         .filter(|k| !missing.contains(k))
@@ -425,13 +415,14 @@ fn assert_intact(db: &Path, n: u32, missing: &[String]) {
         })
         .collect();
     assert_eq!(all, want);
+    missing
 }
 
 #[test]
 fn repair_keeps_every_intact_record_of_a_file_with_a_flipped_byte() {
     let tmp = TempDir::new("repair");
     let db = tmp.join("db");
-    small_files_db(&db, 500);
+    keys_db(&db, 500, 8192);
     // A flipped byte in the middle of the first data file, whose hint
     // file is gone (as after a crash): open refuses the database.
     let first = db.join("000000001.data");
@@ -461,16 +452,9 @@ fn repair_keeps_every_intact_record_of_a_file_with_a_flipped_byte() {
         out.contains("repaired: ") && out.contains("499 records kept"),
         "{out}"
     );
-    // The damaged record was key N's only one: N is gone, every other key
-    // holds its value, and the database opens for writing again.
-    let all = contents(&db);
-    assert_eq!(all.len(), 499);
-    let lost: Vec<String> = (0..500u32)
-        .map(|i| format!("key{i:04}"))
-        .filter(|k| !all.iter().any(|(key, _)| key == k.as_bytes()))
-        .collect();
-    assert_eq!(lost.len(), 1);
-    assert_intact(&db, 500, &lost);
+    // The damaged record was one key's only one: that key is gone, every
+    // other key holds its value, and the database opens for writing again.
+    assert_eq!(lost_keys(&db, 500).len(), 1);
     ok(&["put", s(&db), "k", "v"]);
     let checked = ok(&["check", s(&db)]);
     assert!(
@@ -487,18 +471,7 @@ fn repair_keeps_every_intact_record_of_a_file_with_a_flipped_byte() {
 fn repair_restore_quarantined_brings_back_what_lay_after_damage_in_a_cut_tail() {
     let tmp = TempDir::new("restore");
     let db = tmp.join("db");
-    {
-        let handle = Bitcask::open(&db, Options::default()).unwrap();
-        for i in 0..100u32 {
-            handle
-                .put(
-                    format!("key{i:04}").as_bytes(),
-                    format!("value {i}").as_bytes(),
-                )
-                .unwrap();
-        }
-        handle.close().unwrap();
-    }
+    keys_db(&db, 100, 1 << 20);
     // Without its hint the newest file is cut at its first bad record, as
     // after a power cut: the intact records after it go to quarantine.
     let newest = db.join("000000001.data");
@@ -515,13 +488,7 @@ fn repair_restore_quarantined_brings_back_what_lay_after_damage_in_a_cut_tail() 
     let out = ok(&["repair", "--restore-quarantined", s(&db)]);
     let restored = format!("restored: {} records", tail.intact_records_after);
     assert!(out.contains(&restored), "{out}");
-    let all = contents(&db);
-    assert_eq!(all.len(), 99, "all but the damaged record");
-    let lost: Vec<String> = (0..100u32)
-        .map(|i| format!("key{i:04}"))
-        .filter(|k| !all.iter().any(|(key, _)| key == k.as_bytes()))
-        .collect();
-    assert_intact(&db, 100, &lost);
+    assert_eq!(lost_keys(&db, 100).len(), 1, "all but the damaged record");
 }
 
 #[test]

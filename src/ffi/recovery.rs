@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::log::repair::RepairOptions;
-use crate::log::verify::AtOpen;
+use crate::log::verify_report::AtOpen;
 
 use super::boundary::{self, non_null_mut, run};
 use super::db::{bitcask_db, database};

@@ -31,6 +31,8 @@
 //! - [`verify`]: a read-only check of every data file and hint entry,
 //!   saying what open does with each damaged range; alone, or beside a
 //!   writer that has the database open;
+//! - [`verify_report`]: what verify found (and how repair names a damaged
+//!   range);
 //! - [`repair`]: rewriting damaged data files with every intact record,
 //!   the damaged bytes to quarantine files, hint files written again;
 //! - [`follow`]: what a read-only open does with each file instead: load
@@ -57,6 +59,7 @@ pub mod replay;
 pub mod salvage;
 pub mod scanner;
 pub mod verify;
+pub mod verify_report;
 
 /// Where a key's latest record lies: which data file, where in it, how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -29,7 +29,7 @@ use super::quarantine::{self, list_quarantine, quarantine_range};
 use super::recovery::{build_hint, remove_leftovers};
 use super::salvage::{salvage, Salvage, ScanProgress, Until};
 use super::scanner::{BytesSource, FileSource};
-use super::verify::{AtOpen, DamagedRange};
+use super::verify_report::{AtOpen, DamagedRange};
 use crate::error::{Error, Result};
 
 /// How [`crate::repair`] works.

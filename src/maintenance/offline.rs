@@ -11,7 +11,8 @@ use std::path::Path;
 use crate::db::lock::DirLock;
 use crate::error::{Error, Result};
 use crate::log::repair::{repair_dir, RepairOptions, RepairReport};
-use crate::log::verify::{verify_dir, VerifyReport};
+use crate::log::verify::verify_dir;
+use crate::log::verify_report::VerifyReport;
 
 /// Repairs the database in `dir` (see [`crate::repair`]).
 pub fn repair(
