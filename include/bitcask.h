@@ -18,7 +18,8 @@
  *    bitcask_close, which must be the last call. An options object is used
  *    by one thread at a time. Do not use a handle in a child after fork().
  *  - Processes: one opener per directory at a time; a second open, even in
- *    the same process, returns BITCASK_LOCKED.
+ *    the same process, returns BITCASK_LOCKED. Read-only opens
+ *    (bitcask_options_set_read_only) take no lock and work beside it.
  *
  * Build: cc app.c $(pkg-config --cflags --libs bitcask)
  */
@@ -64,6 +65,16 @@
  * The longest value accepted, in bytes (1 GiB). Values may be empty.
  */
 #define BITCASK_MAX_VALUE_LEN 1073741824
+
+/**
+ * For `bitcask_repair`: also bring back the intact records of the tails
+ * that open cut off the newest data file into quarantine files, each where
+ * no later record of its key exists. Off by default: a tail is usually a
+ * torn write whose records were never acknowledged as durable, but a tail
+ * cut for damage in the middle of the newest file holds good records
+ * (`tail_intact_records_after` of the recovery report counts them).
+ */
+#define BITCASK_REPAIR_RESTORE_QUARANTINED 1
 
 /**
  * A write batch: puts and deletes buffered in memory, then committed so
@@ -125,7 +136,7 @@ typedef int (*bitcask_fold_fn)(void *ctx, const void *key, size_t key_len, const
  * Frozen: its size and fields never change; later statistics get new
  * functions.
  */
-typedef struct {
+typedef struct bitcask_stats {
   /**
    * Live keys.
    */
@@ -147,6 +158,185 @@ typedef struct {
    */
   uint64_t disk_bytes;
 } bitcask_stats;
+
+/**
+ * What `bitcask_open` found and did, filled in by
+ * `bitcask_get_recovery_report`. Frozen: its size and fields never change;
+ * more get a new struct and function.
+ */
+typedef struct bitcask_recovery_report {
+  /**
+   * Data files loaded from their hint files (not read).
+   */
+  uint64_t files_from_hint;
+  /**
+   * Data files read in full (no usable hint file).
+   */
+  uint64_t files_scanned;
+  /**
+   * Hint files found but not used (damaged, stale, or with entries that
+   * do not decode): their data files were read instead.
+   */
+  uint64_t hints_ignored;
+  /**
+   * The id (the number in its name) of the data file whose tail open cut
+   * off, or 0 if open cut no tail. Data file ids start at 1.
+   */
+  uint64_t tail_file_id;
+  /**
+   * Where the cut began: the offset of the first record that failed a
+   * check (or of a write batch without its commit record).
+   */
+  uint64_t tail_offset;
+  /**
+   * Bytes cut off, zeros included.
+   */
+  uint64_t tail_bytes_cut;
+  /**
+   * Bytes of the tail kept in its quarantine file (the tail up to its last
+   * non-zero byte); 0 when the tail was all zeros and no quarantine file
+   * was written. `bitcask_get_recovery_text` names the file.
+   */
+  uint64_t tail_quarantined_bytes;
+  /**
+   * Records that pass every check found in the tail after the first one
+   * that fails: 0 for a torn write; more is a sign of damage, or of pages
+   * written back out of order before a power cut. `bitcask_repair` with
+   * `BITCASK_REPAIR_RESTORE_QUARANTINED` brings them back.
+   */
+  uint64_t tail_intact_records_after;
+  /**
+   * Zero bytes cut off the ends of sealed data files (space allocated and
+   * never written).
+   */
+  uint64_t zero_bytes_cut;
+  /**
+   * 1 if the newest data file's header was torn (its writer died while
+   * creating it) and was written again, else 0.
+   */
+  uint64_t header_rewritten;
+} bitcask_recovery_report;
+
+/**
+ * What `bitcask_repair` did. Frozen: its size and fields never change.
+ */
+typedef struct bitcask_repair_report {
+  /**
+   * Data files read.
+   */
+  uint64_t data_files;
+  /**
+   * Data files rewritten without their damaged ranges (or zero tails).
+   */
+  uint64_t files_rewritten;
+  /**
+   * Records kept: every record that passes its checks.
+   */
+  uint64_t records_kept;
+  /**
+   * Damaged ranges taken out. Each may have held the latest write of some
+   * key: such a key now shows its previous value, or comes back if the
+   * lost write deleted it.
+   */
+  uint64_t damaged_ranges;
+  /**
+   * Bytes of those ranges.
+   */
+  uint64_t damaged_bytes;
+  /**
+   * Intact records of write batches that a damaged range cut (a batch is
+   * kept whole or not at all), and batch records that ended a file
+   * without their commit record: taken out, into the quarantine files.
+   */
+  uint64_t batch_records_dropped;
+  /**
+   * Bytes written to quarantine files (trailing zeros are not stored).
+   */
+  uint64_t bytes_quarantined;
+  /**
+   * Quarantine files written (`NNNNNNNNN-OFFSET.quarantine`).
+   */
+  uint64_t quarantine_files_written;
+  /**
+   * Zero bytes cut off the ends of data files.
+   */
+  uint64_t zero_bytes_cut;
+  /**
+   * Hint files written.
+   */
+  uint64_t hint_files_written;
+  /**
+   * Records brought back from quarantine files (with
+   * `BITCASK_REPAIR_RESTORE_QUARANTINED`).
+   */
+  uint64_t records_restored;
+  /**
+   * Keys whose value a merge found damaged: their lost-value marks are
+   * kept, so each answers `BITCASK_CORRUPTION` until it is written again
+   * or deleted.
+   */
+  uint64_t lost_values;
+} bitcask_repair_report;
+
+/**
+ * What `bitcask_verify` found. Frozen: its size and fields never change.
+ */
+typedef struct bitcask_verify_report {
+  /**
+   * Data files read.
+   */
+  uint64_t data_files;
+  /**
+   * Records that pass every check.
+   */
+  uint64_t records;
+  /**
+   * Damaged ranges found (every one, not only the first).
+   */
+  uint64_t damaged_ranges;
+  /**
+   * Bytes of those ranges.
+   */
+  uint64_t damaged_bytes;
+  /**
+   * Of them, the ranges that make `bitcask_open` refuse the database
+   * (in a sealed data file without a usable hint file) until it is
+   * repaired. The others are cut off by open (in the newest file) or
+   * answer `BITCASK_CORRUPTION` to the get that reads them.
+   */
+  uint64_t ranges_refused_at_open;
+  /**
+   * The data file id and offset of the first damaged range (0 and 0
+   * when there is none).
+   */
+  uint64_t first_damaged_file_id;
+  /**
+   * See `first_damaged_file_id`.
+   */
+  uint64_t first_damaged_offset;
+  /**
+   * Zero bytes at the ends of data files (not damage: open cuts them).
+   */
+  uint64_t zero_tail_bytes;
+  /**
+   * Hint file entries checked against the records they point at.
+   */
+  uint64_t hint_entries_checked;
+  /**
+   * Hint files that open would ignore, and hint entries that disagree
+   * with their records.
+   */
+  uint64_t hint_problems;
+  /**
+   * Keys whose value a merge found damaged (they answer
+   * `BITCASK_CORRUPTION`).
+   */
+  uint64_t lost_values;
+  /**
+   * Quarantine files in the directory.
+   */
+  uint64_t quarantine_files;
+} bitcask_verify_report;
 
 /**
  * Success.
@@ -199,6 +389,13 @@ typedef struct {
  * after an unrecoverable write or sync failure: close and reopen it.
  */
 #define BITCASK_CLOSED 8
+
+/**
+ * A write (put, delete, batch, sync, merge) on a handle opened read-only
+ * (`bitcask_options_set_read_only`); `bitcask_last_error()` names the
+ * call. Nothing was written.
+ */
+#define BITCASK_READ_ONLY 9
 
 /**
  * An ordered map (B-trees of a few hundred keys each, in key order):
@@ -261,7 +458,7 @@ const char *bitcask_last_error(void);
  * Returns NULL only when memory is exhausted. Release it with
  * `bitcask_options_free()`.
  */
-bitcask_options *bitcask_options_new(void);
+struct bitcask_options *bitcask_options_new(void);
 
 /**
  * Releases an options object. NULL is a no-op.
@@ -269,7 +466,7 @@ bitcask_options *bitcask_options_new(void);
  * # Safety
  * `opts` is NULL or was returned by `bitcask_options_new()` and not yet freed.
  */
-void bitcask_options_free(bitcask_options *opts);
+void bitcask_options_free(struct bitcask_options *opts);
 
 /**
  * Sets the size at which the active data file is closed and a new one
@@ -284,7 +481,7 @@ void bitcask_options_free(bitcask_options *opts);
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_data_file_size(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_data_file_size(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets whether every put and delete is on stable storage (fdatasync)
@@ -300,7 +497,7 @@ bitcask_status bitcask_options_set_data_file_size(bitcask_options *opts, uint64_
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_sync_writes(bitcask_options *opts, bool on);
+bitcask_status bitcask_options_set_sync_writes(struct bitcask_options *opts, bool on);
 
 /**
  * Sets how many bytes may be written between two syncs of the active data
@@ -316,7 +513,7 @@ bitcask_status bitcask_options_set_sync_writes(bitcask_options *opts, bool on);
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_bytes_per_sync(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_bytes_per_sync(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets whether `bitcask_open` reads the data files and their hint files
@@ -332,7 +529,7 @@ bitcask_status bitcask_options_set_bytes_per_sync(bitcask_options *opts, uint64_
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool on);
+bitcask_status bitcask_options_set_mmap_at_startup(struct bitcask_options *opts, bool on);
 
 /**
  * Sets the largest a write batch may grow, in bytes it takes in a data
@@ -351,7 +548,7 @@ bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool o
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_max_batch_bytes(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets the share of the data files' bytes that must be reclaimable (see
@@ -369,7 +566,7 @@ bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, double ratio);
+bitcask_status bitcask_options_set_auto_merge_ratio(struct bitcask_options *opts, double ratio);
 
 /**
  * Sets the fewest reclaimable bytes for which an automatic merge runs,
@@ -382,7 +579,49 @@ bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, doubl
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_auto_merge_min_bytes(struct bitcask_options *opts, uint64_t bytes);
+
+/**
+ * Sets whether `bitcask_open` opens the database read-only (default off).
+ * A read-only open takes no lock and never creates, writes, renames or
+ * deletes anything in the directory: it works while another process has
+ * the database open for writing, any number of times at once (in this
+ * process or others), and on a directory the process may only read. It
+ * sees the database as of the open: every data file as it is, the newest
+ * up to its last complete record (a torn or half-written end is not read,
+ * and not cut); `bitcask_refresh` catches it up with the writer. Files the
+ * writer's merges delete later stay readable through the handle. Writes
+ * (put, delete, batches, sync, merge, backup) return `BITCASK_READ_ONLY`.
+ * The directory must hold a database: a read-only open creates none.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_read_only(struct bitcask_options *opts, bool on);
+
+/**
+ * Sets whether `bitcask_open` refuses a database whose newest data file
+ * ends in bytes that are not good records (a torn write, pages written back
+ * out of order before a power cut, garbage, damage) with
+ * `BITCASK_CORRUPTION` (naming the file, the offset and the bytes), rather
+ * than move them to a quarantine file and cut them off, which it does by
+ * default. Zero-filled space is cut either way: it holds nothing. For
+ * applications that would rather stop and look, as with LevelDB's
+ * `paranoid_checks`; open again without it, or run `bitcask_repair`, to go
+ * on. Default off.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_strict_recovery(struct bitcask_options *opts, bool on);
 
 /**
  * Sets the kind of in-memory index that maps keys to their records:
@@ -398,7 +637,7 @@ bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, u
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_index_type index_type);
+bitcask_status bitcask_options_set_index_type(struct bitcask_options *opts, bitcask_index_type index_type);
 
 /**
  * Opens the database in directory `dir`, creating the directory if it is
@@ -407,9 +646,13 @@ bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_ind
  * `dir` is a NUL-terminated UTF-8 path. `opts` may be NULL for the
  * defaults; it is copied, so it may be freed right after. Open takes an
  * exclusive lock on the directory, loads the data files in order and
- * rebuilds the in-memory index. If the last writer died mid-write, the torn
- * end of the newest data file is cut back to its last complete record and
- * writing continues from there.
+ * rebuilds the in-memory index. After a crash or a power cut, the newest
+ * data file may end in bytes that are not good records: from the first
+ * record that fails a check on, they are copied to a quarantine file in
+ * the directory and cut off, and writing continues after the last good
+ * record (every synced write lies before it). Zeros after the last record
+ * of an older file are cut too. `bitcask_get_recovery_report` and
+ * `bitcask_get_recovery_text` say what open did.
  *
  * Returns:
  * - `BITCASK_OK`: `*db_out` set; release it with `bitcask_close`
@@ -418,8 +661,17 @@ bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_ind
  *   directory open
  * - `BITCASK_IO`: the directory or a file cannot be created, read or locked;
  *   also when `dir` exists and is not a directory
- * - `BITCASK_CORRUPTION`: a data file fails its checks other than at the torn
- *   end of the newest one, or was written by an unknown format version
+ * - `BITCASK_CORRUPTION`: an older (sealed) data file without a usable
+ *   hint file fails its checks: damage no crash explains;
+ *   `bitcask_last_error()` names the file and offset, and `bitcask_repair`
+ *   repairs it. Also a data file of an unknown format version, and, with
+ *   `bitcask_options_set_strict_recovery`, a newest data file that ends in
+ *   bytes that are not good records
+ *
+ * With `bitcask_options_set_read_only` on, open takes no lock (so it never
+ * returns `BITCASK_LOCKED`), creates and cuts nothing, and returns
+ * `BITCASK_INVALID_ARGUMENT` for a directory without a database and
+ * `BITCASK_IO` for a missing one.
  *
  * On failure `*db_out` is not written.
  *
@@ -427,7 +679,7 @@ bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_ind
  * `dir` is NULL or a NUL-terminated string; `opts` is NULL or a live options
  * object; `db_out` is NULL or points to writable storage for a pointer.
  */
-bitcask_status bitcask_open(const char *dir, const bitcask_options *opts, bitcask_db **db_out);
+bitcask_status bitcask_open(const char *dir, const struct bitcask_options *opts, struct bitcask_db **db_out);
 
 /**
  * Syncs every write, releases the directory lock and frees the handle.
@@ -446,7 +698,7 @@ bitcask_status bitcask_open(const char *dir, const bitcask_options *opts, bitcas
  * # Safety
  * `db` is NULL or a live handle from `bitcask_open`, not used again.
  */
-bitcask_status bitcask_close(bitcask_db *db);
+bitcask_status bitcask_close(struct bitcask_db *db);
 
 /**
  * Stores `value` under `key`, replacing any earlier value.
@@ -464,12 +716,13 @@ bitcask_status bitcask_close(bitcask_db *db);
  *   a failed sync makes later writes return `BITCASK_CLOSED`
  * - `BITCASK_CLOSED`: writes are refused after an earlier unrecoverable
  *   failure: reopen the database
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
  *
  * # Safety
  * `db` is NULL or a live handle; `key` and `value` are NULL or point to
  * `key_len` and `value_len` readable bytes.
  */
-bitcask_status bitcask_put(bitcask_db *db, const void *key, size_t key_len, const void *value, size_t value_len);
+bitcask_status bitcask_put(struct bitcask_db *db, const void *key, size_t key_len, const void *value, size_t value_len);
 
 /**
  * Reads the value of `key` into a new buffer: on `BITCASK_OK`,
@@ -491,7 +744,7 @@ bitcask_status bitcask_put(bitcask_db *db, const void *key, size_t key_len, cons
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
  * readable bytes; `value_out` and `value_len_out` are NULL or writable.
  */
-bitcask_status bitcask_get(bitcask_db *db, const void *key, size_t key_len, void **value_out, size_t *value_len_out);
+bitcask_status bitcask_get(struct bitcask_db *db, const void *key, size_t key_len, void **value_out, size_t *value_len_out);
 
 /**
  * Reads the value of `key` into the caller's buffer `buf` of `buf_len`
@@ -519,7 +772,7 @@ bitcask_status bitcask_get(bitcask_db *db, const void *key, size_t key_len, void
  * readable bytes; `buf` is NULL or points to `buf_len` writable bytes;
  * `value_len_out` is NULL or writable.
  */
-bitcask_status bitcask_get_into(bitcask_db *db, const void *key, size_t key_len, void *buf, size_t buf_len, size_t *value_len_out);
+bitcask_status bitcask_get_into(struct bitcask_db *db, const void *key, size_t key_len, void *buf, size_t buf_len, size_t *value_len_out);
 
 /**
  * Releases a buffer returned by `bitcask_get`. NULL is a no-op.
@@ -539,12 +792,13 @@ void bitcask_free(void *ptr);
  * - `BITCASK_INVALID_ARGUMENT`: db or key NULL, key empty or too long
  * - `BITCASK_IO`
  * - `BITCASK_CLOSED`: writes refused after an earlier unrecoverable failure
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
  *
  * # Safety
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
  * readable bytes.
  */
-bitcask_status bitcask_delete(bitcask_db *db, const void *key, size_t key_len);
+bitcask_status bitcask_delete(struct bitcask_db *db, const void *key, size_t key_len);
 
 /**
  * Makes every write acknowledged so far durable (fdatasync of the active
@@ -556,11 +810,40 @@ bitcask_status bitcask_delete(bitcask_db *db, const void *key, size_t key_len);
  * - `BITCASK_IO`: the sync failed: writes are refused from then on, since the
  *   kernel may have dropped the unsynced data; reopen the database
  * - `BITCASK_CLOSED`: writes were already refused
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only
  *
  * # Safety
  * `db` is NULL or a live handle.
  */
-bitcask_status bitcask_sync(bitcask_db *db);
+bitcask_status bitcask_sync(struct bitcask_db *db);
+
+/**
+ * Catches a read-only handle (`bitcask_options_set_read_only`) up with the
+ * process that writes the database: from then on gets, iterators made
+ * afterwards and `bitcask_get_stats` see every record that process had
+ * completely written when this call read the directory. Cheap when the
+ * writer only appended, rolled over or merged since: it reads only what is
+ * new. When it meets a merge's files out of order it loads the directory
+ * again, at about the cost of an open, and moves its index over key by
+ * key: a get from another thread meanwhile finds each key at its old or
+ * its new value, never missing. Iterators made before keep their
+ * snapshot. Never writes anything, and never waits for the writer. On a
+ * handle opened for writing, which always sees its own writes, it does
+ * nothing and returns `BITCASK_OK`.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db NULL; or the directory no longer holds
+ *   a database
+ * - `BITCASK_IO`: a file could not be listed, opened or read; the handle
+ *   keeps what it saw before (a later refresh loads everything again)
+ * - `BITCASK_CORRUPTION`: a data file that is no longer written fails its
+ *   checks; as for `BITCASK_IO`
+ *
+ * # Safety
+ * `db` is NULL or a live handle.
+ */
+bitcask_status bitcask_refresh(struct bitcask_db *db);
 
 /**
  * Creates an iterator over the keys that start with `prefix` (every key
@@ -585,7 +868,7 @@ bitcask_status bitcask_sync(bitcask_db *db);
  * readable bytes; `iter_out` is NULL or points to writable storage for a
  * pointer.
  */
-bitcask_status bitcask_iter_new(bitcask_db *db, const void *prefix, size_t prefix_len, bool reverse, bitcask_iter **iter_out);
+bitcask_status bitcask_iter_new(struct bitcask_db *db, const void *prefix, size_t prefix_len, bool reverse, struct bitcask_iter **iter_out);
 
 /**
  * Whether the iterator is at a key. False for NULL, once it has moved past
@@ -594,7 +877,7 @@ bitcask_status bitcask_iter_new(bitcask_db *db, const void *prefix, size_t prefi
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time.
  */
-bool bitcask_iter_valid(const bitcask_iter *it);
+bool bitcask_iter_valid(const struct bitcask_iter *it);
 
 /**
  * Moves to the next key. Does nothing on NULL, on an exhausted iterator,
@@ -603,7 +886,7 @@ bool bitcask_iter_valid(const bitcask_iter *it);
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time.
  */
-void bitcask_iter_next(bitcask_iter *it);
+void bitcask_iter_next(struct bitcask_iter *it);
 
 /**
  * Moves back to the first key (the smallest, or the largest if reverse).
@@ -612,7 +895,7 @@ void bitcask_iter_next(bitcask_iter *it);
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time.
  */
-void bitcask_iter_rewind(bitcask_iter *it);
+void bitcask_iter_rewind(struct bitcask_iter *it);
 
 /**
  * Moves to the first key `>= key` (for a reverse iterator: the first key
@@ -628,7 +911,7 @@ void bitcask_iter_rewind(bitcask_iter *it);
  * `it` is NULL or a live iterator, used by one thread at a time; `key` is
  * NULL or points to `key_len` readable bytes.
  */
-void bitcask_iter_seek(bitcask_iter *it, const void *key, size_t key_len);
+void bitcask_iter_seek(struct bitcask_iter *it, const void *key, size_t key_len);
 
 /**
  * The current key: returns a pointer to its bytes and stores its length
@@ -641,7 +924,7 @@ void bitcask_iter_seek(bitcask_iter *it, const void *key, size_t key_len);
  * `it` is NULL or a live iterator, used by one thread at a time; `key_len`
  * is NULL or writable.
  */
-const void *bitcask_iter_key(const bitcask_iter *it, size_t *key_len);
+const void *bitcask_iter_key(const struct bitcask_iter *it, size_t *key_len);
 
 /**
  * The current value: on `BITCASK_OK`, `*value` points to `*value_len`
@@ -662,7 +945,7 @@ const void *bitcask_iter_key(const bitcask_iter *it, size_t *key_len);
  * `it` is NULL or a live iterator, used by one thread at a time; `value`
  * and `value_len` are NULL or writable.
  */
-bitcask_status bitcask_iter_value(bitcask_iter *it, const void **value, size_t *value_len);
+bitcask_status bitcask_iter_value(struct bitcask_iter *it, const void **value, size_t *value_len);
 
 /**
  * Releases an iterator. NULL is a no-op. Safe also after `bitcask_close`
@@ -671,7 +954,7 @@ bitcask_status bitcask_iter_value(bitcask_iter *it, const void **value, size_t *
  * # Safety
  * `it` is NULL or a live iterator from `bitcask_iter_new`, not used again.
  */
-void bitcask_iter_free(bitcask_iter *it);
+void bitcask_iter_free(struct bitcask_iter *it);
 
 /**
  * Calls `fn` for each key that starts with `prefix` (every key when
@@ -695,7 +978,7 @@ void bitcask_iter_free(bitcask_iter *it);
  * `db` is NULL or a live handle; `prefix` is NULL or points to
  * `prefix_len` readable bytes; `fn` is NULL or a function of this type.
  */
-bitcask_status bitcask_fold(bitcask_db *db, const void *prefix, size_t prefix_len, bitcask_fold_fn fn, void *ctx);
+bitcask_status bitcask_fold(struct bitcask_db *db, const void *prefix, size_t prefix_len, bitcask_fold_fn fn, void *ctx);
 
 /**
  * Creates an empty batch for `db` and stores it in `*batch_out`. The batch
@@ -706,12 +989,13 @@ bitcask_status bitcask_fold(bitcask_db *db, const void *prefix, size_t prefix_le
  * Returns:
  * - `BITCASK_OK`
  * - `BITCASK_INVALID_ARGUMENT`: db or batch_out NULL
+ * - `BITCASK_READ_ONLY`: db was opened read-only
  *
  * # Safety
  * `db` is NULL or a live handle; `batch_out` is NULL or points to writable
  * storage for a pointer.
  */
-bitcask_status bitcask_batch_new(bitcask_db *db, bitcask_batch **batch_out);
+bitcask_status bitcask_batch_new(struct bitcask_db *db, struct bitcask_batch **batch_out);
 
 /**
  * Adds a put of `value` under `key` to the batch; both are copied. Nothing
@@ -731,7 +1015,7 @@ bitcask_status bitcask_batch_new(bitcask_db *db, bitcask_batch **batch_out);
  * `b` is NULL or a live batch, used by one thread at a time; `key` and
  * `value` are NULL or point to `key_len` and `value_len` readable bytes.
  */
-bitcask_status bitcask_batch_put(bitcask_batch *b, const void *key, size_t key_len, const void *value, size_t value_len);
+bitcask_status bitcask_batch_put(struct bitcask_batch *b, const void *key, size_t key_len, const void *value, size_t value_len);
 
 /**
  * Adds a delete of `key` to the batch. Deleting a key that is absent when
@@ -747,7 +1031,7 @@ bitcask_status bitcask_batch_put(bitcask_batch *b, const void *key, size_t key_l
  * `b` is NULL or a live batch, used by one thread at a time; `key` is NULL
  * or points to `key_len` readable bytes.
  */
-bitcask_status bitcask_batch_delete(bitcask_batch *b, const void *key, size_t key_len);
+bitcask_status bitcask_batch_delete(struct bitcask_batch *b, const void *key, size_t key_len);
 
 /**
  * Commits the batch: all its puts and deletes become visible together, and
@@ -765,11 +1049,12 @@ bitcask_status bitcask_batch_delete(bitcask_batch *b, const void *key, size_t ke
  *   visible now, and a failed sync makes later writes return `BITCASK_CLOSED`
  * - `BITCASK_CLOSED`: its database was closed, or refuses writes after an
  *   earlier unrecoverable failure
+ * - `BITCASK_READ_ONLY`: its database was opened read-only
  *
  * # Safety
  * `b` is NULL or a live batch, used by one thread at a time.
  */
-bitcask_status bitcask_batch_commit(bitcask_batch *b);
+bitcask_status bitcask_batch_commit(struct bitcask_batch *b);
 
 /**
  * Releases a batch and whatever it still holds (uncommitted operations are
@@ -779,10 +1064,12 @@ bitcask_status bitcask_batch_commit(bitcask_batch *b);
  * # Safety
  * `b` is NULL or a live batch from `bitcask_batch_new`, not used again.
  */
-void bitcask_batch_free(bitcask_batch *b);
+void bitcask_batch_free(struct bitcask_batch *b);
 
 /**
- * Fills `*out` with the database's statistics now. Cheap: no data is
+ * Fills `*out` with the database's statistics now (for a read-only
+ * handle: as of its open or last `bitcask_refresh`; `disk_bytes` is the
+ * directory now). Cheap: no data is
  * read (one `stat` per file in the directory, for `disk_bytes`).
  *
  * Returns:
@@ -796,7 +1083,7 @@ void bitcask_batch_free(bitcask_batch *b);
  * `db` is NULL or a live handle; `out` is NULL or points to writable
  * storage for a `bitcask_stats`.
  */
-bitcask_status bitcask_get_stats(bitcask_db *db, bitcask_stats *out);
+bitcask_status bitcask_get_stats(struct bitcask_db *db, struct bitcask_stats *out);
 
 /**
  * Merges, online: rewrites the live records of every data file that holds
@@ -819,14 +1106,18 @@ bitcask_status bitcask_get_stats(bitcask_db *db, bitcask_stats *out);
  * - `BITCASK_IO`: a file could not be read, written or renamed: the merge
  *   stopped and the database is consistent; the space of the files not yet
  *   merged is not freed
- * - `BITCASK_CORRUPTION`: a record of an old file fails its checks; nothing
- *   was deleted
+ * - `BITCASK_CORRUPTION`: the merge finished, but stepped over damaged
+ *   records: their bytes went to quarantine files, and every other record
+ *   was merged; a key whose latest value lay there answers
+ *   `BITCASK_CORRUPTION`, never an older value, until it is written again.
+ *   `bitcask_last_error()` names each range and quarantine file
  * - `BITCASK_CLOSED`: writes are refused after an earlier failure
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only
  *
  * # Safety
  * `db` is NULL or a live handle.
  */
-bitcask_status bitcask_merge(bitcask_db *db);
+bitcask_status bitcask_merge(struct bitcask_db *db);
 
 /**
  * Writes a consistent copy of the database into `dest_dir`, which must be
@@ -846,12 +1137,121 @@ bitcask_status bitcask_merge(bitcask_db *db);
  * - `BITCASK_IO`: a file could not be created, linked, copied or synced: what
  *   the backup had created in dest_dir is removed again
  * - `BITCASK_CLOSED`: the handle is closing
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only (a backup keeps
+ *   the handle's merges out while it links files, which a read-only handle
+ *   cannot do for the writer's); nothing is created
  *
  * # Safety
  * `db` is NULL or a live handle; `dest_dir` is NULL or a NUL-terminated
  * string.
  */
-bitcask_status bitcask_backup(bitcask_db *db, const char *dest_dir);
+bitcask_status bitcask_backup(struct bitcask_db *db, const char *dest_dir);
+
+/**
+ * Fills `*out` with what `bitcask_open` found and did when it opened `db`:
+ * how many data files it loaded from hint files and how many it read, and
+ * what it changed: a tail cut off the newest data file (the bytes kept in
+ * a quarantine file), zeros cut off sealed data files, a torn header
+ * written again. All zero but the file counts when open changed nothing.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db or out NULL
+ *
+ * On failure `*out` is not written.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `out` is NULL or points to writable
+ * storage for a `bitcask_recovery_report`.
+ */
+bitcask_status bitcask_get_recovery_report(struct bitcask_db *db, struct bitcask_recovery_report *out);
+
+/**
+ * Copies a one-line description of what `bitcask_open` found and did
+ * (the files it loaded and read; the tail it cut, why, and the quarantine
+ * file that keeps it; zeros cut; a header written again) into `buf`, with
+ * a terminating NUL, for a log. `buf` may be NULL when `buf_len` is 0: a
+ * size query.
+ *
+ * Returns:
+ * - `BITCASK_OK`: the text and its NUL fill the first `*len_out + 1`
+ *   bytes of `buf`
+ * - `BITCASK_BUFFER_TOO_SMALL`: `*len_out` holds the bytes needed, NUL
+ *   included; `buf` is untouched
+ * - `BITCASK_INVALID_ARGUMENT`: db or len_out NULL, buf NULL with a
+ *   non-zero buf_len
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `buf` is NULL or points to `buf_len`
+ * writable bytes; `len_out` is NULL or writable.
+ */
+bitcask_status bitcask_get_recovery_text(struct bitcask_db *db, char *buf, size_t buf_len, size_t *len_out);
+
+/**
+ * Repairs the database in directory `dir`, which must not be open. Every
+ * data file is read in full. A file with damaged ranges is rewritten with
+ * every record that passes its checks, in order, stepping over each
+ * damaged range to the next good record; the damaged bytes go to
+ * quarantine files first (`NNNNNNNNN-OFFSET.quarantine` in the directory:
+ * never loaded, never removed by the library); zeros at the end of a file
+ * are cut; every data file gets a fresh hint file. Afterwards the database
+ * opens, with every intact record. `flags` is 0 or
+ * `BITCASK_REPAIR_RESTORE_QUARANTINED`. `*report_out` says what was done.
+ * A crash during repair leaves a directory that opens as before or as
+ * after, with the damaged bytes in quarantine files either way: run it
+ * again.
+ *
+ * Returns:
+ * - `BITCASK_OK`: `*report_out` written
+ * - `BITCASK_INVALID_ARGUMENT`: dir or report_out NULL, dir empty or not
+ *   UTF-8, an unknown flag
+ * - `BITCASK_LOCKED`: a handle (in this process or another) has the
+ *   database open
+ * - `BITCASK_IO`: `dir` is missing or not a directory, or a file could not
+ *   be read, written, renamed or synced
+ * - `BITCASK_CORRUPTION`: a data file was written by another format version
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `report_out` is NULL or points
+ * to writable storage for a `bitcask_repair_report`.
+ */
+bitcask_status bitcask_repair(const char *dir, uint32_t flags, struct bitcask_repair_report *report_out);
+
+/**
+ * Checks the database in directory `dir` without changing anything: every
+ * data file is read in full (every damaged range is found, not only the
+ * first) and every entry of every usable hint file is checked against the
+ * record it points at. Fills `*report_out`; the database is intact when
+ * `damaged_ranges`, `hint_problems` and `lost_values` are all 0. The
+ * `bitcask check` tool prints every range with its file and offset, and
+ * the notes this struct has no room for.
+ *
+ * It tries the directory lock first. With it (the database is not open) it
+ * runs alone, and a `bitcask_open` of the database meanwhile returns
+ * `BITCASK_LOCKED`. Without it (a handle of this process or another has the
+ * database open for writing, or this process may not write the lock file)
+ * it runs beside the writer, taking no lock, on the data files listed when
+ * it starts. Then every file but the newest is immutable, so a damaged
+ * range or hint problem found in one is damage on disk; the newest file is
+ * read only up to its first record that fails a check, and what lies past
+ * it (a record being appended, space allocated ahead, or damage: only a
+ * check without the writer can tell) is neither read nor counted. Files
+ * the writer creates after the listing are not read, and one its merge
+ * deletes before it is opened is skipped.
+ *
+ * Returns:
+ * - `BITCASK_OK`: the check ran (whatever it found); `*report_out` written
+ * - `BITCASK_INVALID_ARGUMENT`: dir or report_out NULL, dir empty or not
+ *   UTF-8, or `dir` holds no data file
+ * - `BITCASK_IO`: `dir` is missing or not a directory, or a file could not
+ *   be read
+ * - `BITCASK_CORRUPTION`: a data file was written by another format version
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `report_out` is NULL or points
+ * to writable storage for a `bitcask_verify_report`.
+ */
+bitcask_status bitcask_verify(const char *dir, struct bitcask_verify_report *report_out);
 
 #ifdef __cplusplus
 }  // extern "C"

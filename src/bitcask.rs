@@ -11,9 +11,13 @@ use parking_lot::Mutex;
 
 use crate::db::batch::Batch;
 use crate::db::engine::{Engine, Stats};
+use crate::db::follow::{self, Follower};
 use crate::db::iter::Iter;
 use crate::error::{Error, Result};
-use crate::maintenance::{backup, merge, worker};
+use crate::log::recovery_report::RecoveryReport;
+use crate::log::repair::{RepairOptions, RepairReport};
+use crate::log::verify_report::VerifyReport;
+use crate::maintenance::{backup, merge, offline, worker};
 use crate::options::Options;
 
 /// An open database. Share it between threads by reference (or in an `Arc`):
@@ -21,8 +25,10 @@ use crate::options::Options;
 /// the background thread that writes hint files and merges automatically.
 pub struct Bitcask {
     engine: Arc<Engine>,
-    /// The background thread, until shutdown joins it.
+    /// The background thread, until shutdown joins it (none when read-only).
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// For a read-only open: what it has read of the directory so far.
+    follower: Option<Mutex<Follower>>,
 }
 
 impl Bitcask {
@@ -30,14 +36,62 @@ impl Bitcask {
     /// directory lock, loads the data files in id order (from their hint
     /// files where valid ones exist), rebuilds the keydir, cuts a torn tail
     /// off the newest file, and starts the background thread.
+    ///
+    /// With [`Options::set_read_only`] it takes no lock, writes nothing,
+    /// starts no thread, and reads the newest file only up to its last
+    /// complete record; the directory must hold a database already.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Bitcask> {
+        if options.read_only() {
+            let (engine, follower) = follow::open(dir.as_ref(), options)?;
+            return Ok(Bitcask {
+                engine: Arc::new(engine),
+                worker: Mutex::new(None),
+                follower: Some(Mutex::new(follower)),
+            });
+        }
         let engine = Arc::new(Engine::open(dir.as_ref(), options)?);
         let worker = worker::spawn(Arc::clone(&engine))
             .map_err(|e| Error::io("start the background thread for", dir.as_ref(), e))?;
         Ok(Bitcask {
             engine,
             worker: Mutex::new(Some(worker)),
+            follower: None,
         })
+    }
+
+    /// Whether the handle was opened read-only ([`Options::set_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.follower.is_some()
+    }
+
+    /// Catches a read-only handle up with the process that writes the
+    /// database: from then on it sees every record that process had
+    /// completely written when this call read the directory. Cheap when the
+    /// writer only appended, rolled over or merged since (it reads what is
+    /// new); when it meets a merge's outputs out of order it loads the
+    /// directory again, at about the cost of an open, and moves its index
+    /// over key by key: a get meanwhile finds each key at its old or its
+    /// new value. Iterators made before keep their snapshot. On a handle
+    /// opened for writing, which always sees its own writes, this does
+    /// nothing.
+    pub fn refresh(&self) -> Result<()> {
+        match &self.follower {
+            Some(follower) => follower.lock().refresh(&self.engine).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails with [`Error::ReadOnly`] on a read-only handle, naming `what`
+    /// was refused.
+    pub(crate) fn check_writable(&self, what: &str) -> Result<()> {
+        if self.follower.is_some() {
+            return Err(Error::ReadOnly(format!(
+                "{what} refused: {} was opened read-only (Options::set_read_only, \
+                 bitcask_options_set_read_only); open it without that option to write",
+                self.engine.dir().display()
+            )));
+        }
+        Ok(())
     }
 
     /// Syncs and closes the database: stops the background thread (a merge
@@ -66,11 +120,13 @@ impl Bitcask {
     /// [`crate::MAX_VALUE_LEN`] (empty is fine). With `sync_writes` on, the
     /// write is on stable storage when this returns `Ok`.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.check_writable("put")?;
         self.engine.put(key, value)
     }
 
     /// Deletes `key`. Deleting an absent key succeeds and writes nothing.
     pub fn delete(&self, key: &[u8]) -> Result<()> {
+        self.check_writable("delete")?;
         self.engine.delete(key)
     }
 
@@ -96,6 +152,7 @@ impl Bitcask {
     /// Makes every write so far durable (fdatasync of the active file; older
     /// files were synced when they filled up).
     pub fn sync(&self) -> Result<()> {
+        self.check_writable("sync")?;
         self.engine.sync()
     }
 
@@ -130,6 +187,7 @@ impl Bitcask {
     /// returns `Ok`. On success the batch is emptied for reuse; on failure
     /// it is left as it was and nothing of it is visible.
     pub fn write(&self, batch: &mut Batch) -> Result<()> {
+        self.check_writable("batch commit")?;
         self.engine.write(batch)
     }
 
@@ -145,6 +203,7 @@ impl Bitcask {
     /// step ([`Error::Closed`]); so does a failure, and in both cases the
     /// directory stays consistent and opens with every key at its latest value.
     pub fn merge(&self) -> Result<()> {
+        self.check_writable("merge")?;
         merge::merge(&self.engine)
     }
 
@@ -154,6 +213,9 @@ impl Bitcask {
     /// call. Writes and reads go on meanwhile; a merge waits for the backup.
     /// On failure, what was created in `dest` is removed again.
     pub fn backup(&self, dest: &Path) -> Result<()> {
+        // It keeps the handle's own merges out while it links files, which
+        // a read-only handle cannot do for the writer's.
+        self.check_writable("backup")?;
         backup::backup(&self.engine, dest)
     }
 
@@ -189,12 +251,111 @@ impl Bitcask {
         self.engine.hint_files_used()
     }
 
+    /// What open found and did: how many data files it loaded from hint
+    /// files and how many it read, and whatever it changed: a tail cut off
+    /// the newest data file (with the quarantine file that keeps its bytes,
+    /// and how many intact records lay after the first bad one), zeros cut
+    /// off sealed files, a torn header written again. `Display` gives it in
+    /// one line; [`RecoveryReport::changed_nothing`] says whether there is
+    /// anything to tell.
+    pub fn recovery(&self) -> &RecoveryReport {
+        self.engine.recovery()
+    }
+
     /// The database's size and shape now. `reclaimable_bytes` is kept up
     /// to date by every write, never computed by a scan; `disk_bytes` is the
     /// size of every regular file in the directory (one `stat` each).
     pub fn stats(&self) -> Result<Stats> {
+        if let Some(follower) = &self.follower {
+            return follower.lock().stats(&self.engine);
+        }
         self.engine.stats()
     }
+}
+
+/// Repairs the database in `dir`, which must not be open (this takes its
+/// directory lock: [`Error::Locked`] while a handle has it open). Every data
+/// file is read in full; a file with damaged ranges is rewritten with every
+/// record that passes its checks, in order, stepping over each damaged
+/// range to the next good record; the damaged bytes go to quarantine files
+/// first (`NNNNNNNNN-OFFSET.quarantine`, never loaded, never removed by the
+/// library); zeros at the end of a file are cut; every data file gets a
+/// fresh hint file. With [`RepairOptions::restore_quarantined`], the intact
+/// records of tails that open cut into quarantine come back too.
+///
+/// Afterwards the database opens (a sealed file no longer stops it), with
+/// every intact record. A damaged range may have held the latest write of a
+/// key: that key then shows its previous value, or comes back if the lost
+/// write deleted it; the report lists every range. The write batches a
+/// damaged range cut are taken out whole (their intact records go to the
+/// quarantine file too, and are counted).
+///
+/// Fails with [`Error::Io`] if `dir` is not a directory or a file cannot be
+/// read or written (what was done so far stays consistent: run it again),
+/// and [`Error::Corruption`] for a data file of another format version.
+pub fn repair(dir: impl AsRef<Path>, options: &RepairOptions) -> Result<RepairReport> {
+    offline::repair(dir.as_ref(), options, &mut |_, _| {})
+}
+
+/// [`repair`], calling `progress(read, total)` as it reads the data files:
+/// the bytes read so far, and the data files' bytes in all (about every
+/// MiB, and after each file). Rewriting the damaged files afterwards is
+/// not counted.
+pub fn repair_with_progress(
+    dir: impl AsRef<Path>,
+    options: &RepairOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RepairReport> {
+    offline::repair(dir.as_ref(), options, progress)
+}
+
+/// Checks the database in `dir` without changing anything: reads every
+/// data file in full (finding every damaged range, not only the first, and
+/// saying what open would do with each), checks every entry of every usable
+/// hint file against the record it points at, and lists the quarantine
+/// files. [`VerifyReport::is_clean`] says whether anything is damaged;
+/// [`VerifyReport::notes`] lists what is not damage but worth knowing.
+///
+/// It first tries the directory lock. With it (the database is not open),
+/// it runs alone: an open of the database meanwhile fails with
+/// [`Error::Locked`], and the report is what open would find. Without it,
+/// because a handle (of this process or another) has the database open for
+/// writing, it runs beside that writer and takes no lock
+/// ([`VerifyReport::beside_writer`]); so it does too where it may not write
+/// the lock file, since a writer it cannot see may hold it. Beside a writer
+/// it reads the data files listed when it starts, each as it is when opened:
+///
+/// - What it can conclude: every data file but the newest is immutable (a
+///   writer seals a file before the next one begins, and a merge renames an
+///   output into place only once it is complete), so each damaged range
+///   reported in one is damage on disk, as alone; so is every hint problem
+///   (hint files are written whole and renamed into place); and every record
+///   of the newest file up to its first record that fails a check is good.
+/// - What it cannot: what lies past that point in the newest file is not
+///   read and is reported as a note, not damage (a record the writer is
+///   appending, the space it allocated ahead, or damage: only a verify
+///   without the writer can tell). Files the writer creates after the
+///   listing (new data files, merge outputs) are not read; a file its merge
+///   deletes before verify opens it is skipped, with a note. A damaged
+///   range's [`DamagedRange::at_open`] is what an open would do now; the
+///   writer's close writes hint files that may change it. The report says
+///   nothing about which values the writer's keys hold.
+///
+/// Fails with [`Error::InvalidArgument`] if `dir` holds no data file,
+/// [`Error::Io`] if it is not a directory or a file cannot be read, and
+/// [`Error::Corruption`] for a data file of another format version.
+pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    offline::verify(dir.as_ref(), &mut |_, _| {})
+}
+
+/// [`verify`], calling `progress(read, total)` as it reads: the bytes of
+/// data files read so far, and in all (their lengths when it began), about
+/// every MiB and after each file.
+pub fn verify_with_progress(
+    dir: impl AsRef<Path>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport> {
+    offline::verify(dir.as_ref(), progress)
 }
 
 impl Drop for Bitcask {

@@ -40,6 +40,9 @@ pub enum Error {
     /// not undo (the kernel may have dropped unsynced data): close and
     /// reopen it. Reads still work. `BITCASK_CLOSED` in C.
     WritesRefused(String),
+    /// A write (put, delete, batch, sync, merge) on a handle opened
+    /// read-only ([`crate::Options::set_read_only`]). `BITCASK_READ_ONLY` in C.
+    ReadOnly(String),
 }
 
 /// Shorthand for results whose error is [`Error`].
@@ -57,8 +60,10 @@ impl Error {
     /// Data that fails a check, located by file and offset.
     pub(crate) fn corruption(path: &Path, offset: u64, what: &str) -> Error {
         Error::Corruption(format!(
-            "{}: {what} at offset {offset}; the data there cannot be trusted: restore this file \
-             from a backup, or move it away to open the database without its records",
+            "{}: {what} at offset {offset}; the data there cannot be trusted: run repair on the \
+             closed database (bitcask_repair, or `bitcask repair DIR`) to keep every intact \
+             record and move the damaged bytes to a quarantine file, or restore this file from \
+             a backup",
             path.display()
         ))
     }
@@ -84,6 +89,7 @@ impl Error {
             Error::Internal(s) => Error::Internal(s.clone()),
             Error::Closed(s) => Error::Closed(s.clone()),
             Error::WritesRefused(s) => Error::WritesRefused(s.clone()),
+            Error::ReadOnly(s) => Error::ReadOnly(s.clone()),
         }
     }
 }
@@ -107,6 +113,7 @@ impl fmt::Display for Error {
             }
             Error::Closed(what) => write!(f, "closed: {what}"),
             Error::WritesRefused(what) => write!(f, "writes refused: {what}"),
+            Error::ReadOnly(what) => write!(f, "read-only: {what}"),
         }
     }
 }

@@ -46,13 +46,28 @@ mod bitcask;
 
 pub mod ffi;
 
-pub use bitcask::Bitcask;
+pub use bitcask::{repair, repair_with_progress, verify, verify_with_progress, Bitcask};
 pub use db::batch::Batch;
 pub use db::engine::Stats;
 pub use db::iter::Iter;
 pub use error::{Error, Result};
 pub use log::format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use log::recovery_report::{RecoveryReport, TailCut};
+pub use log::repair::{RepairOptions, RepairReport};
+pub use log::verify_report::{
+    AtOpen, DamagedRange, HintProblem, VerifyNote, VerifyReport, ZeroTail,
+};
 pub use options::{IndexType, Options};
+
+/// The test points of `src/failpoint.rs` (feature `failpoints`, for the
+/// tests only): arm a point to count its hits, pause there, or fail the I/O
+/// step behind it. Not a stable API.
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+/// cbindgen:ignore
+pub mod failpoints {
+    pub use crate::failpoint::{arm, hit_log, serial, Action, Armed};
+}
 
 /// The index types on their own, for the index benchmark
 /// (`benches/keydir.rs`, feature `bench-internals`): not a stable API.

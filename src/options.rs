@@ -33,6 +33,8 @@ pub struct Options {
     max_batch_bytes: u64,
     auto_merge_ratio: f64,
     auto_merge_min_bytes: u64,
+    strict_recovery: bool,
+    read_only: bool,
 }
 
 impl Options {
@@ -181,6 +183,45 @@ impl Options {
     }
 }
 
+impl Options {
+    /// Whether open refuses a database whose newest data file ends in
+    /// bytes that are not good records (a torn write, pages written back
+    /// out of order before a power cut, garbage, damage), rather than move
+    /// them to a quarantine file and cut them off. Zero-filled space is cut
+    /// either way: it holds nothing. As LevelDB's `paranoid_checks` and
+    /// RocksDB's `kAbsoluteConsistency`, for applications that would rather
+    /// stop and look than go on without those bytes.
+    pub fn strict_recovery(&self) -> bool {
+        self.strict_recovery
+    }
+
+    /// Sets `strict_recovery` (default false).
+    pub fn set_strict_recovery(&mut self, on: bool) -> &mut Self {
+        self.strict_recovery = on;
+        self
+    }
+
+    /// Whether the database is opened read-only: see
+    /// [`Options::set_read_only`].
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Sets whether to open the database read-only (default false). A
+    /// read-only open takes no lock and never creates, writes, renames or
+    /// deletes anything in the directory, so it works beside a process that
+    /// has the database open for writing, any number of times at once, and
+    /// on a directory the process may only read. It sees the database as it
+    /// was at open (the newest data file up to its last complete record; a
+    /// torn or half-written end is not read) until
+    /// [`crate::Bitcask::refresh`]. Writes return [`Error::ReadOnly`]. The
+    /// directory must hold a database: a read-only open creates none.
+    pub fn set_read_only(&mut self, on: bool) -> &mut Self {
+        self.read_only = on;
+        self
+    }
+}
+
 /// `bytes` if it lies within `min..=max`; otherwise an error naming the option.
 fn in_range(name: &str, bytes: u64, min: u64, max: u64) -> Result<u64> {
     if (min..=max).contains(&bytes) {
@@ -203,6 +244,8 @@ impl Default for Options {
             max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
             auto_merge_ratio: Self::DEFAULT_AUTO_MERGE_RATIO,
             auto_merge_min_bytes: Self::DEFAULT_AUTO_MERGE_MIN_BYTES,
+            strict_recovery: false,
+            read_only: false,
         }
     }
 }
@@ -245,6 +288,8 @@ mod tests {
         assert_eq!(o.max_batch_bytes(), 64 << 20);
         assert_eq!(o.auto_merge_ratio(), 0.5);
         assert_eq!(o.auto_merge_min_bytes(), 256 << 20);
+        assert!(!o.strict_recovery());
+        assert!(!o.read_only());
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //!   merge;
 //! - [`saved_keydir`]: the keydir file close writes and open loads;
 //! - [`jobs`]: work queued for the background thread;
-//! - [`lock`]: the directory lock.
+//! - [`lock`]: the directory lock;
+//! - [`follow`]: read-only opens, which take no lock, and catching them up
+//!   with the process that writes the database.
 //!
 //! It builds on the log (`log/`) and the keydir (`keydir/`); maintenance
 //! (`maintenance/`) builds on it.
@@ -23,6 +25,7 @@
 pub mod batch;
 pub mod engine;
 pub mod files;
+pub mod follow;
 pub mod group_commit;
 pub mod iter;
 pub mod jobs;

@@ -18,17 +18,19 @@ use super::group_commit::CommitQueue;
 use super::jobs::Jobs;
 use super::liveness::{FileUsage, Liveness};
 use super::lock::DirLock;
-use super::saved_keydir;
+use super::saved_keydir::{self, Saved};
 use super::writer::{Writer, WriterParts};
 use crate::error::Result;
 use crate::keydir::{new_index, Index};
 use crate::log::appender::{Appender, SyncPolicy};
-use crate::log::data_file::DataFile;
+use crate::log::data_file::{read_header, DataFile, Header};
 use crate::log::dir::{data_file_ids, ensure_dir};
 use crate::log::filename::hint_file_name;
 use crate::log::format::FILE_HEADER_LEN;
 use crate::log::hint::{Hint, HintKind};
-use crate::log::recovery::{self, Apply};
+use crate::log::recovery::{self, LoadMode, Loading};
+use crate::log::recovery_report::RecoveryReport;
+use crate::log::replay::Apply;
 use crate::log::{Change, RecordPos};
 use crate::options::Options;
 
@@ -47,77 +49,34 @@ impl Engine {
         // are; removed either way before the first write can make it stale.
         let saved = saved_keydir::load(&dir, &ids, options.index_type());
         saved_keydir::remove(&dir)?;
-        let mut files = FileMap::new();
-        let mut liveness = Liveness::default();
-        let mut active = None;
-        let mut max_batch_seq = 0;
-        let mut hints_used = 0;
-        let mut unhinted = Vec::new();
-        // Every file's header is checked as a load from hints checks it.
         let saved = match saved {
             Some(saved) => saved_files_with_headers(&dir, saved)?,
             None => None,
         };
-        let index: Arc<dyn Index> = match saved {
-            Some((saved, opened)) => {
-                max_batch_seq = saved.max_batch_seq;
-                for (i, (f, file)) in saved.files.iter().zip(opened).enumerate() {
-                    let newest = i + 1 == saved.files.len();
-                    let file = Arc::new(file);
-                    liveness.restore(
-                        f.id,
-                        FileUsage {
-                            len: f.len,
-                            live: f.live,
-                        },
-                    );
-                    if newest {
-                        file.map_ahead(options.data_file_size());
-                        active = Some((Arc::clone(&file), f.len));
-                    } else {
-                        file.map_for_reads();
-                        // Only whether one is there: it is checked when used.
-                        if !dir.join(hint_file_name(f.id)).exists() {
-                            unhinted.push(f.id);
-                        }
-                    }
-                    files.insert(f.id, file);
+        let from_saved = saved.is_some();
+        // A hint file rejected part-way (see `load_files`) is ignored when
+        // everything is loaded again.
+        let mut rejected = Vec::new();
+        let Loaded {
+            index,
+            mut files,
+            liveness,
+            active,
+            max_batch_seq,
+            report,
+            unhinted,
+        } = match saved {
+            Some((saved, opened)) => load_saved(saved, opened, &options, &dir),
+            None => loop {
+                if let Some(loaded) = load_files(&dir, &ids, &options, &mut rejected)? {
+                    break loaded;
                 }
-                saved.index.into()
-            }
-            None => new_index(options.index_type()).into(),
+            },
         };
-        let from_hints = files.is_empty();
-        for (i, &id) in ids.iter().enumerate().filter(|_| from_hints) {
-            let newest = i + 1 == ids.len();
-            let mut sink = KeydirLoader {
-                index: &*index,
-                liveness: &mut liveness,
-            };
-            let loaded =
-                recovery::load_file(&dir, id, newest, options.mmap_at_startup(), &mut sink)?;
-            max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
-            if loaded.from_hint {
-                hints_used += 1;
-            } else if !newest {
-                unhinted.push(id);
-            }
-            liveness.set_len(id, loaded.end);
-            if newest {
-                loaded.file.map_ahead(options.data_file_size());
-            } else {
-                loaded.file.map_for_reads();
-            }
-            let (file, end) = (Arc::new(loaded.file), loaded.end);
-            if newest {
-                active = Some((Arc::clone(&file), end));
-            }
-            files.insert(id, file);
-        }
         // Loading may have reserved more room than the keys took (a hint
         // file that puts one key several times) and freed large buffers:
         // give both back. (A saved index is as it was.)
-        if from_hints {
+        if !from_saved {
             index.shrink_to_fit();
         }
         let (active, end) = match active {
@@ -159,30 +118,151 @@ impl Engine {
             jobs,
             commit_queue: CommitQueue::default(),
             closing: AtomicBool::new(false),
-            hints_used,
+            recovery: report,
             lock: Mutex::new(Some(lock)),
         })
     }
 }
 
+/// Every data file of a directory, loaded.
+struct Loaded {
+    index: Arc<dyn Index>,
+    files: FileMap,
+    liveness: Liveness,
+    /// The newest file and where its records end.
+    active: Option<(Arc<DataFile>, u64)>,
+    max_batch_seq: u64,
+    report: RecoveryReport,
+    /// Immutable files loaded without a hint: their hints are to be written.
+    unhinted: Vec<u32>,
+}
+
+/// Loads the data files `ids` of `dir` in id order into a new keydir, each
+/// from its hint file where a usable one exists (not for the ids in
+/// `rejected`). `None` when a hint file turned out not to decode after part
+/// of it was applied: its id is added to `rejected`, and the caller loads
+/// everything again into a fresh keydir.
+fn load_files(
+    dir: &Path,
+    ids: &[u32],
+    options: &Options,
+    rejected: &mut Vec<u32>,
+) -> Result<Option<Loaded>> {
+    let index: Arc<dyn Index> = new_index(options.index_type()).into();
+    let mut files = FileMap::new();
+    let mut liveness = Liveness::default();
+    let mut active = None;
+    let mut max_batch_seq = 0;
+    let mut report = RecoveryReport::default();
+    let mut unhinted = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let newest = i + 1 == ids.len();
+        let mut sink = KeydirLoader {
+            index: &*index,
+            liveness: &mut liveness,
+        };
+        let mode = LoadMode {
+            newest,
+            use_mmap: options.mmap_at_startup(),
+            strict: options.strict_recovery(),
+            ignore_hint: rejected.contains(&id),
+        };
+        let loaded = match recovery::load_file(dir, id, mode, &mut sink)? {
+            Loading::Loaded(loaded) => *loaded,
+            Loading::HintRejected(hint) => {
+                rejected.push(hint.id);
+                return Ok(None);
+            }
+        };
+        max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
+        report.add(loaded.from_hint, &loaded.recovered);
+        if !loaded.from_hint && !newest {
+            unhinted.push(id);
+        }
+        liveness.set_len(id, loaded.end);
+        if newest {
+            loaded.file.map_ahead(options.data_file_size());
+        } else {
+            loaded.file.map_for_reads();
+        }
+        let (file, end) = (Arc::new(loaded.file), loaded.end);
+        if newest {
+            active = Some((Arc::clone(&file), end));
+        }
+        files.insert(id, file);
+    }
+    Ok(Some(Loaded {
+        index,
+        files,
+        liveness,
+        active,
+        max_batch_seq,
+        report,
+        unhinted,
+    }))
+}
+
 /// The data files a keydir file names, opened, if every one has a valid
 /// header; `None` (open then loads from hints and scans, which deals with a
-/// torn header) if one has not. A header of another format version, or not
-/// a data file's, is the error it is on any open.
-fn saved_files_with_headers(
-    dir: &Path,
-    saved: saved_keydir::Saved,
-) -> Result<Option<(saved_keydir::Saved, Vec<DataFile>)>> {
+/// torn header) if one has not. A header of another format version is the
+/// error it is on any open.
+fn saved_files_with_headers(dir: &Path, saved: Saved) -> Result<Option<(Saved, Vec<DataFile>)>> {
     let mut opened = Vec::with_capacity(saved.files.len());
     for (i, f) in saved.files.iter().enumerate() {
         let newest = i + 1 == saved.files.len();
         let file = DataFile::open(dir, f.id, newest)?;
-        if !recovery::header_is_valid(&file, f.len, newest)? {
+        if let Header::Invalid(_) = read_header(file.file(), file.path(), f.len)? {
             return Ok(None);
         }
         opened.push(file);
     }
     Ok(Some((saved, opened)))
+}
+
+/// The data files as a keydir file describes them, with its index: nothing
+/// to recover (close sealed and synced every file), so the report counts
+/// every file as loaded from its hint. Sealed files without a hint file
+/// get one in the background, as after a load from hints.
+fn load_saved(saved: Saved, opened: Vec<DataFile>, options: &Options, dir: &Path) -> Loaded {
+    let mut files = FileMap::new();
+    let mut liveness = Liveness::default();
+    let mut active = None;
+    let mut unhinted = Vec::new();
+    let count = saved.files.len();
+    for (i, (f, file)) in saved.files.iter().zip(opened).enumerate() {
+        let newest = i + 1 == count;
+        let file = Arc::new(file);
+        liveness.restore(
+            f.id,
+            FileUsage {
+                len: f.len,
+                live: f.live,
+            },
+        );
+        if newest {
+            file.map_ahead(options.data_file_size());
+            active = Some((Arc::clone(&file), f.len));
+        } else {
+            file.map_for_reads();
+            // Only whether one is there: it is checked when used.
+            if !dir.join(hint_file_name(f.id)).exists() {
+                unhinted.push(f.id);
+            }
+        }
+        files.insert(f.id, file);
+    }
+    Loaded {
+        index: saved.index.into(),
+        files,
+        liveness,
+        active,
+        max_batch_seq: saved.max_batch_seq,
+        report: RecoveryReport {
+            files_from_hint: count as u64,
+            ..RecoveryReport::default()
+        },
+        unhinted,
+    }
 }
 
 /// Every how many puts of a hint file one is looked up in the keydir, to
@@ -213,9 +293,10 @@ fn new_keys(index: &dyn Index, hint: &Hint) -> usize {
 }
 
 /// Open's sink: the keydir, and how many bytes of each file stay live.
-struct KeydirLoader<'a> {
-    index: &'a dyn Index,
-    liveness: &'a mut Liveness,
+/// Read-only opens (`follow.rs`) load through it too.
+pub(super) struct KeydirLoader<'a> {
+    pub(super) index: &'a dyn Index,
+    pub(super) liveness: &'a mut Liveness,
 }
 
 impl Apply for KeydirLoader<'_> {

@@ -46,9 +46,13 @@ pub(crate) unsafe fn database<'a>(db: *mut bitcask_db) -> Result<&'a Bitcask> {
 /// `dir` is a NUL-terminated UTF-8 path. `opts` may be NULL for the
 /// defaults; it is copied, so it may be freed right after. Open takes an
 /// exclusive lock on the directory, loads the data files in order and
-/// rebuilds the in-memory index. If the last writer died mid-write, the torn
-/// end of the newest data file is cut back to its last complete record and
-/// writing continues from there.
+/// rebuilds the in-memory index. After a crash or a power cut, the newest
+/// data file may end in bytes that are not good records: from the first
+/// record that fails a check on, they are copied to a quarantine file in
+/// the directory and cut off, and writing continues after the last good
+/// record (every synced write lies before it). Zeros after the last record
+/// of an older file are cut too. `bitcask_get_recovery_report` and
+/// `bitcask_get_recovery_text` say what open did.
 ///
 /// Returns:
 /// - `BITCASK_OK`: `*db_out` set; release it with `bitcask_close`
@@ -57,8 +61,17 @@ pub(crate) unsafe fn database<'a>(db: *mut bitcask_db) -> Result<&'a Bitcask> {
 ///   directory open
 /// - `BITCASK_IO`: the directory or a file cannot be created, read or locked;
 ///   also when `dir` exists and is not a directory
-/// - `BITCASK_CORRUPTION`: a data file fails its checks other than at the torn
-///   end of the newest one, or was written by an unknown format version
+/// - `BITCASK_CORRUPTION`: an older (sealed) data file without a usable
+///   hint file fails its checks: damage no crash explains;
+///   `bitcask_last_error()` names the file and offset, and `bitcask_repair`
+///   repairs it. Also a data file of an unknown format version, and, with
+///   `bitcask_options_set_strict_recovery`, a newest data file that ends in
+///   bytes that are not good records
+///
+/// With `bitcask_options_set_read_only` on, open takes no lock (so it never
+/// returns `BITCASK_LOCKED`), creates and cuts nothing, and returns
+/// `BITCASK_INVALID_ARGUMENT` for a directory without a database and
+/// `BITCASK_IO` for a missing one.
 ///
 /// On failure `*db_out` is not written.
 ///
@@ -137,6 +150,7 @@ pub unsafe extern "C" fn bitcask_close(db: *mut bitcask_db) -> bitcask_status {
 ///   a failed sync makes later writes return `BITCASK_CLOSED`
 /// - `BITCASK_CLOSED`: writes are refused after an earlier unrecoverable
 ///   failure: reopen the database
+/// - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `key` and `value` are NULL or point to
@@ -308,6 +322,7 @@ pub unsafe extern "C" fn bitcask_free(ptr: *mut c_void) {
 /// - `BITCASK_INVALID_ARGUMENT`: db or key NULL, key empty or too long
 /// - `BITCASK_IO`
 /// - `BITCASK_CLOSED`: writes refused after an earlier unrecoverable failure
+/// - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `key` is NULL or points to `key_len`
@@ -334,6 +349,7 @@ pub unsafe extern "C" fn bitcask_delete(
 /// - `BITCASK_IO`: the sync failed: writes are refused from then on, since the
 ///   kernel may have dropped the unsynced data; reopen the database
 /// - `BITCASK_CLOSED`: writes were already refused
+/// - `BITCASK_READ_ONLY`: the handle was opened read-only
 ///
 /// # Safety
 /// `db` is NULL or a live handle.
@@ -343,5 +359,38 @@ pub unsafe extern "C" fn bitcask_sync(db: *mut bitcask_db) -> bitcask_status {
         // SAFETY: the caller's promise above.
         let db = unsafe { database(db) }?;
         db.sync()
+    })
+}
+
+/// Catches a read-only handle (`bitcask_options_set_read_only`) up with the
+/// process that writes the database: from then on gets, iterators made
+/// afterwards and `bitcask_get_stats` see every record that process had
+/// completely written when this call read the directory. Cheap when the
+/// writer only appended, rolled over or merged since: it reads only what is
+/// new. When it meets a merge's files out of order it loads the directory
+/// again, at about the cost of an open, and moves its index over key by
+/// key: a get from another thread meanwhile finds each key at its old or
+/// its new value, never missing. Iterators made before keep their
+/// snapshot. Never writes anything, and never waits for the writer. On a
+/// handle opened for writing, which always sees its own writes, it does
+/// nothing and returns `BITCASK_OK`.
+///
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db NULL; or the directory no longer holds
+///   a database
+/// - `BITCASK_IO`: a file could not be listed, opened or read; the handle
+///   keeps what it saw before (a later refresh loads everything again)
+/// - `BITCASK_CORRUPTION`: a data file that is no longer written fails its
+///   checks; as for `BITCASK_IO`
+///
+/// # Safety
+/// `db` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_refresh(db: *mut bitcask_db) -> bitcask_status {
+    run(|| {
+        // SAFETY: the caller's promise above.
+        let db = unsafe { database(db) }?;
+        db.refresh()
     })
 }

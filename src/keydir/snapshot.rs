@@ -129,6 +129,11 @@ impl SnapshotKeys {
         self.entries.get(i).map(|e| (self.key_of(e), e.pos))
     }
 
+    /// Every key and its position, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], RecordPos)> + '_ {
+        self.entries.iter().map(|e| (self.key_of(e), e.pos))
+    }
+
     /// The first place whose key is not below `key` (`strictly`: above it).
     pub fn partition_point(&self, key: &[u8], strictly: bool) -> usize {
         self.entries.partition_point(|e| {

@@ -15,6 +15,42 @@ use super::format::{self, ParsedHeader, RecordKind};
 use super::RecordPos;
 use crate::error::{Error, Result};
 
+/// What a data file begins with, as [`read_header`] found it.
+pub enum Header {
+    /// A header of this library's format version.
+    Valid,
+    /// Not a data file header (bad magic or checksum, or the file ends
+    /// before a header does): the bytes found, zeros where the file ended.
+    Invalid([u8; format::FILE_HEADER_LEN as usize]),
+}
+
+/// Why a header is [`Header::Invalid`], in the words every report uses.
+pub const NOT_A_HEADER: &str = "not a libbitcask data file header (bad magic or checksum)";
+
+/// Reads the header of the data file `file` (at `path`, `len` bytes long).
+/// A valid header of another format version is [`Error::Corruption`],
+/// naming the version: nothing in the file can be read, and a libbitcask
+/// that knows that version can.
+pub fn read_header(file: &File, path: &Path, len: u64) -> Result<Header> {
+    let mut header = [0u8; format::FILE_HEADER_LEN as usize];
+    let got = len.min(format::FILE_HEADER_LEN) as usize;
+    file.read_exact_at(&mut header[..got], 0)
+        .map_err(|e| Error::io("read header of", path, e))?;
+    if got < header.len() {
+        return Ok(Header::Invalid(header));
+    }
+    match format::decode_file_header(&header) {
+        format::FileHeader::Current => Ok(Header::Valid),
+        format::FileHeader::OtherVersion(version) => Err(Error::Corruption(format!(
+            "{} was written in data format version {version}, and this libbitcask reads \
+             version {}: use a libbitcask that knows version {version}",
+            path.display(),
+            format::FORMAT_VERSION
+        ))),
+        format::FileHeader::Invalid => Ok(Header::Invalid(header)),
+    }
+}
+
 /// An open data file. Any number of threads read one `DataFile` at once,
 /// through its map or with positioned reads (`pread`); only the writer
 /// appends to it.
@@ -238,7 +274,12 @@ impl DataFile {
         // torn tails before any reader exists; sealing cuts only the
         // preallocated space past the last record), so no byte read lies
         // past the end of the file. Changing data files from outside while
-        // the database is open is documented as unsupported. The slice is
+        // the database is open is documented as unsupported. A read-only
+        // open maps files that another process writes: the records it
+        // indexed are complete ones, which that writer never rewrites, and
+        // it cuts a file only past its own last record (sealing) or at the
+        // first record that fails a check (a reopen after a crash), both at
+        // or past the end of what the read-only open indexed. The slice is
         // inside the map (checked above) and lives no longer than `self`,
         // which owns the map.
         Some(unsafe { std::slice::from_raw_parts(map.raw.as_ptr().add(start as usize), len) })
@@ -288,6 +329,25 @@ impl DataFile {
         self.check_record(pos, key, buf)
     }
 
+    /// Whether the record at `pos` is a lost value's marker (see
+    /// [`RecordKind::LostValue`]): its type byte, read through the map or
+    /// with one `pread`. For a get that would answer "buffer too small"
+    /// without reading the record.
+    pub fn is_lost_value(&self, pos: RecordPos) -> bool {
+        let at = u64::from(pos.offset) + 4;
+        let byte = match self.record_bytes(at, 1) {
+            Some(bytes) => bytes[0],
+            None => {
+                let mut byte = [0u8];
+                if self.file.read_exact_at(&mut byte, at).is_err() {
+                    return false;
+                }
+                byte[0]
+            }
+        };
+        byte == RecordKind::LostValue as u8
+    }
+
     fn cut_short(&self, offset: u64) -> Error {
         Error::corruption(
             &self.path,
@@ -316,8 +376,10 @@ impl DataFile {
             }
             ParsedHeader::Invalid(why) => return Err(Error::corruption(&self.path, offset, why)),
         };
+        let kind = RecordKind::from_byte(header.type_byte);
+        let lost = kind == Some(RecordKind::LostValue);
         if header.record_len() != u64::from(pos.size)
-            || !RecordKind::from_byte(header.type_byte).is_some_and(RecordKind::holds_value)
+            || !(lost || kind.is_some_and(RecordKind::holds_value))
         {
             return Err(Error::corruption(
                 &self.path,
@@ -332,6 +394,14 @@ impl DataFile {
                 offset,
                 "record checksum mismatch",
             ));
+        }
+        if lost {
+            let why = &body[header.key_len as usize..];
+            return Err(Error::Corruption(format!(
+                "the value of this key was lost: {}. Write the key again (or delete it) to \
+                 clear this",
+                String::from_utf8_lossy(why)
+            )));
         }
         let key_end = header.header_len + header.key_len as usize;
         if &bytes[header.header_len..key_end] != key {

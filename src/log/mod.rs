@@ -17,9 +17,27 @@
 //! - [`appender`]: appending to the active data file, its sync policy, and
 //!   refusing writes after a failure that cannot be undone;
 //! - [`hint`]: hint files, the keys and positions of an immutable data file;
-//! - [`recovery`]: what open does with each file: load it from its hint or
-//!   scan it, apply write batches only at their commit record, and cut the
-//!   newest file's torn tail.
+//! - [`quarantine`]: quarantine files, the bytes taken out of data files
+//!   (a cut tail, a damaged range), kept and never loaded;
+//! - [`replay`]: applying one file's records to a sink in log order, from
+//!   its hint file or from a scan, write batches only at their commit
+//!   record: the one way both kinds of open load a file;
+//! - [`recovery`]: what open does with each file: load it (through
+//!   [`replay`]), quarantine and cut the newest file's tail, cut zeros off
+//!   sealed files, refuse damage no crash explains;
+//! - [`recovery_report`]: what open recovered, reported;
+//! - [`salvage`]: the scan of repair and verify, which steps over damaged
+//!   ranges to the next record that passes its checks;
+//! - [`verify`]: a read-only check of every data file and hint entry,
+//!   saying what open does with each damaged range; alone, or beside a
+//!   writer that has the database open;
+//! - [`verify_report`]: what verify found (and how repair names a damaged
+//!   range);
+//! - [`repair`]: rewriting damaged data files with every intact record,
+//!   the damaged bytes to quarantine files, hint files written again;
+//! - [`follow`]: what a read-only open does with each file instead: load
+//!   it without writing anything, stop at the newest file's last good
+//!   record, and go on from there later.
 //!
 //! The layers above see records only as [`RecordPos`] (where one lies) and
 //! [`Change`] (what one does to its key).
@@ -28,10 +46,20 @@ pub mod appender;
 pub mod data_file;
 pub mod dir;
 pub mod filename;
+pub mod follow;
 pub mod format;
+#[cfg(test)]
+mod fuzz;
 pub mod hint;
+pub mod quarantine;
 pub mod recovery;
+pub mod recovery_report;
+pub mod repair;
+pub mod replay;
+pub mod salvage;
 pub mod scanner;
+pub mod verify;
+pub mod verify_report;
 
 /// Where a key's latest record lies: which data file, where in it, how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,14 +21,26 @@
 //!    inputs are all still there and the outputs only repeat their latest
 //!    values.
 //! 4. Retire the inputs: drop them from the files map (readers and
-//!    iterators that hold one keep reading it), then delete them oldest
-//!    first, and sync the directory.
+//!    iterators that hold one keep reading it), sync the active file, then
+//!    delete the inputs oldest first, syncing the directory after each.
+//!
+//! The order on disk, each step durable before the next one begins (a
+//! power cut keeps a file's bytes and a directory's names as of their last
+//! sync only, and may apply unsynced unlinks in any order):
+//!
+//! | step | made durable | what depends on it |
+//! | --- | --- | --- |
+//! | plan | the old active file (sealed: cut, fdatasync) and the new one's name (directory fsync) | writes made during the merge land after every input in id order |
+//! | install | each output (fdatasync), then its name (rename, directory fsync) | the keydir moves to it; the inputs may go |
+//! | retire | the active file (fdatasync) | the inputs may go: a key overwritten during the merge has its newer record only there, the older one was not copied |
+//! | retire, per input | its unlink, then the directory (fsync) | the next input's unlink: a tombstone's file never goes before the older put's file it hides |
 //!
 //! Tombstones are dropped, never copied. That is safe because every older
 //! record a tombstone hides is dead, so its file has dead bytes and is an
-//! input too; and because inputs are deleted oldest first, a crash midway
-//! leaves only newer inputs, never a put without the tombstone that hid it
-//! (the bug that brought deleted keys back after a merge in Riak's bitcask).
+//! input too; and because inputs are deleted oldest first, each deletion
+//! durable before the next, a crash or power cut midway leaves only newer
+//! inputs, never a put without the tombstone that hid it (the bug that
+//! brought deleted keys back after a merge in Riak's bitcask).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -46,6 +58,7 @@ use crate::log::dir::sync_dir;
 use crate::log::filename::{data_file_name, hint_file_name, FileName};
 use crate::log::format::{self, RecordKind, FILE_HEADER_LEN};
 use crate::log::hint::{self, Hint, HintBuilder, HintKind};
+use crate::log::quarantine::quarantine_range;
 use crate::log::scanner::{FileSource, ScanEntry, Scanner};
 use crate::log::RecordPos;
 
@@ -84,8 +97,41 @@ pub fn merge(engine: &Engine) -> Result<()> {
         return Ok(());
     };
     failpoint::hit("merge:rolled-over");
-    copy_live_records(engine, &plan)?;
-    retire(engine, &plan.inputs)
+    let damage = copy_live_records(engine, &plan)?;
+    retire(engine, &plan.inputs)?;
+    if damage.is_empty() {
+        return Ok(());
+    }
+    Err(damage_report(&damage))
+}
+
+/// The error a merge that finished returns when it met damage: every
+/// range, where its bytes went, and how many keys lost their value.
+fn damage_report(damage: &[MergeDamage]) -> Error {
+    let lost: usize = damage.iter().map(|d| d.lost_keys).sum();
+    let ranges: Vec<String> = damage
+        .iter()
+        .map(|d| {
+            format!(
+                "{} bytes at offset {} of {} ({}), {}",
+                d.len,
+                d.offset,
+                d.path.display(),
+                d.reason,
+                match &d.quarantine {
+                    Some(name) => format!("moved to quarantine file {name}"),
+                    None => "all zeros".to_string(),
+                }
+            )
+        })
+        .collect();
+    Error::Corruption(format!(
+        "the merge finished, but stepped over {} damaged range(s): {}. Every other record was \
+         merged; {lost} key(s) whose latest value lay in them now answer corruption, never an \
+         older value, until written again",
+        damage.len(),
+        ranges.join("; ")
+    ))
 }
 
 /// Step 1: picks the inputs and moves the writer to a new file.
@@ -107,9 +153,16 @@ fn plan_merge(engine: &Engine) -> Result<Option<Plan>> {
     if files.iter().all(|f| writer.usage(f.id()).dead() == 0) {
         return Ok(None);
     }
-    // At most one output per input (each output is filled as far as an
-    // input was), plus one to spare.
-    let reserved = u32::try_from(files.len() + 1).ok();
+    let inputs: Vec<Arc<DataFile>> = files
+        .into_iter()
+        .filter(|f| {
+            let usage = writer.usage(f.id());
+            // A file without records (an active file never written) goes too.
+            usage.dead() > 0 || usage.len <= FILE_HEADER_LEN
+        })
+        .collect();
+    let live: u64 = inputs.iter().map(|f| writer.usage(f.id()).live).sum();
+    let reserved = output_ids_needed(live, engine.options().data_file_size());
     let first_output = active.0.checked_add(1);
     let (Some(reserved), Some(first_output)) = (reserved, first_output) else {
         return Err(ids_exhausted());
@@ -120,14 +173,6 @@ fn plan_merge(engine: &Engine) -> Result<Option<Plan>> {
         return Err(ids_exhausted());
     };
     writer.roll_over(new_active)?;
-    let inputs = files
-        .into_iter()
-        .filter(|f| {
-            let usage = writer.usage(f.id());
-            // A file without records (an active file never written) goes too.
-            usage.dead() > 0 || usage.len <= FILE_HEADER_LEN
-        })
-        .collect();
     Ok(Some(Plan {
         inputs,
         output_ids: first_output..=last_output,
@@ -135,9 +180,24 @@ fn plan_merge(engine: &Engine) -> Result<Option<Plan>> {
     }))
 }
 
+/// How many output ids a merge of `live` bytes of records needs at most,
+/// with outputs cut at `data_file_size` (`None`: more than ids can hold).
+///
+/// An output is closed only when the next record would take it past
+/// `data_file_size`, so any two outputs in a row hold more than
+/// `data_file_size - FILE_HEADER_LEN` bytes of records together: n outputs
+/// hold more than (n / 2 - 1) times that. The bound holds whatever size
+/// the inputs were written with (a database reopened with a smaller
+/// `data_file_size` needs more outputs than it has files), and for records
+/// larger than a file (each alone in its output).
+fn output_ids_needed(live: u64, data_file_size: u64) -> Option<u32> {
+    let room = data_file_size.saturating_sub(FILE_HEADER_LEN).max(1);
+    u32::try_from((live / room).saturating_mul(2).saturating_add(2)).ok()
+}
+
 /// Steps 2 and 3: copies every live record of the inputs into outputs
 /// and installs each output once full.
-fn copy_live_records(engine: &Engine, plan: &Plan) -> Result<()> {
+fn copy_live_records(engine: &Engine, plan: &Plan) -> Result<Vec<MergeDamage>> {
     let mut output = None;
     let result = copy_into(engine, plan, &mut output);
     if let Some(unfinished) = output {
@@ -146,39 +206,68 @@ fn copy_live_records(engine: &Engine, plan: &Plan) -> Result<()> {
     result
 }
 
-fn copy_into(engine: &Engine, plan: &Plan, output: &mut Option<Output>) -> Result<()> {
+fn copy_into(
+    engine: &Engine,
+    plan: &Plan,
+    output: &mut Option<Output>,
+) -> Result<Vec<MergeDamage>> {
     let mut next_id = *plan.output_ids.start();
     let mut copied = 0u64;
+    let mut damage = Vec::new();
     for input in &plan.inputs {
         let len = input.len()?;
         let mut scanner = Scanner::new(FileSource::new(input.file(), len), FILE_HEADER_LEN);
+        // The live records of a damaged range, to copy before reading on:
+        // those that still pass their checks, and the lost values' markers.
+        let mut salvaged: Vec<Salvaged> = Vec::new();
         loop {
-            let entry = scanner
-                .next_entry()
-                .map_err(|e| Error::io("read", input.path(), e))?;
-            let (offset, record_len, key, value) = match entry {
-                ScanEntry::Record {
-                    offset,
-                    len,
-                    kind: RecordKind::Put | RecordKind::BatchPut,
-                    key,
-                    value,
-                } => (offset, len, key, value),
-                ScanEntry::Record { .. } => continue,
-                ScanEntry::End => break,
-                ScanEntry::TornTail { offset, reason } => {
-                    return Err(Error::corruption(
-                        input.path(),
+            let held;
+            let (offset, record_len, kind, key, value) = match salvaged.pop() {
+                Some(item) => {
+                    held = item;
+                    let old = held.old;
+                    let (offset, size) = (u64::from(old.offset), u64::from(old.size));
+                    (offset, size, held.kind, &held.key[..], &held.value[..])
+                }
+                None => match scanner
+                    .next_entry()
+                    .map_err(|e| Error::io("read", input.path(), e))?
+                {
+                    ScanEntry::Record {
                         offset,
-                        &format!("{reason}, in a file that is no longer written to"),
-                    ))
-                }
-                ScanEntry::Corrupt { offset, reason } => {
-                    return Err(Error::corruption(input.path(), offset, &reason))
-                }
+                        len,
+                        kind:
+                            kind @ (RecordKind::Put | RecordKind::BatchPut | RecordKind::LostValue),
+                        key,
+                        value,
+                    } => (offset, len, kind, key, value),
+                    ScanEntry::Record { .. } => continue,
+                    ScanEntry::End => break,
+                    ScanEntry::TornTail { offset, reason } => {
+                        match step_over_damage(engine, input, &mut scanner, offset, reason, len)? {
+                            Some((found, live)) => {
+                                damage.push(found);
+                                salvaged = live;
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
+                    ScanEntry::Corrupt { offset, reason } => {
+                        match step_over_damage(engine, input, &mut scanner, offset, &reason, len)? {
+                            Some((found, live)) => {
+                                damage.push(found);
+                                salvaged = live;
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
+                },
             };
             copied += 1;
             if copied % CLOSE_CHECK_EVERY == 0 {
+                failpoint::hit("merge:copying");
                 engine.check_not_closing()?;
             }
             // Offsets and sizes fit: load built the same positions.
@@ -210,14 +299,117 @@ fn copy_into(engine: &Engine, plan: &Plan, output: &mut Option<Output>) -> Resul
                 next_id += 1;
             }
             if let Some(o) = output.as_mut() {
-                o.append(key, value, old)?;
+                // A batch put is copied as a put: its batch was committed.
+                let kind = match kind {
+                    RecordKind::LostValue => RecordKind::LostValue,
+                    _ => RecordKind::Put,
+                };
+                o.append(kind, key, value, old)?;
             }
         }
     }
-    match output.take() {
-        Some(last) => install(engine, last, plan),
-        None => Ok(()),
+    if let Some(last) = output.take() {
+        install(engine, last, plan)?;
     }
+    Ok(damage)
+}
+
+/// A damaged range of an input that a merge stepped over.
+struct MergeDamage {
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+    reason: String,
+    /// The quarantine file that keeps its bytes (none if they were zeros).
+    quarantine: Option<String>,
+    /// Live keys whose record lay in it and failed its checks: each now
+    /// has a lost value's marker.
+    lost_keys: usize,
+}
+
+/// A live record of a damaged range, owned: the record's value if it still
+/// passes its checks, else a lost value's marker and its description.
+struct Salvaged {
+    old: RecordPos,
+    kind: RecordKind,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// A record of `input` at `offset` fails its checks. Finds where good
+/// records start again (or the end of the file), moves the bytes between to
+/// a quarantine file, and leaves the scanner there. Returns what was found,
+/// and the live records that pointed into the range: copied as they are if
+/// they still pass their checks, as lost values' markers if not. `None`
+/// when the rest of the file is zeros: space never written, not damage.
+fn step_over_damage(
+    engine: &Engine,
+    input: &DataFile,
+    scanner: &mut Scanner<FileSource<'_>>,
+    offset: u64,
+    reason: &str,
+    len: u64,
+) -> Result<Option<(MergeDamage, Vec<Salvaged>)>> {
+    let read_err = |e| Error::io("read", input.path(), e);
+    let end = scanner.resync(offset + 1).map_err(read_err)?.unwrap_or(len);
+    let why = format!("merge: a damaged range of a merge input: {reason}");
+    let quarantine = quarantine_range(engine.dir(), input.file(), input.id(), offset, end, &why)?
+        .map(|(name, _)| name);
+    if quarantine.is_none() && end == len {
+        return Ok(None);
+    }
+    scanner.seek(end);
+    let id = input.id();
+    // Taken under the writer lock, between two writes; a key written
+    // since is not moved (the move expects the position seen here).
+    let pending = {
+        let _writer = engine.writer();
+        engine.index().snapshot(&[])
+    };
+    let live: Vec<(Vec<u8>, RecordPos)> = pending
+        .collect()
+        .iter()
+        .filter(|(_, pos)| pos.file_id == id && (offset..end).contains(&u64::from(pos.offset)))
+        .map(|(key, pos)| (key.to_vec(), pos))
+        .collect();
+    let description = format!(
+        "a merge found the record that held it damaged ({reason}) in the range of {} bytes at \
+         offset {offset} of data file {}; {}",
+        end - offset,
+        data_file_name(id),
+        match &quarantine {
+            Some(name) => format!("those bytes are in quarantine file {name}"),
+            None => "those bytes were all zeros".to_string(),
+        }
+    );
+    let mut salvaged = Vec::with_capacity(live.len());
+    let mut lost_keys = 0;
+    let mut buf = Vec::new();
+    for (key, old) in live {
+        let (kind, value) = match input.read_record(old, &key, &mut buf) {
+            Ok(value) => (RecordKind::Put, buf[value].to_vec()),
+            Err(Error::Corruption(_)) => {
+                lost_keys += 1;
+                (RecordKind::LostValue, description.clone().into_bytes())
+            }
+            Err(e) => return Err(e),
+        };
+        salvaged.push(Salvaged {
+            old,
+            kind,
+            key,
+            value,
+        });
+    }
+    let found = MergeDamage {
+        path: input.path().to_path_buf(),
+        offset,
+        len: end - offset,
+        reason: reason.to_string(),
+        quarantine,
+        lost_keys,
+    };
+    Ok(Some((found, salvaged)))
 }
 
 /// Step 3 for one output: makes it a data file of the database and
@@ -266,8 +458,10 @@ fn install(engine: &Engine, mut output: Output, plan: &Plan) -> Result<()> {
         at += 1;
         // A key written since the copy keeps its newer record.
         writer.replace_if(key, old, new);
+        failpoint::hit("merge:entry-moved");
         if at % SWAP_CHUNK == 0 {
             MutexGuard::bump(&mut writer);
+            failpoint::hit("merge:writer-yielded");
         }
     });
     drop(writer);
@@ -275,7 +469,8 @@ fn install(engine: &Engine, mut output: Output, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Step 4: forgets the inputs and deletes them, oldest first.
+/// Step 4: forgets the inputs, makes the active file durable, and deletes
+/// the inputs, oldest first, each deletion durable before the next.
 fn retire(engine: &Engine, inputs: &[Arc<DataFile>]) -> Result<()> {
     {
         let mut writer = engine.writer();
@@ -285,6 +480,12 @@ fn retire(engine: &Engine, inputs: &[Arc<DataFile>]) -> Result<()> {
                 still_live.path().display()
             )));
         }
+        // A key overwritten during the merge has its newer record in the
+        // active file only (the copy skipped the older one): that record
+        // must be durable before the input holding the older one goes.
+        // Under the writer lock, so it covers every write made so far. A
+        // failure makes the writer refuse writes, and leaves every input.
+        writer.sync()?;
         engine.files().remove_all(inputs.iter().map(|f| f.id()));
         writer.forget_files(inputs.iter().map(|f| f.id()));
     }
@@ -294,9 +495,13 @@ fn retire(engine: &Engine, inputs: &[Arc<DataFile>]) -> Result<()> {
         // inputs, whose tombstones still hide everything older.
         remove_if_present(input.path())?;
         remove_if_present(&engine.dir().join(hint_file_name(input.id())))?;
+        failpoint::hit("merge:input-unlinked");
+        // Before the next (newer) input goes: a file system may apply
+        // unsynced unlinks in any order, and the newer input's tombstones
+        // must outlive the older puts they hide.
+        sync_dir(engine.dir())?;
         failpoint::hit("merge:input-deleted");
     }
-    sync_dir(engine.dir())?;
     failpoint::hit("merge:done");
     Ok(())
 }
@@ -346,9 +551,9 @@ impl Output {
         })
     }
 
-    fn append(&mut self, key: &[u8], value: &[u8], old: RecordPos) -> Result<()> {
+    fn append(&mut self, kind: RecordKind, key: &[u8], value: &[u8], old: RecordPos) -> Result<()> {
         let start = self.buf.len();
-        format::encode_record(RecordKind::Put, key, value, &mut self.buf);
+        format::encode_record(kind, key, value, &mut self.buf);
         let size = (self.buf.len() - start) as u64;
         // An output is cut before data_file_size (at most 2 GiB) unless it
         // holds a single record, which came from a file of the same limit.
@@ -377,5 +582,55 @@ impl Output {
     fn discard(self) {
         drop(self.file);
         let _ = fs::remove_file(&self.temp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fills outputs the way `copy_into` does and counts them.
+    fn outputs_for(records: &[u64], data_file_size: u64) -> u32 {
+        let (mut outputs, mut len) = (0, 0);
+        for &size in records {
+            if outputs == 0 || (len > FILE_HEADER_LEN && len + size > data_file_size) {
+                outputs += 1;
+                len = FILE_HEADER_LEN;
+            }
+            len += size;
+        }
+        outputs
+    }
+
+    #[test]
+    fn the_output_ids_reserved_cover_every_way_the_outputs_fill() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let data_file_size = 4096 + next() % 20_000;
+            let count = next() % 300;
+            // Sizes from tiny to larger than a whole file.
+            let records: Vec<u64> = (0..count)
+                .map(|_| match next() % 10 {
+                    0 => data_file_size + next() % 10_000,
+                    1..=3 => data_file_size / 2 + next() % (data_file_size / 2),
+                    _ => 12 + next() % 400,
+                })
+                .collect();
+            let live = records.iter().sum();
+            let needed = outputs_for(&records, data_file_size);
+            let reserved = output_ids_needed(live, data_file_size).unwrap();
+            assert!(
+                needed <= reserved,
+                "{needed} outputs, {reserved} reserved ({records:?}, {data_file_size})"
+            );
+        }
+        assert_eq!(output_ids_needed(0, 4096), Some(2));
+        assert_eq!(output_ids_needed(u64::MAX, 4096), None);
     }
 }
