@@ -54,6 +54,16 @@ pub use error::{Error, Result};
 pub use log::format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use options::{IndexType, Options};
 
+/// The test points of `src/failpoint.rs` (feature `failpoints`, for the
+/// tests only): arm a point to count its hits, pause there, or fail the I/O
+/// step behind it. Not a stable API.
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+/// cbindgen:ignore
+pub mod failpoints {
+    pub use crate::failpoint::{arm, hit_log, serial, Action, Armed};
+}
+
 /// The index types on their own, for the index benchmark
 /// (`benches/keydir.rs`, feature `bench-internals`): not a stable API.
 #[cfg(feature = "bench-internals")]

@@ -295,6 +295,7 @@ impl Engine {
     /// Marks the engine as closing: a running merge stops at its next step.
     pub fn begin_closing(&self) {
         self.closing.store(true, Ordering::Release);
+        crate::failpoint::hit("close:begun");
     }
 
     /// Fails with [`Error::Closed`] once close has begun.

@@ -85,6 +85,7 @@ impl CommitQueue {
         let commits = self;
         let mut queue = commits.queue.lock();
         queue.push_back(Arc::clone(&mine));
+        crate::failpoint::hit("group:queued");
         if queue.len() > 1 {
             commits.arrived.notify_one();
         }

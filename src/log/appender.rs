@@ -28,6 +28,7 @@ use std::sync::Arc;
 use super::data_file::DataFile;
 use super::format::{self, RecordKind};
 use crate::error::{Error, Result};
+use crate::failpoint;
 
 /// When the appender syncs on its own.
 #[derive(Clone, Copy, Debug)]
@@ -170,7 +171,7 @@ impl Appender {
             return Ok(());
         }
         self.syncs += 1;
-        match self.file.file().sync_data() {
+        match failpoint::fail("data:sync").and_then(|()| self.file.file().sync_data()) {
             Ok(()) => {
                 self.unsynced = 0;
                 Ok(())

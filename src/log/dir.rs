@@ -7,12 +7,13 @@ use std::path::Path;
 
 use super::filename::FileName;
 use crate::error::{Error, Result};
+use crate::failpoint;
 
 /// Syncs a directory, so that files created, renamed or removed in it stay
 /// so after a power loss.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
-        .and_then(|d| d.sync_all())
+        .and_then(|d| failpoint::fail("dir:sync").and_then(|()| d.sync_all()))
         .map_err(|e| Error::io("sync directory", dir, e))
 }
 

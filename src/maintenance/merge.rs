@@ -179,6 +179,7 @@ fn copy_into(engine: &Engine, plan: &Plan, output: &mut Option<Output>) -> Resul
             };
             copied += 1;
             if copied % CLOSE_CHECK_EVERY == 0 {
+                failpoint::hit("merge:copying");
                 engine.check_not_closing()?;
             }
             // Offsets and sizes fit: load built the same positions.
@@ -266,8 +267,10 @@ fn install(engine: &Engine, mut output: Output, plan: &Plan) -> Result<()> {
         at += 1;
         // A key written since the copy keeps its newer record.
         writer.replace_if(key, old, new);
+        failpoint::hit("merge:entry-moved");
         if at % SWAP_CHUNK == 0 {
             MutexGuard::bump(&mut writer);
+            failpoint::hit("merge:writer-yielded");
         }
     });
     drop(writer);
