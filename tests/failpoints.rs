@@ -225,7 +225,8 @@ fn new_files_are_followed_by_a_directory_sync_whose_failure_fails_the_step() {
     for i in acked..40 {
         db.put(format!("k{i:03}").as_bytes(), &value).unwrap();
     }
-    // A merge output is followed by a directory sync too.
+    // A merge output is followed by a directory sync too: a failing one
+    // fails the merge.
     for i in 0..40u32 {
         db.put(format!("k{i:03}").as_bytes(), b"overwritten")
             .unwrap();
@@ -237,7 +238,37 @@ fn new_files_are_followed_by_a_directory_sync_whose_failure_fails_the_step() {
     drop(failing);
     assert!(is_eio(&err), "{err}");
     assert!(data_files(&tmp.db()).len() >= files.len());
+    // Each output is renamed into place and the directory synced, then its
+    // hint file written and the directory synced again, before the keydir
+    // moves onto it. Nothing else syncs the directory meanwhile: the
+    // background thread's hint writes wait for the merge.
+    failpoints::hit_log();
+    let renamed = failpoints::arm("merge:output-renamed", Action::Count);
+    let synced = failpoints::arm("dir:sync", Action::Count);
+    let hinted = failpoints::arm("merge:hint-written", Action::Count);
     db.merge().unwrap();
+    let log = failpoints::hit_log();
+    drop((renamed, synced, hinted));
+    let mut outputs = 0;
+    for (at, _) in log
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n == "merge:output-renamed")
+    {
+        outputs += 1;
+        let hint = at
+            + log[at..]
+                .iter()
+                .position(|&n| n == "merge:hint-written")
+                .unwrap();
+        assert_eq!(log[at + 1], "dir:sync", "{log:?}");
+        let syncs = log[at..hint].iter().filter(|&&n| n == "dir:sync").count();
+        assert_eq!(
+            syncs, 2,
+            "output and hint file each followed by a sync: {log:?}"
+        );
+    }
+    assert!(outputs >= 1, "{log:?}");
     assert_eq!(db.stats().unwrap().reclaimable_bytes, 0);
     for i in 0..40u32 {
         assert_eq!(
@@ -354,7 +385,7 @@ fn close_stops_a_running_merge() {
     copying.wait_for_hits(1); // the background merge is copying, held here
     let closer = std::thread::spawn(move || db.close());
     begun.wait_for_hits(1);
-    copying.release();
+    copying.release_all();
     closer.join().unwrap().unwrap();
     assert_eq!(
         copying.hits(),
