@@ -99,6 +99,16 @@ impl HashIndex {
         }
     }
 
+    /// An empty index whose hash function has a given seed, so that a
+    /// random test can repeat a run exactly, its table layout included.
+    #[cfg(test)]
+    pub fn with_shards_and_seed(shards: usize, seed: u64) -> HashIndex {
+        HashIndex {
+            hasher: KeyHasher::with_seed(seed),
+            ..HashIndex::with_shards(shards)
+        }
+    }
+
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
         &self.shards[self.shard_no(hash)].0
     }
