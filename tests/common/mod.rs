@@ -13,16 +13,47 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
+        TempDir::new_in(&std::env::temp_dir(), name)
+    }
+
+    /// A scratch directory under `base`.
+    pub fn new_in(base: &Path, name: &str) -> TempDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let unique = format!(
             "bitcask-{name}-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let path = std::env::temp_dir().join(unique);
+        let path = base.join(unique);
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
+    }
+
+    /// A scratch directory on another file system than `than`: /dev/shm
+    /// (tmpfs) or the build's own temporary directory, whichever differs.
+    /// Panics if neither does: the test needs two file systems.
+    pub fn on_another_file_system(than: &Path, name: &str) -> TempDir {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        let here = dev(than).expect("stat the first directory");
+        let candidates = [
+            PathBuf::from("/dev/shm"),
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+            PathBuf::from("/var/tmp"),
+            PathBuf::from("/tmp"),
+        ];
+        let base = candidates
+            .iter()
+            .find(|c| dev(c).is_some_and(|d| d != here))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no directory on another file system than {} among {candidates:?}: this \
+                     test needs two (e.g. /dev/shm as tmpfs)",
+                    than.display()
+                )
+            });
+        TempDir::new_in(base, name)
     }
 
     pub fn path(&self) -> &Path {
