@@ -294,18 +294,20 @@ fn a_backup_that_fails_removes_what_it_made() {
     let missing = tmp.path().join("missing/backup");
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
+    // Across file systems every file is copied rather than linked.
+    let other = TempDir::on_another_file_system(tmp.path(), "backup-fails-dest");
+    let elsewhere = other.path().join("backup");
     // The last step of a backup syncs the destination directory.
     let failing = failpoints::arm("dir:sync", Action::Fail(libc::EIO));
-    for dest in [&missing, &empty] {
+    for dest in [&missing, &empty, &elsewhere] {
         let err = db.backup(dest).unwrap_err();
         assert!(is_eio(&err), "{}: {err}", dest.display());
     }
-    assert!(failing.hits() >= 2);
+    assert!(failing.hits() >= 3);
     drop(failing);
-    assert!(
-        !missing.exists(),
-        "the directory the backup created is left"
-    );
+    for created in [&missing, &elsewhere] {
+        assert!(!created.exists(), "{} was left", created.display());
+    }
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "files left");
     // And it works once the disk does.
     db.backup(&missing).unwrap();
