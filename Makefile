@@ -28,7 +28,7 @@ STAGE      := $(BUILD)/stage
 STAGE_PC   := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
-C_TESTS    := test_core test_threads test_iter test_batch test_maint test_index
+C_TESTS    := test_core_basics test_core_open test_core_rw test_core_data test_threads test_iter test_batch test_maint test_index
 
 .PHONY: all build install uninstall stage example test deps lint rust-test packaging-test c-test header bench bench-micro bench-keydir clean
 
