@@ -269,10 +269,128 @@ static void test_option_variants(void)
 }
 
 
+static int count_keys(void *ctx, const void *key, size_t key_len, const void *value,
+                      size_t value_len)
+{
+    (void)key; (void)key_len; (void)value; (void)value_len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* Reads a whole file into a malloc'd buffer; *len its size. */
+static unsigned char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+            *len = fread(buf, 1, (size_t)n, f);
+            if (*len != (size_t)n) {
+                free(buf);
+                buf = NULL;
+            }
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Damage inside a data file is BITCASK_CORRUPTION, never wrong data, with
+ * the file and the record's offset in bitcask_last_error(): at the get
+ * that reads it (the file loaded from its hint file), at an iterator's
+ * value and in a fold; and at open once open has to scan the file. */
+static void test_corruption_at_get_and_open(void)
+{
+    char *dir = make_tmpdir();
+    char *first = NULL, *hint = NULL;
+    unsigned char *bytes = NULL;
+    bitcask_db *db = NULL;
+    bitcask_iter *it = NULL;
+    bitcask_options *o = bitcask_options_new();
+    char want[64];
+    REQUIRE(dir != NULL && o != NULL);
+    REQUIRE_ST(BITCASK_OK, bitcask_options_set_data_file_size(o, 4096));
+    REQUIRE_ST(BITCASK_OK, bitcask_open(dir, o, &db));
+    for (int i = 0; i < 400; i++) {
+        char k[32], v[64];
+        size_t kl = gen_key(k, sizeof k, i);
+        int vl = snprintf(v, sizeof v, "value of key %d, to be damaged or not", i);
+        CHECK_ST(BITCASK_OK, bitcask_put(db, k, kl, v, (size_t)vl));
+    }
+    CHECK_ST(BITCASK_OK, bitcask_close(db));
+    db = NULL;
+    CHECK(count_data_files(dir) > 3);
+
+    /* Flip one byte of key-000003's value, in the first (not the newest) file. */
+    first = path_join(dir, "000000001.data");
+    hint = path_join(dir, "000000001.hint");
+    REQUIRE(first != NULL && hint != NULL);
+    size_t len = 0;
+    bytes = read_file(first, &len);
+    REQUIRE(bytes != NULL);
+    const char needle[] = "value of key 3,";
+    size_t at = 0;
+    while (at + sizeof needle - 1 <= len && memcmp(bytes + at, needle, sizeof needle - 1) != 0)
+        at++;
+    REQUIRE(at + sizeof needle - 1 <= len);
+    {
+        FILE *f = fopen(first, "r+b");
+        REQUIRE(f != NULL);
+        CHECK(fseek(f, (long)at + 3, SEEK_SET) == 0 && fputc('X', f) == 'X');
+        CHECK(fclose(f) == 0);
+    }
+    /* The record starts 11 header bytes and the 10-byte key before its value. */
+    snprintf(want, sizeof want, "at offset %zu;", at - 11 - 10);
+
+    REQUIRE_ST(BITCASK_OK, bitcask_open(dir, o, &db)); /* loads the file from its hint */
+    void *v = OUT_SENTINEL;
+    size_t vlen = OUT_SENTINEL_LEN;
+    CHECK_ST(BITCASK_CORRUPTION, bitcask_get(db, S("key-000003"), &v, &vlen));
+    CHECK(strstr(bitcask_last_error(), "000000001.data") != NULL);
+    CHECK(strstr(bitcask_last_error(), want) != NULL);
+    CHECK(v == OUT_SENTINEL && vlen == OUT_SENTINEL_LEN);
+    char buf[128];
+    CHECK_ST(BITCASK_CORRUPTION, bitcask_get_into(db, S("key-000003"), buf, sizeof buf, &vlen));
+    CHECK(strstr(bitcask_last_error(), want) != NULL);
+    EXPECT_VALUE(db, S("key-000004"), S("value of key 4, to be damaged or not"));
+    REQUIRE_ST(BITCASK_OK, bitcask_iter_new(db, S("key-000003"), false, &it));
+    const void *iv = OUT_SENTINEL;
+    CHECK_ST(BITCASK_CORRUPTION, bitcask_iter_value(it, &iv, &vlen));
+    CHECK(strstr(bitcask_last_error(), want) != NULL);
+    CHECK(iv == OUT_SENTINEL);
+    bitcask_iter_free(it);
+    it = NULL;
+    CHECK_ST(BITCASK_CORRUPTION, bitcask_fold(db, NULL, 0, count_keys, &(int){0}));
+    CHECK(strstr(bitcask_last_error(), want) != NULL);
+    CHECK_ST(BITCASK_OK, bitcask_close(db));
+    db = NULL;
+
+    /* Without the hint file, open scans the file and refuses it. */
+    CHECK(remove(hint) == 0);
+    bitcask_db *d2 = OUT_SENTINEL;
+    CHECK_ST(BITCASK_CORRUPTION, bitcask_open(dir, o, &d2));
+    CHECK(d2 == OUT_SENTINEL);
+    CHECK(strstr(bitcask_last_error(), "000000001.data") != NULL);
+    CHECK(strstr(bitcask_last_error(), "offset") != NULL);
+out:
+    bitcask_iter_free(it);
+    CHECK_ST(BITCASK_OK, bitcask_close(db));
+    bitcask_options_free(o);
+    free(bytes);
+    free(first);
+    free(hint);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_persistence_many_files);
     RUN(test_binary_keys_values);
     RUN(test_option_variants);
+    RUN(test_corruption_at_get_and_open);
     return summary();
 }

@@ -32,6 +32,13 @@ static void test_open_arguments(void)
     CHECK_ST(BITCASK_INVALID_ARGUMENT, bitcask_open(dir, NULL, NULL));
     CHECK(err_nonempty());
 
+    /* an empty path: rejected, the current directory untouched */
+    d2 = SENTINEL;
+    CHECK_ST(BITCASK_INVALID_ARGUMENT, bitcask_open("", NULL, &d2));
+    CHECK(d2 == SENTINEL);
+    CHECK(err_mentions("dir", NULL, NULL) && err_mentions("empty", NULL, NULL));
+    CHECK(!path_exists("LOCK") && !path_exists("000000001.data"));
+
     /* non-UTF-8 path: rejected, nothing created */
     bad_utf8 = path_join(dir, "x\xff");
     REQUIRE(bad_utf8 != NULL);
