@@ -29,6 +29,12 @@ STAGE_PC   := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
 C_TESTS    := test_core_basics test_core_open test_core_rw test_core_data test_threads test_iter test_batch test_maint test_index
+# The C tests run three ways: plain, under AddressSanitizer and
+# UndefinedBehaviorSanitizer (stack over-reads, real thread interleavings;
+# any report fails the run), and under valgrind. The sanitizer runtime comes
+# with gcc; the test program is built with it, so it loads first.
+SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: all build install uninstall stage example test deps lint rust-test packaging-test c-test header bench bench-micro bench-keydir clean
 
@@ -100,7 +106,10 @@ c-test: stage
 	@for t in $(C_TESTS); do \
 	    echo "== $$t"; \
 	    $(CC) $(C_STRICT) tests/c/$$t.c -o $(BUILD)/$$t $$($(STAGE_PC) --cflags --libs bitcask) -pthread || exit 1; \
+	    $(CC) $(C_STRICT) $(SANITIZE) tests/c/$$t.c -o $(BUILD)/$$t-san $$($(STAGE_PC) --cflags --libs bitcask) -pthread || exit 1; \
 	    LD_LIBRARY_PATH=$(STAGE)/lib $(BUILD)/$$t || exit 1; \
+	    echo "== $$t under AddressSanitizer and UndefinedBehaviorSanitizer"; \
+	    LD_LIBRARY_PATH=$(STAGE)/lib $(SAN_ENV) $(BUILD)/$$t-san || exit 1; \
 	    echo "== $$t under valgrind"; \
 	    LD_LIBRARY_PATH=$(STAGE)/lib $(VALGRIND) $(BUILD)/$$t || exit 1; \
 	done

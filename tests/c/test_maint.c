@@ -197,7 +197,7 @@ typedef struct {
     int live[NK];
 } model;
 
-static void key_of(int i, char *k) { snprintf(k, 8, "k%03d", i); }
+static void key_of(int i, char *k) { snprintf(k, 16, "k%03d", i); }
 
 /* A value that names its key, of 12 to 111 bytes. */
 static size_t value_of(int i, int round, char *v) {
@@ -209,7 +209,7 @@ static size_t value_of(int i, int round, char *v) {
 }
 
 static int m_put(bitcask_db *db, model *m, int i, int round) {
-    char k[8];
+    char k[16];
     key_of(i, k);
     m->len[i] = value_of(i, round, m->v[i]);
     m->live[i] = 1;
@@ -217,7 +217,7 @@ static int m_put(bitcask_db *db, model *m, int i, int round) {
 }
 
 static int m_del(bitcask_db *db, model *m, int i) {
-    char k[8];
+    char k[16];
     key_of(i, k);
     m->live[i] = 0;
     return bitcask_delete(db, k, KLEN) == BITCASK_OK;
@@ -233,7 +233,7 @@ static int live_count(const model *m) {
 static int mismatches(bitcask_db *db, const model *m) {
     int bad = 0;
     for (int i = 0; i < NK; i++) {
-        char k[8], buf[256];
+        char k[16], buf[256];
         size_t len = 0;
         key_of(i, k);
         bitcask_status s = bitcask_get_into(db, k, KLEN, buf, sizeof buf, &len);
@@ -621,7 +621,7 @@ static void *read_thread(void *arg) {
     struct reader *rd = arg;
     while (!atomic_load(&rd->w->done)) {
         for (int i = 0; i < NK; i++) {
-            char k[8], buf[256], want[8];
+            char k[16], buf[256], want[16];
             size_t len = 0;
             key_of(i, k);
             bitcask_status s = bitcask_get_into(rd->db, k, KLEN, buf, sizeof buf, &len);
