@@ -48,6 +48,7 @@ fn run(engine: &Engine) {
                 next_merge_attempt = Instant::now() + RETRY_FAILED_MERGE_AFTER;
             }
         }
+        crate::failpoint::hit("worker:checked");
     }
 }
 
