@@ -11,7 +11,7 @@ use bitcask::{Bitcask, Options};
 use common::TempDir;
 
 #[test]
-fn synced_puts_from_many_threads_are_all_there_and_share_syncs() {
+fn synced_puts_from_many_threads_are_each_there_once_they_return() {
     let tmp = TempDir::new("group-commit");
     let mut opts = Options::default();
     opts.set_sync_writes(true);
