@@ -1,7 +1,7 @@
 # libbitcask: build, install, test.
 #
 #   make example                 build everything, install it under build/stage, run the C example
-#   make test                    every test: fmt, clippy, Rust tests, packaging, C tests (+ valgrind)
+#   make test                    every test: fmt, clippy, Rust tests, packaging, C tests (plain, ASan+UBSan, valgrind)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make uninstall PREFIX=/usr/local
 #   make header                  regenerate include/bitcask.h from src/ffi (cbindgen)
