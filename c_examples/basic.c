@@ -10,6 +10,10 @@
  *
  * Every fallible bitcask_* call returns a bitcask_status; BITCASK_OK (0) is
  * success. On failure, bitcask_last_error() tells you what went wrong.
+ *
+ * The other examples: iterate.c (ordered iteration, prefixes, seek, fold),
+ * batch.c (all-or-nothing write batches), threads.c (one handle shared by
+ * several threads).
  */
 #include <bitcask.h>
 
@@ -17,13 +21,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Prints a failed call's status and detail; returns 1 if s is not OK. */
+/* Prints why a call failed; returns 1 if s is not OK. bitcask_last_error()
+ * already starts with the kind of failure ("locked: ...", "I/O error: ..."),
+ * so it is printed alone. BITCASK_NOT_FOUND and BITCASK_BUFFER_TOO_SMALL
+ * leave it unset (they are answers more than failures): for those, the
+ * status name says it all. */
 static int failed(const char *what, bitcask_status s)
 {
     if (s == BITCASK_OK)
         return 0;
-    fprintf(stderr, "%s failed: %s (%s)\n", what, bitcask_status_str(s),
-            bitcask_last_error());
+    if (s == BITCASK_NOT_FOUND || s == BITCASK_BUFFER_TOO_SMALL)
+        fprintf(stderr, "%s: %s\n", what, bitcask_status_str(s));
+    else
+        fprintf(stderr, "%s: %s\n", what, bitcask_last_error());
     return 1;
 }
 

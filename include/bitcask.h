@@ -18,7 +18,8 @@
  *    bitcask_close, which must be the last call. An options object is used
  *    by one thread at a time. Do not use a handle in a child after fork().
  *  - Processes: one opener per directory at a time; a second open, even in
- *    the same process, returns BITCASK_LOCKED.
+ *    the same process, returns BITCASK_LOCKED. Read-only opens
+ *    (bitcask_options_set_read_only) take no lock and work beside it.
  *
  * Build: cc app.c $(pkg-config --cflags --libs bitcask)
  */
@@ -125,7 +126,7 @@ typedef int (*bitcask_fold_fn)(void *ctx, const void *key, size_t key_len, const
  * Frozen: its size and fields never change; later statistics get new
  * functions.
  */
-typedef struct {
+typedef struct bitcask_stats {
   /**
    * Live keys.
    */
@@ -201,6 +202,13 @@ typedef struct {
 #define BITCASK_CLOSED 8
 
 /**
+ * A write (put, delete, batch, sync, merge) on a handle opened read-only
+ * (`bitcask_options_set_read_only`); `bitcask_last_error()` names the
+ * call. Nothing was written.
+ */
+#define BITCASK_READ_ONLY 9
+
+/**
  * An ordered map (B-tree), the default: iterators and folds copy their keys
  * straight out of it, already in order.
  */
@@ -259,7 +267,7 @@ const char *bitcask_last_error(void);
  * Returns NULL only when memory is exhausted. Release it with
  * `bitcask_options_free()`.
  */
-bitcask_options *bitcask_options_new(void);
+struct bitcask_options *bitcask_options_new(void);
 
 /**
  * Releases an options object. NULL is a no-op.
@@ -267,7 +275,7 @@ bitcask_options *bitcask_options_new(void);
  * # Safety
  * `opts` is NULL or was returned by `bitcask_options_new()` and not yet freed.
  */
-void bitcask_options_free(bitcask_options *opts);
+void bitcask_options_free(struct bitcask_options *opts);
 
 /**
  * Sets the size at which the active data file is closed and a new one
@@ -282,7 +290,7 @@ void bitcask_options_free(bitcask_options *opts);
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_data_file_size(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_data_file_size(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets whether every put and delete is on stable storage (fdatasync)
@@ -298,7 +306,7 @@ bitcask_status bitcask_options_set_data_file_size(bitcask_options *opts, uint64_
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_sync_writes(bitcask_options *opts, bool on);
+bitcask_status bitcask_options_set_sync_writes(struct bitcask_options *opts, bool on);
 
 /**
  * Sets how many bytes may be written between two syncs of the active data
@@ -314,7 +322,7 @@ bitcask_status bitcask_options_set_sync_writes(bitcask_options *opts, bool on);
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_bytes_per_sync(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_bytes_per_sync(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets whether `bitcask_open` reads the data files and their hint files
@@ -330,7 +338,7 @@ bitcask_status bitcask_options_set_bytes_per_sync(bitcask_options *opts, uint64_
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool on);
+bitcask_status bitcask_options_set_mmap_at_startup(struct bitcask_options *opts, bool on);
 
 /**
  * Sets the largest a write batch may grow, in bytes it takes in a data
@@ -349,7 +357,7 @@ bitcask_status bitcask_options_set_mmap_at_startup(bitcask_options *opts, bool o
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_max_batch_bytes(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets the share of the data files' bytes that must be reclaimable (see
@@ -367,7 +375,7 @@ bitcask_status bitcask_options_set_max_batch_bytes(bitcask_options *opts, uint64
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, double ratio);
+bitcask_status bitcask_options_set_auto_merge_ratio(struct bitcask_options *opts, double ratio);
 
 /**
  * Sets the fewest reclaimable bytes for which an automatic merge runs,
@@ -380,7 +388,29 @@ bitcask_status bitcask_options_set_auto_merge_ratio(bitcask_options *opts, doubl
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, uint64_t bytes);
+bitcask_status bitcask_options_set_auto_merge_min_bytes(struct bitcask_options *opts, uint64_t bytes);
+
+/**
+ * Sets whether `bitcask_open` opens the database read-only (default off).
+ * A read-only open takes no lock and never creates, writes, renames or
+ * deletes anything in the directory: it works while another process has
+ * the database open for writing, any number of times at once (in this
+ * process or others), and on a directory the process may only read. It
+ * sees the database as of the open: every data file as it is, the newest
+ * up to its last complete record (a torn or half-written end is not read,
+ * and not cut); `bitcask_refresh` catches it up with the writer. Files the
+ * writer's merges delete later stay readable through the handle. Writes
+ * (put, delete, batches, sync, merge, backup) return `BITCASK_READ_ONLY`.
+ * The directory must hold a database: a read-only open creates none.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_read_only(struct bitcask_options *opts, bool on);
 
 /**
  * Sets the kind of in-memory index that maps keys to their records:
@@ -396,7 +426,7 @@ bitcask_status bitcask_options_set_auto_merge_min_bytes(bitcask_options *opts, u
  * # Safety
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
-bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_index_type index_type);
+bitcask_status bitcask_options_set_index_type(struct bitcask_options *opts, bitcask_index_type index_type);
 
 /**
  * Opens the database in directory `dir`, creating the directory if it is
@@ -419,13 +449,18 @@ bitcask_status bitcask_options_set_index_type(bitcask_options *opts, bitcask_ind
  * - `BITCASK_CORRUPTION`: a data file fails its checks other than at the torn
  *   end of the newest one, or was written by an unknown format version
  *
+ * With `bitcask_options_set_read_only` on, open takes no lock (so it never
+ * returns `BITCASK_LOCKED`), creates and cuts nothing, and returns
+ * `BITCASK_INVALID_ARGUMENT` for a directory without a database and
+ * `BITCASK_IO` for a missing one.
+ *
  * On failure `*db_out` is not written.
  *
  * # Safety
  * `dir` is NULL or a NUL-terminated string; `opts` is NULL or a live options
  * object; `db_out` is NULL or points to writable storage for a pointer.
  */
-bitcask_status bitcask_open(const char *dir, const bitcask_options *opts, bitcask_db **db_out);
+bitcask_status bitcask_open(const char *dir, const struct bitcask_options *opts, struct bitcask_db **db_out);
 
 /**
  * Syncs every write, releases the directory lock and frees the handle.
@@ -444,7 +479,7 @@ bitcask_status bitcask_open(const char *dir, const bitcask_options *opts, bitcas
  * # Safety
  * `db` is NULL or a live handle from `bitcask_open`, not used again.
  */
-bitcask_status bitcask_close(bitcask_db *db);
+bitcask_status bitcask_close(struct bitcask_db *db);
 
 /**
  * Stores `value` under `key`, replacing any earlier value.
@@ -462,12 +497,13 @@ bitcask_status bitcask_close(bitcask_db *db);
  *   a failed sync makes later writes return `BITCASK_CLOSED`
  * - `BITCASK_CLOSED`: writes are refused after an earlier unrecoverable
  *   failure: reopen the database
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
  *
  * # Safety
  * `db` is NULL or a live handle; `key` and `value` are NULL or point to
  * `key_len` and `value_len` readable bytes.
  */
-bitcask_status bitcask_put(bitcask_db *db, const void *key, size_t key_len, const void *value, size_t value_len);
+bitcask_status bitcask_put(struct bitcask_db *db, const void *key, size_t key_len, const void *value, size_t value_len);
 
 /**
  * Reads the value of `key` into a new buffer: on `BITCASK_OK`,
@@ -489,7 +525,7 @@ bitcask_status bitcask_put(bitcask_db *db, const void *key, size_t key_len, cons
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
  * readable bytes; `value_out` and `value_len_out` are NULL or writable.
  */
-bitcask_status bitcask_get(bitcask_db *db, const void *key, size_t key_len, void **value_out, size_t *value_len_out);
+bitcask_status bitcask_get(struct bitcask_db *db, const void *key, size_t key_len, void **value_out, size_t *value_len_out);
 
 /**
  * Reads the value of `key` into the caller's buffer `buf` of `buf_len`
@@ -517,7 +553,7 @@ bitcask_status bitcask_get(bitcask_db *db, const void *key, size_t key_len, void
  * readable bytes; `buf` is NULL or points to `buf_len` writable bytes;
  * `value_len_out` is NULL or writable.
  */
-bitcask_status bitcask_get_into(bitcask_db *db, const void *key, size_t key_len, void *buf, size_t buf_len, size_t *value_len_out);
+bitcask_status bitcask_get_into(struct bitcask_db *db, const void *key, size_t key_len, void *buf, size_t buf_len, size_t *value_len_out);
 
 /**
  * Releases a buffer returned by `bitcask_get`. NULL is a no-op.
@@ -537,12 +573,13 @@ void bitcask_free(void *ptr);
  * - `BITCASK_INVALID_ARGUMENT`: db or key NULL, key empty or too long
  * - `BITCASK_IO`
  * - `BITCASK_CLOSED`: writes refused after an earlier unrecoverable failure
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
  *
  * # Safety
  * `db` is NULL or a live handle; `key` is NULL or points to `key_len`
  * readable bytes.
  */
-bitcask_status bitcask_delete(bitcask_db *db, const void *key, size_t key_len);
+bitcask_status bitcask_delete(struct bitcask_db *db, const void *key, size_t key_len);
 
 /**
  * Makes every write acknowledged so far durable (fdatasync of the active
@@ -554,11 +591,40 @@ bitcask_status bitcask_delete(bitcask_db *db, const void *key, size_t key_len);
  * - `BITCASK_IO`: the sync failed: writes are refused from then on, since the
  *   kernel may have dropped the unsynced data; reopen the database
  * - `BITCASK_CLOSED`: writes were already refused
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only
  *
  * # Safety
  * `db` is NULL or a live handle.
  */
-bitcask_status bitcask_sync(bitcask_db *db);
+bitcask_status bitcask_sync(struct bitcask_db *db);
+
+/**
+ * Catches a read-only handle (`bitcask_options_set_read_only`) up with the
+ * process that writes the database: from then on gets, iterators made
+ * afterwards and `bitcask_get_stats` see every record that process had
+ * completely written when this call read the directory. Cheap when the
+ * writer only appended, rolled over or merged since: it reads only what is
+ * new. When it meets a merge's files out of order it loads the directory
+ * again, at about the cost of an open, and moves its index over key by
+ * key: a get from another thread meanwhile finds each key at its old or
+ * its new value, never missing. Iterators made before keep their
+ * snapshot. Never writes anything, and never waits for the writer. On a
+ * handle opened for writing, which always sees its own writes, it does
+ * nothing and returns `BITCASK_OK`.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db NULL; or the directory no longer holds
+ *   a database
+ * - `BITCASK_IO`: a file could not be listed, opened or read; the handle
+ *   keeps what it saw before (a later refresh loads everything again)
+ * - `BITCASK_CORRUPTION`: a data file that is no longer written fails its
+ *   checks; as for `BITCASK_IO`
+ *
+ * # Safety
+ * `db` is NULL or a live handle.
+ */
+bitcask_status bitcask_refresh(struct bitcask_db *db);
 
 /**
  * Creates an iterator over the keys that start with `prefix` (every key
@@ -583,7 +649,7 @@ bitcask_status bitcask_sync(bitcask_db *db);
  * readable bytes; `iter_out` is NULL or points to writable storage for a
  * pointer.
  */
-bitcask_status bitcask_iter_new(bitcask_db *db, const void *prefix, size_t prefix_len, bool reverse, bitcask_iter **iter_out);
+bitcask_status bitcask_iter_new(struct bitcask_db *db, const void *prefix, size_t prefix_len, bool reverse, struct bitcask_iter **iter_out);
 
 /**
  * Whether the iterator is at a key. False for NULL, once it has moved past
@@ -592,7 +658,7 @@ bitcask_status bitcask_iter_new(bitcask_db *db, const void *prefix, size_t prefi
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time.
  */
-bool bitcask_iter_valid(const bitcask_iter *it);
+bool bitcask_iter_valid(const struct bitcask_iter *it);
 
 /**
  * Moves to the next key. Does nothing on NULL, on an exhausted iterator,
@@ -601,7 +667,7 @@ bool bitcask_iter_valid(const bitcask_iter *it);
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time.
  */
-void bitcask_iter_next(bitcask_iter *it);
+void bitcask_iter_next(struct bitcask_iter *it);
 
 /**
  * Moves back to the first key (the smallest, or the largest if reverse).
@@ -610,7 +676,7 @@ void bitcask_iter_next(bitcask_iter *it);
  * # Safety
  * `it` is NULL or a live iterator, used by one thread at a time.
  */
-void bitcask_iter_rewind(bitcask_iter *it);
+void bitcask_iter_rewind(struct bitcask_iter *it);
 
 /**
  * Moves to the first key `>= key` (for a reverse iterator: the first key
@@ -626,7 +692,7 @@ void bitcask_iter_rewind(bitcask_iter *it);
  * `it` is NULL or a live iterator, used by one thread at a time; `key` is
  * NULL or points to `key_len` readable bytes.
  */
-void bitcask_iter_seek(bitcask_iter *it, const void *key, size_t key_len);
+void bitcask_iter_seek(struct bitcask_iter *it, const void *key, size_t key_len);
 
 /**
  * The current key: returns a pointer to its bytes and stores its length
@@ -639,7 +705,7 @@ void bitcask_iter_seek(bitcask_iter *it, const void *key, size_t key_len);
  * `it` is NULL or a live iterator, used by one thread at a time; `key_len`
  * is NULL or writable.
  */
-const void *bitcask_iter_key(const bitcask_iter *it, size_t *key_len);
+const void *bitcask_iter_key(const struct bitcask_iter *it, size_t *key_len);
 
 /**
  * The current value: on `BITCASK_OK`, `*value` points to `*value_len`
@@ -660,7 +726,7 @@ const void *bitcask_iter_key(const bitcask_iter *it, size_t *key_len);
  * `it` is NULL or a live iterator, used by one thread at a time; `value`
  * and `value_len` are NULL or writable.
  */
-bitcask_status bitcask_iter_value(bitcask_iter *it, const void **value, size_t *value_len);
+bitcask_status bitcask_iter_value(struct bitcask_iter *it, const void **value, size_t *value_len);
 
 /**
  * Releases an iterator. NULL is a no-op. Safe also after `bitcask_close`
@@ -669,7 +735,7 @@ bitcask_status bitcask_iter_value(bitcask_iter *it, const void **value, size_t *
  * # Safety
  * `it` is NULL or a live iterator from `bitcask_iter_new`, not used again.
  */
-void bitcask_iter_free(bitcask_iter *it);
+void bitcask_iter_free(struct bitcask_iter *it);
 
 /**
  * Calls `fn` for each key that starts with `prefix` (every key when
@@ -693,7 +759,7 @@ void bitcask_iter_free(bitcask_iter *it);
  * `db` is NULL or a live handle; `prefix` is NULL or points to
  * `prefix_len` readable bytes; `fn` is NULL or a function of this type.
  */
-bitcask_status bitcask_fold(bitcask_db *db, const void *prefix, size_t prefix_len, bitcask_fold_fn fn, void *ctx);
+bitcask_status bitcask_fold(struct bitcask_db *db, const void *prefix, size_t prefix_len, bitcask_fold_fn fn, void *ctx);
 
 /**
  * Creates an empty batch for `db` and stores it in `*batch_out`. The batch
@@ -704,12 +770,13 @@ bitcask_status bitcask_fold(bitcask_db *db, const void *prefix, size_t prefix_le
  * Returns:
  * - `BITCASK_OK`
  * - `BITCASK_INVALID_ARGUMENT`: db or batch_out NULL
+ * - `BITCASK_READ_ONLY`: db was opened read-only
  *
  * # Safety
  * `db` is NULL or a live handle; `batch_out` is NULL or points to writable
  * storage for a pointer.
  */
-bitcask_status bitcask_batch_new(bitcask_db *db, bitcask_batch **batch_out);
+bitcask_status bitcask_batch_new(struct bitcask_db *db, struct bitcask_batch **batch_out);
 
 /**
  * Adds a put of `value` under `key` to the batch; both are copied. Nothing
@@ -729,7 +796,7 @@ bitcask_status bitcask_batch_new(bitcask_db *db, bitcask_batch **batch_out);
  * `b` is NULL or a live batch, used by one thread at a time; `key` and
  * `value` are NULL or point to `key_len` and `value_len` readable bytes.
  */
-bitcask_status bitcask_batch_put(bitcask_batch *b, const void *key, size_t key_len, const void *value, size_t value_len);
+bitcask_status bitcask_batch_put(struct bitcask_batch *b, const void *key, size_t key_len, const void *value, size_t value_len);
 
 /**
  * Adds a delete of `key` to the batch. Deleting a key that is absent when
@@ -745,7 +812,7 @@ bitcask_status bitcask_batch_put(bitcask_batch *b, const void *key, size_t key_l
  * `b` is NULL or a live batch, used by one thread at a time; `key` is NULL
  * or points to `key_len` readable bytes.
  */
-bitcask_status bitcask_batch_delete(bitcask_batch *b, const void *key, size_t key_len);
+bitcask_status bitcask_batch_delete(struct bitcask_batch *b, const void *key, size_t key_len);
 
 /**
  * Commits the batch: all its puts and deletes become visible together, and
@@ -763,11 +830,12 @@ bitcask_status bitcask_batch_delete(bitcask_batch *b, const void *key, size_t ke
  *   visible now, and a failed sync makes later writes return `BITCASK_CLOSED`
  * - `BITCASK_CLOSED`: its database was closed, or refuses writes after an
  *   earlier unrecoverable failure
+ * - `BITCASK_READ_ONLY`: its database was opened read-only
  *
  * # Safety
  * `b` is NULL or a live batch, used by one thread at a time.
  */
-bitcask_status bitcask_batch_commit(bitcask_batch *b);
+bitcask_status bitcask_batch_commit(struct bitcask_batch *b);
 
 /**
  * Releases a batch and whatever it still holds (uncommitted operations are
@@ -777,10 +845,12 @@ bitcask_status bitcask_batch_commit(bitcask_batch *b);
  * # Safety
  * `b` is NULL or a live batch from `bitcask_batch_new`, not used again.
  */
-void bitcask_batch_free(bitcask_batch *b);
+void bitcask_batch_free(struct bitcask_batch *b);
 
 /**
- * Fills `*out` with the database's statistics now. Cheap: no data is
+ * Fills `*out` with the database's statistics now (for a read-only
+ * handle: as of its open or last `bitcask_refresh`; `disk_bytes` is the
+ * directory now). Cheap: no data is
  * read (one `stat` per file in the directory, for `disk_bytes`).
  *
  * Returns:
@@ -794,7 +864,7 @@ void bitcask_batch_free(bitcask_batch *b);
  * `db` is NULL or a live handle; `out` is NULL or points to writable
  * storage for a `bitcask_stats`.
  */
-bitcask_status bitcask_get_stats(bitcask_db *db, bitcask_stats *out);
+bitcask_status bitcask_get_stats(struct bitcask_db *db, struct bitcask_stats *out);
 
 /**
  * Merges, online: rewrites the live records of every data file that holds
@@ -820,11 +890,12 @@ bitcask_status bitcask_get_stats(bitcask_db *db, bitcask_stats *out);
  * - `BITCASK_CORRUPTION`: a record of an old file fails its checks; nothing
  *   was deleted
  * - `BITCASK_CLOSED`: writes are refused after an earlier failure
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only
  *
  * # Safety
  * `db` is NULL or a live handle.
  */
-bitcask_status bitcask_merge(bitcask_db *db);
+bitcask_status bitcask_merge(struct bitcask_db *db);
 
 /**
  * Writes a consistent copy of the database into `dest_dir`, which must be
@@ -844,12 +915,15 @@ bitcask_status bitcask_merge(bitcask_db *db);
  * - `BITCASK_IO`: a file could not be created, linked, copied or synced: what
  *   the backup had created in dest_dir is removed again
  * - `BITCASK_CLOSED`: the handle is closing
+ * - `BITCASK_READ_ONLY`: the handle was opened read-only (a backup keeps
+ *   the handle's merges out while it links files, which a read-only handle
+ *   cannot do for the writer's); nothing is created
  *
  * # Safety
  * `db` is NULL or a live handle; `dest_dir` is NULL or a NUL-terminated
  * string.
  */
-bitcask_status bitcask_backup(bitcask_db *db, const char *dest_dir);
+bitcask_status bitcask_backup(struct bitcask_db *db, const char *dest_dir);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use crate::db::batch::Batch;
 use crate::db::engine::{Engine, Stats};
+use crate::db::follow::{self, Follower};
 use crate::db::iter::Iter;
 use crate::error::{Error, Result};
 use crate::maintenance::{backup, merge, worker};
@@ -21,8 +22,10 @@ use crate::options::Options;
 /// the background thread that writes hint files and merges automatically.
 pub struct Bitcask {
     engine: Arc<Engine>,
-    /// The background thread, until shutdown joins it.
+    /// The background thread, until shutdown joins it (none when read-only).
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// For a read-only open: what it has read of the directory so far.
+    follower: Option<Mutex<Follower>>,
 }
 
 impl Bitcask {
@@ -30,14 +33,62 @@ impl Bitcask {
     /// directory lock, loads the data files in id order (from their hint
     /// files where valid ones exist), rebuilds the keydir, cuts a torn tail
     /// off the newest file, and starts the background thread.
+    ///
+    /// With [`Options::set_read_only`] it takes no lock, writes nothing,
+    /// starts no thread, and reads the newest file only up to its last
+    /// complete record; the directory must hold a database already.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Bitcask> {
+        if options.read_only() {
+            let (engine, follower) = follow::open(dir.as_ref(), options)?;
+            return Ok(Bitcask {
+                engine: Arc::new(engine),
+                worker: Mutex::new(None),
+                follower: Some(Mutex::new(follower)),
+            });
+        }
         let engine = Arc::new(Engine::open(dir.as_ref(), options)?);
         let worker = worker::spawn(Arc::clone(&engine))
             .map_err(|e| Error::io("start the background thread for", dir.as_ref(), e))?;
         Ok(Bitcask {
             engine,
             worker: Mutex::new(Some(worker)),
+            follower: None,
         })
+    }
+
+    /// Whether the handle was opened read-only ([`Options::set_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.follower.is_some()
+    }
+
+    /// Catches a read-only handle up with the process that writes the
+    /// database: from then on it sees every record that process had
+    /// completely written when this call read the directory. Cheap when the
+    /// writer only appended, rolled over or merged since (it reads what is
+    /// new); when it meets a merge's outputs out of order it loads the
+    /// directory again, at about the cost of an open, and moves its index
+    /// over key by key: a get meanwhile finds each key at its old or its
+    /// new value. Iterators made before keep their snapshot. On a handle
+    /// opened for writing, which always sees its own writes, this does
+    /// nothing.
+    pub fn refresh(&self) -> Result<()> {
+        match &self.follower {
+            Some(follower) => follower.lock().refresh(&self.engine).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails with [`Error::ReadOnly`] on a read-only handle, naming `what`
+    /// was refused.
+    pub(crate) fn check_writable(&self, what: &str) -> Result<()> {
+        if self.follower.is_some() {
+            return Err(Error::ReadOnly(format!(
+                "{what} refused: {} was opened read-only (Options::set_read_only, \
+                 bitcask_options_set_read_only); open it without that option to write",
+                self.engine.dir().display()
+            )));
+        }
+        Ok(())
     }
 
     /// Syncs and closes the database: stops the background thread (a merge
@@ -66,11 +117,13 @@ impl Bitcask {
     /// [`crate::MAX_VALUE_LEN`] (empty is fine). With `sync_writes` on, the
     /// write is on stable storage when this returns `Ok`.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.check_writable("put")?;
         self.engine.put(key, value)
     }
 
     /// Deletes `key`. Deleting an absent key succeeds and writes nothing.
     pub fn delete(&self, key: &[u8]) -> Result<()> {
+        self.check_writable("delete")?;
         self.engine.delete(key)
     }
 
@@ -96,6 +149,7 @@ impl Bitcask {
     /// Makes every write so far durable (fdatasync of the active file; older
     /// files were synced when they filled up).
     pub fn sync(&self) -> Result<()> {
+        self.check_writable("sync")?;
         self.engine.sync()
     }
 
@@ -130,6 +184,7 @@ impl Bitcask {
     /// returns `Ok`. On success the batch is emptied for reuse; on failure
     /// it is left as it was and nothing of it is visible.
     pub fn write(&self, batch: &mut Batch) -> Result<()> {
+        self.check_writable("batch commit")?;
         self.engine.write(batch)
     }
 
@@ -145,6 +200,7 @@ impl Bitcask {
     /// step ([`Error::Closed`]); so does a failure, and in both cases the
     /// directory stays consistent and opens with every key at its latest value.
     pub fn merge(&self) -> Result<()> {
+        self.check_writable("merge")?;
         merge::merge(&self.engine)
     }
 
@@ -154,6 +210,9 @@ impl Bitcask {
     /// call. Writes and reads go on meanwhile; a merge waits for the backup.
     /// On failure, what was created in `dest` is removed again.
     pub fn backup(&self, dest: &Path) -> Result<()> {
+        // It keeps the handle's own merges out while it links files, which
+        // a read-only handle cannot do for the writer's.
+        self.check_writable("backup")?;
         backup::backup(&self.engine, dest)
     }
 
@@ -193,6 +252,9 @@ impl Bitcask {
     /// to date by every write, never computed by a scan; `disk_bytes` is the
     /// size of every regular file in the directory (one `stat` each).
     pub fn stats(&self) -> Result<Stats> {
+        if let Some(follower) = &self.follower {
+            return follower.lock().stats(&self.engine);
+        }
         self.engine.stats()
     }
 }

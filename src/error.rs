@@ -40,6 +40,9 @@ pub enum Error {
     /// not undo (the kernel may have dropped unsynced data): close and
     /// reopen it. Reads still work. `BITCASK_CLOSED` in C.
     WritesRefused(String),
+    /// A write (put, delete, batch, sync, merge) on a handle opened
+    /// read-only ([`crate::Options::set_read_only`]). `BITCASK_READ_ONLY` in C.
+    ReadOnly(String),
 }
 
 /// Shorthand for results whose error is [`Error`].
@@ -84,6 +87,7 @@ impl Error {
             Error::Internal(s) => Error::Internal(s.clone()),
             Error::Closed(s) => Error::Closed(s.clone()),
             Error::WritesRefused(s) => Error::WritesRefused(s.clone()),
+            Error::ReadOnly(s) => Error::ReadOnly(s.clone()),
         }
     }
 }
@@ -107,6 +111,7 @@ impl fmt::Display for Error {
             }
             Error::Closed(what) => write!(f, "closed: {what}"),
             Error::WritesRefused(what) => write!(f, "writes refused: {what}"),
+            Error::ReadOnly(what) => write!(f, "read-only: {what}"),
         }
     }
 }

@@ -51,6 +51,7 @@ pub use db::batch::Batch;
 pub use db::engine::Stats;
 pub use db::iter::Iter;
 pub use error::{Error, Result};
+pub use log::check::{check_database, CheckReport, Finding};
 pub use log::format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use options::{IndexType, Options};
 

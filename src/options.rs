@@ -29,6 +29,7 @@ pub struct Options {
     max_batch_bytes: u64,
     auto_merge_ratio: f64,
     auto_merge_min_bytes: u64,
+    read_only: bool,
 }
 
 impl Options {
@@ -177,6 +178,28 @@ impl Options {
     }
 }
 
+impl Options {
+    /// Whether the database is opened read-only: see
+    /// [`Options::set_read_only`].
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Sets whether to open the database read-only (default false). A
+    /// read-only open takes no lock and never creates, writes, renames or
+    /// deletes anything in the directory, so it works beside a process that
+    /// has the database open for writing, any number of times at once, and
+    /// on a directory the process may only read. It sees the database as it
+    /// was at open (the newest data file up to its last complete record; a
+    /// torn or half-written end is not read) until
+    /// [`crate::Bitcask::refresh`]. Writes return [`Error::ReadOnly`]. The
+    /// directory must hold a database: a read-only open creates none.
+    pub fn set_read_only(&mut self, on: bool) -> &mut Self {
+        self.read_only = on;
+        self
+    }
+}
+
 /// `bytes` if it lies within `min..=max`; otherwise an error naming the option.
 fn in_range(name: &str, bytes: u64, min: u64, max: u64) -> Result<u64> {
     if (min..=max).contains(&bytes) {
@@ -199,6 +222,7 @@ impl Default for Options {
             max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
             auto_merge_ratio: Self::DEFAULT_AUTO_MERGE_RATIO,
             auto_merge_min_bytes: Self::DEFAULT_AUTO_MERGE_MIN_BYTES,
+            read_only: false,
         }
     }
 }
@@ -241,6 +265,7 @@ mod tests {
         assert_eq!(o.max_batch_bytes(), 64 << 20);
         assert_eq!(o.auto_merge_ratio(), 0.5);
         assert_eq!(o.auto_merge_min_bytes(), 256 << 20);
+        assert!(!o.read_only());
     }
 
     #[test]

@@ -35,6 +35,7 @@ const POINTS: &[&str] = &[
     "merge:swapped",
     "merge:swapped@3",
     "merge:inputs-unlisted",
+    "merge:input-unlinked@2",
     "merge:input-deleted",
     "merge:input-deleted@4",
     "merge:done",

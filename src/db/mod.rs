@@ -14,7 +14,9 @@
 //! - [`liveness`]: the live bytes of each file, for `reclaimable_bytes` and
 //!   merge;
 //! - [`jobs`]: work queued for the background thread;
-//! - [`lock`]: the directory lock.
+//! - [`lock`]: the directory lock;
+//! - [`follow`]: read-only opens, which take no lock, and catching them up
+//!   with the process that writes the database.
 //!
 //! It builds on the log (`log/`) and the keydir (`keydir/`); maintenance
 //! (`maintenance/`) builds on it.
@@ -22,6 +24,7 @@
 pub mod batch;
 pub mod engine;
 pub mod files;
+pub mod follow;
 pub mod group_commit;
 pub mod iter;
 pub mod jobs;

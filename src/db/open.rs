@@ -149,9 +149,10 @@ fn new_keys(index: &dyn Index, hint: &Hint) -> usize {
 }
 
 /// Open's sink: the keydir, and how many bytes of each file stay live.
-struct KeydirLoader<'a> {
-    index: &'a dyn Index,
-    liveness: &'a mut Liveness,
+/// Read-only opens (`follow.rs`) load through it too.
+pub(super) struct KeydirLoader<'a> {
+    pub(super) index: &'a dyn Index,
+    pub(super) liveness: &'a mut Liveness,
 }
 
 impl Apply for KeydirLoader<'_> {

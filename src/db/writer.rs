@@ -18,6 +18,7 @@ use super::files::Files;
 use super::jobs::Jobs;
 use super::liveness::{FileUsage, Liveness};
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::keydir::Index;
 use crate::log::appender::{Appender, Writeback};
 use crate::log::data_file::DataFile;
@@ -269,6 +270,7 @@ impl Writer {
     /// becomes immutable, and the background thread writes its hint file.
     pub fn roll_over(&mut self, id: u32) -> Result<()> {
         self.appender.seal()?;
+        failpoint::hit("rollover:sealed");
         let file = Arc::new(DataFile::create(&self.dir, id)?);
         file.map_ahead(self.data_file_size);
         self.files.insert(Arc::clone(&file));

@@ -52,6 +52,7 @@ unsafe fn live<'a>(b: *mut bitcask_batch) -> Result<(&'a mut Batch, Arc<Bitcask>
 /// Returns:
 /// - `BITCASK_OK`
 /// - `BITCASK_INVALID_ARGUMENT`: db or batch_out NULL
+/// - `BITCASK_READ_ONLY`: db was opened read-only
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `batch_out` is NULL or points to writable
@@ -65,6 +66,7 @@ pub unsafe extern "C" fn bitcask_batch_new(
         // SAFETY: the caller's promise above.
         let db = unsafe { handle_ref(db) }?;
         let batch_out = non_null_mut(batch_out, "batch_out")?;
+        db.db.check_writable("batch")?;
         let b = into_handle(bitcask_batch {
             batch: db.db.batch(),
             db: Arc::downgrade(&db.db),
@@ -152,6 +154,7 @@ pub unsafe extern "C" fn bitcask_batch_delete(
 ///   visible now, and a failed sync makes later writes return `BITCASK_CLOSED`
 /// - `BITCASK_CLOSED`: its database was closed, or refuses writes after an
 ///   earlier unrecoverable failure
+/// - `BITCASK_READ_ONLY`: its database was opened read-only
 ///
 /// # Safety
 /// `b` is NULL or a live batch, used by one thread at a time.

@@ -60,6 +60,11 @@ pub(crate) unsafe fn database<'a>(db: *mut bitcask_db) -> Result<&'a Bitcask> {
 /// - `BITCASK_CORRUPTION`: a data file fails its checks other than at the torn
 ///   end of the newest one, or was written by an unknown format version
 ///
+/// With `bitcask_options_set_read_only` on, open takes no lock (so it never
+/// returns `BITCASK_LOCKED`), creates and cuts nothing, and returns
+/// `BITCASK_INVALID_ARGUMENT` for a directory without a database and
+/// `BITCASK_IO` for a missing one.
+///
 /// On failure `*db_out` is not written.
 ///
 /// # Safety
@@ -137,6 +142,7 @@ pub unsafe extern "C" fn bitcask_close(db: *mut bitcask_db) -> bitcask_status {
 ///   a failed sync makes later writes return `BITCASK_CLOSED`
 /// - `BITCASK_CLOSED`: writes are refused after an earlier unrecoverable
 ///   failure: reopen the database
+/// - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `key` and `value` are NULL or point to
@@ -308,6 +314,7 @@ pub unsafe extern "C" fn bitcask_free(ptr: *mut c_void) {
 /// - `BITCASK_INVALID_ARGUMENT`: db or key NULL, key empty or too long
 /// - `BITCASK_IO`
 /// - `BITCASK_CLOSED`: writes refused after an earlier unrecoverable failure
+/// - `BITCASK_READ_ONLY`: the handle was opened read-only; nothing is written
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `key` is NULL or points to `key_len`
@@ -334,6 +341,7 @@ pub unsafe extern "C" fn bitcask_delete(
 /// - `BITCASK_IO`: the sync failed: writes are refused from then on, since the
 ///   kernel may have dropped the unsynced data; reopen the database
 /// - `BITCASK_CLOSED`: writes were already refused
+/// - `BITCASK_READ_ONLY`: the handle was opened read-only
 ///
 /// # Safety
 /// `db` is NULL or a live handle.
@@ -343,5 +351,38 @@ pub unsafe extern "C" fn bitcask_sync(db: *mut bitcask_db) -> bitcask_status {
         // SAFETY: the caller's promise above.
         let db = unsafe { database(db) }?;
         db.sync()
+    })
+}
+
+/// Catches a read-only handle (`bitcask_options_set_read_only`) up with the
+/// process that writes the database: from then on gets, iterators made
+/// afterwards and `bitcask_get_stats` see every record that process had
+/// completely written when this call read the directory. Cheap when the
+/// writer only appended, rolled over or merged since: it reads only what is
+/// new. When it meets a merge's files out of order it loads the directory
+/// again, at about the cost of an open, and moves its index over key by
+/// key: a get from another thread meanwhile finds each key at its old or
+/// its new value, never missing. Iterators made before keep their
+/// snapshot. Never writes anything, and never waits for the writer. On a
+/// handle opened for writing, which always sees its own writes, it does
+/// nothing and returns `BITCASK_OK`.
+///
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: db NULL; or the directory no longer holds
+///   a database
+/// - `BITCASK_IO`: a file could not be listed, opened or read; the handle
+///   keeps what it saw before (a later refresh loads everything again)
+/// - `BITCASK_CORRUPTION`: a data file that is no longer written fails its
+///   checks; as for `BITCASK_IO`
+///
+/// # Safety
+/// `db` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_refresh(db: *mut bitcask_db) -> bitcask_status {
+    run(|| {
+        // SAFETY: the caller's promise above.
+        let db = unsafe { database(db) }?;
+        db.refresh()
     })
 }

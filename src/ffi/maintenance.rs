@@ -27,7 +27,9 @@ pub struct bitcask_stats {
     pub disk_bytes: u64,
 }
 
-/// Fills `*out` with the database's statistics now. Cheap: no data is
+/// Fills `*out` with the database's statistics now (for a read-only
+/// handle: as of its open or last `bitcask_refresh`; `disk_bytes` is the
+/// directory now). Cheap: no data is
 /// read (one `stat` per file in the directory, for `disk_bytes`).
 ///
 /// Returns:
@@ -85,6 +87,7 @@ pub unsafe extern "C" fn bitcask_get_stats(
 /// - `BITCASK_CORRUPTION`: a record of an old file fails its checks; nothing
 ///   was deleted
 /// - `BITCASK_CLOSED`: writes are refused after an earlier failure
+/// - `BITCASK_READ_ONLY`: the handle was opened read-only
 ///
 /// # Safety
 /// `db` is NULL or a live handle.
@@ -114,6 +117,9 @@ pub unsafe extern "C" fn bitcask_merge(db: *mut bitcask_db) -> bitcask_status {
 /// - `BITCASK_IO`: a file could not be created, linked, copied or synced: what
 ///   the backup had created in dest_dir is removed again
 /// - `BITCASK_CLOSED`: the handle is closing
+/// - `BITCASK_READ_ONLY`: the handle was opened read-only (a backup keeps
+///   the handle's merges out while it links files, which a read-only handle
+///   cannot do for the writer's); nothing is created
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `dest_dir` is NULL or a NUL-terminated

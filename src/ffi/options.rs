@@ -211,6 +211,35 @@ pub unsafe extern "C" fn bitcask_options_set_auto_merge_min_bytes(
     })
 }
 
+/// Sets whether `bitcask_open` opens the database read-only (default off).
+/// A read-only open takes no lock and never creates, writes, renames or
+/// deletes anything in the directory: it works while another process has
+/// the database open for writing, any number of times at once (in this
+/// process or others), and on a directory the process may only read. It
+/// sees the database as of the open: every data file as it is, the newest
+/// up to its last complete record (a torn or half-written end is not read,
+/// and not cut); `bitcask_refresh` catches it up with the writer. Files the
+/// writer's merges delete later stay readable through the handle. Writes
+/// (put, delete, batches, sync, merge, backup) return `BITCASK_READ_ONLY`.
+/// The directory must hold a database: a read-only open creates none.
+///
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_read_only(
+    opts: *mut bitcask_options,
+    on: bool,
+) -> bitcask_status {
+    with_options(opts, |o| {
+        o.set_read_only(on);
+        Ok(())
+    })
+}
+
 /// The kind of in-memory index (keydir), for
 /// `bitcask_options_set_index_type`: one of the `BITCASK_INDEX_*` values
 /// below, which never change.

@@ -33,6 +33,10 @@ pub const BITCASK_INTERNAL: bitcask_status = 7;
 /// The database was closed under an iterator or batch, or it refuses writes
 /// after an unrecoverable write or sync failure: close and reopen it.
 pub const BITCASK_CLOSED: bitcask_status = 8;
+/// A write (put, delete, batch, sync, merge) on a handle opened read-only
+/// (`bitcask_options_set_read_only`); `bitcask_last_error()` names the
+/// call. Nothing was written.
+pub const BITCASK_READ_ONLY: bitcask_status = 9;
 
 /// Major version of this header; see `bitcask_version_number()` for the
 /// linked library's.
@@ -63,6 +67,7 @@ pub(crate) fn status_of(error: &Error) -> bitcask_status {
         Error::BufferTooSmall { .. } => BITCASK_BUFFER_TOO_SMALL,
         Error::Internal(_) => BITCASK_INTERNAL,
         Error::Closed(_) | Error::WritesRefused(_) => BITCASK_CLOSED,
+        Error::ReadOnly(_) => BITCASK_READ_ONLY,
     }
 }
 
@@ -81,6 +86,7 @@ pub extern "C" fn bitcask_status_str(s: bitcask_status) -> *const c_char {
         BITCASK_BUFFER_TOO_SMALL => c"buffer too small",
         BITCASK_INTERNAL => c"internal error",
         BITCASK_CLOSED => c"closed",
+        BITCASK_READ_ONLY => c"read-only handle",
         _ => c"unknown status",
     };
     text.as_ptr()
@@ -159,13 +165,14 @@ mod tests {
                 .to_str()
                 .unwrap()
         };
-        let names: Vec<_> = (0..=8).map(name).collect();
+        let names: Vec<_> = (0..=9).map(name).collect();
         let mut unique = names.clone();
         unique.sort_unstable();
         unique.dedup();
-        assert_eq!(unique.len(), 9, "{names:?}");
+        assert_eq!(unique.len(), 10, "{names:?}");
         assert!(!names.contains(&"unknown status"));
-        for s in [-1, 9, 1000, i32::MIN, i32::MAX] {
+        assert_eq!(name(BITCASK_READ_ONLY), "read-only handle");
+        for s in [-1, 10, 1000, i32::MIN, i32::MAX] {
             assert_eq!(name(s), "unknown status");
         }
     }

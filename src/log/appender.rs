@@ -11,7 +11,13 @@
 //!   the append that finds it rather than a SIGBUS at some later copy. The
 //!   space past the last record reads as zeros: a crash leaves it behind as
 //!   a torn tail, which open cuts off; sealing a file (rollover, close) cuts
-//!   it off first;
+//!   the file to its last record first, whatever its length (a `fallocate`
+//!   that fails part-way may have extended it);
+//! - where the file system cannot allocate ahead (`fallocate` unsupported:
+//!   ext3, NFS, older ZFS), nothing is ever copied through the map: a copy
+//!   into space that is not allocated faults with SIGBUS when the disk is
+//!   full, which would kill the host process. Appends are positioned writes
+//!   (`pwrite`) from then on, which report a full disk as an error;
 //! - a failed write (disk full, I/O error) is cut back to that offset, so no
 //!   partial record is left for a later read or open to trip over; if even
 //!   the cut fails, the appender refuses all further writes;
@@ -69,6 +75,18 @@ pub struct Appender {
     buf: Vec<u8>,
     /// How many syncs this appender has issued.
     syncs: u64,
+    /// Whether appends may be copies into the file's map: until the file
+    /// system is found unable to allocate ahead.
+    map_writes: bool,
+}
+
+/// What growing the file ahead came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Grown {
+    /// The file is long enough, its new blocks allocated.
+    Allocated,
+    /// The file system cannot allocate ahead: the file was left as it was.
+    Unsupported,
 }
 
 impl Appender {
@@ -85,6 +103,7 @@ impl Appender {
             refused: None,
             buf: Vec::new(),
             syncs: 0,
+            map_writes: true,
         }
     }
 
@@ -136,13 +155,16 @@ impl Appender {
         self.check_usable()?;
         let offset = self.offset;
         let end = offset + bytes.len() as u64;
-        if self.file.map_takes(offset, bytes.len()) {
-            if end > self.file_len {
-                self.grow(end)?;
-            }
-            // SAFETY: the file is at least `end` long (grown just above), and
-            // the range lies past every record written, so no reader looks
-            // at it; this appender is the only one.
+        let mut via_map = self.map_writes && self.file.map_takes(offset, bytes.len());
+        if via_map && end > self.file_len && self.grow(end)? == Grown::Unsupported {
+            self.map_writes = false;
+            via_map = false;
+        }
+        if via_map {
+            // SAFETY: the file is at least `end` long, with its blocks
+            // allocated (grown above, or earlier), and the range lies past
+            // every record written, so no reader looks at it; this appender
+            // is the only one.
             let copied = unsafe { self.file.write_in_map(offset, bytes) };
             debug_assert!(copied, "map_takes said yes");
         } else if let Err(e) = self.file.file().write_all_at(bytes, offset) {
@@ -152,6 +174,7 @@ impl Appender {
         } else {
             self.file_len = self.file_len.max(end);
         }
+        failpoint::hit("append:written");
         self.offset = end;
         self.unsynced += bytes.len() as u64;
         let policy = self.policy;
@@ -190,15 +213,18 @@ impl Appender {
     /// leaves the file as it was, still the active one.
     pub fn seal(&mut self) -> Result<()> {
         self.check_usable()?;
-        if self.file_len > self.offset {
+        // The length on disk, not the one recorded: a `fallocate` that
+        // failed part-way may have extended the file past it.
+        let len = self.file.len()?;
+        if len != self.offset {
             self.file
                 .file()
                 .set_len(self.offset)
                 .map_err(|e| Error::io("cut the unused end off", self.file.path(), e))?;
-            self.file_len = self.offset;
             // The new length must reach the disk too.
             self.unsynced = self.unsynced.max(1);
         }
+        self.file_len = self.offset;
         self.sync()
     }
 
@@ -231,22 +257,32 @@ impl Appender {
     }
 
     /// Grows the file to at least `end` bytes, allocating its blocks: a
-    /// step past `end` (see [`GROW_STEP`]) or to the end of the map, or just to `end` when
-    /// the larger step fails (a file size limit, a nearly full disk). On
-    /// failure nothing was written and the error is the append's.
-    fn grow(&mut self, end: u64) -> Result<()> {
+    /// step past `end` (see [`GROW_STEP`]) or to the end of the map, or just
+    /// to `end` when the larger step fails (a file size limit, a nearly
+    /// full disk). On failure nothing was written, the file is cut back to
+    /// its length before (a `fallocate` that runs out of space part-way
+    /// may extend the file), and the error is the append's.
+    fn grow(&mut self, end: u64) -> Result<Grown> {
         let step = self.file_len.clamp(MIN_GROW_STEP, GROW_STEP);
         let step_end = end.saturating_add(step).min(self.file.map_len()).max(end);
-        let grown = allocate(self.file.file(), self.file_len, step_end)
-            .map(|()| step_end)
-            .or_else(|_| allocate(self.file.file(), self.file_len, end).map(|()| end));
+        let file = self.file.file();
+        let grown = match allocate(file, self.file_len, step_end) {
+            Ok(true) => Ok(Some(step_end)),
+            Ok(false) => Ok(None),
+            Err(_) => allocate(file, self.file_len, end).map(|done| done.then_some(end)),
+        };
         match grown {
-            Ok(len) => {
+            Ok(Some(len)) => {
                 self.file.prefault(self.file_len, len - self.file_len);
                 self.file_len = len;
-                Ok(())
+                Ok(Grown::Allocated)
             }
-            Err(e) => Err(Error::io("append to", self.file.path(), e)),
+            Ok(None) => Ok(Grown::Unsupported),
+            Err(e) => {
+                // Best effort: `seal` cuts the file to its last record anyway.
+                let _ = file.set_len(self.file_len);
+                Err(Error::io("append to", self.file.path(), e))
+            }
         }
     }
 
@@ -318,9 +354,12 @@ impl Writeback {
 
 /// Grows `file` from `len` to `new_len` bytes with the new blocks
 /// allocated, so that copies into them through a map cannot fail for want
-/// of space. Where the file system cannot allocate ahead, the file is only
-/// extended (sparse).
-fn allocate(file: &std::fs::File, len: u64, new_len: u64) -> io::Result<()> {
+/// of space; retried when a signal interrupts it. Returns false, with the
+/// file left as it was, where the file system cannot allocate ahead (the
+/// caller must then not copy through the map: extending the file would
+/// leave it sparse, and a copy into a hole faults with SIGBUS once the disk
+/// is full).
+fn allocate(file: &std::fs::File, len: u64, new_len: u64) -> io::Result<bool> {
     let (Ok(start), Ok(grow)) = (
         libc::off_t::try_from(len),
         libc::off_t::try_from(new_len.saturating_sub(len)),
@@ -328,18 +367,21 @@ fn allocate(file: &std::fs::File, len: u64, new_len: u64) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(libc::EFBIG));
     };
     if grow == 0 {
-        return Ok(());
+        return Ok(true);
     }
-    // SAFETY: a plain system call on a descriptor `file` owns, with no
-    // pointers.
-    if unsafe { libc::fallocate(file.as_raw_fd(), 0, start, grow) } == 0 {
-        return Ok(());
+    loop {
+        // SAFETY: a plain system call on a descriptor `file` owns, with no
+        // pointers.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, start, grow) } == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP | libc::ENOSYS) => return Ok(false),
+            _ => return Err(err),
+        }
     }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EOPNOTSUPP) {
-        return file.set_len(new_len);
-    }
-    Err(err)
 }
 
 #[cfg(test)]

@@ -238,7 +238,12 @@ impl DataFile {
         // torn tails before any reader exists; sealing cuts only the
         // preallocated space past the last record), so no byte read lies
         // past the end of the file. Changing data files from outside while
-        // the database is open is documented as unsupported. The slice is
+        // the database is open is documented as unsupported. A read-only
+        // open maps files that another process writes: the records it
+        // indexed are complete ones, which that writer never rewrites, and
+        // it cuts a file only past its own last record (sealing) or at the
+        // first record that fails a check (a reopen after a crash), both at
+        // or past the end of what the read-only open indexed. The slice is
         // inside the map (checked above) and lives no longer than `self`,
         // which owns the map.
         Some(unsafe { std::slice::from_raw_parts(map.raw.as_ptr().add(start as usize), len) })

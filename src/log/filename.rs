@@ -6,11 +6,14 @@
 //! 000000042.hint       the hint file of data file 42
 //! 000000042.data.tmp   a merge output not yet renamed into place
 //! 000000042.hint.tmp   a hint file not yet renamed into place
-//! LOCK                 the directory lock (flock)
+//! LOCK                 the directory lock (a POSIX record lock, fcntl)
 //! ```
 //!
-//! Ids are written with nine digits, zero-padded. Anything else in the
-//! directory is not the library's, and is left alone.
+//! Ids are written in decimal with at least nine digits, zero-padded: nine
+//! up to 999,999,999, ten from 1,000,000,000 to 4,294,967,295 (every `u32`;
+//! a name of nine digits is what every id had before ids grew past them).
+//! Each id has exactly one name: a ten-digit name never starts with 0.
+//! Anything else in the directory is not the library's, and is left alone.
 
 /// Name of the lock file in the database directory.
 pub const LOCK: &str = "LOCK";
@@ -20,8 +23,10 @@ pub const LOCK: &str = "LOCK";
 const TEMP_SUFFIX: &str = ".tmp";
 const DATA_SUFFIX: &str = ".data";
 const HINT_SUFFIX: &str = ".hint";
-/// How many digits an id takes in a name.
+/// How many digits an id takes in a name at least (zero-padded to them).
 const ID_DIGITS: usize = 9;
+/// How many digits the largest id (`u32::MAX`) takes.
+const MAX_ID_DIGITS: usize = 10;
 
 /// What a name in the database directory is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,9 +87,12 @@ pub fn hint_file_name(id: u32) -> String {
     FileName::Hint(id).name()
 }
 
-/// The id of exactly [`ID_DIGITS`] decimal digits.
+/// The id written as `digits`: [`ID_DIGITS`] decimal digits, or more (up
+/// to [`MAX_ID_DIGITS`]) without a leading zero, for an id that fits a `u32`.
 fn parse_id(digits: &str) -> Option<u32> {
-    if digits.len() != ID_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let len_ok = digits.len() == ID_DIGITS
+        || (digits.len() > ID_DIGITS && digits.len() <= MAX_ID_DIGITS && !digits.starts_with('0'));
+    if !len_ok || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
@@ -102,12 +110,18 @@ mod tests {
             FileName::Hint(12),
             FileName::TempData(7),
             FileName::TempHint(999_999_999),
+            FileName::Data(1_000_000_000),
+            FileName::Hint(u32::MAX),
+            FileName::TempData(u32::MAX),
             FileName::Lock,
         ] {
             assert_eq!(FileName::parse(&name.name()), Some(name), "{name:?}");
         }
         assert_eq!(data_file_name(1), "000000001.data");
         assert_eq!(hint_file_name(12), "000000012.hint");
+        assert_eq!(data_file_name(999_999_999), "999999999.data");
+        assert_eq!(data_file_name(1_000_000_000), "1000000000.data");
+        assert_eq!(data_file_name(u32::MAX), "4294967295.data");
         assert_eq!(
             FileName::TempHint(12).name(),
             "000000012.hint.tmp".to_string()
@@ -125,6 +139,13 @@ mod tests {
             "LOCK.tmp",
             "lock",
             "000000001.hint.bak",
+            // One name per id: ten digits never start with a zero.
+            "0000000001.data",
+            "0999999999.data",
+            // Past u32::MAX, or more digits than any u32 has.
+            "4294967296.data",
+            "9999999999.hint",
+            "10000000000.data",
             "",
         ] {
             assert_eq!(FileName::parse(other), None, "{other}");

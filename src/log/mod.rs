@@ -19,16 +19,25 @@
 //! - [`hint`]: hint files, the keys and positions of an immutable data file;
 //! - [`recovery`]: what open does with each file: load it from its hint or
 //!   scan it, apply write batches only at their commit record, and cut the
-//!   newest file's torn tail.
+//!   newest file's torn tail;
+//! - [`check`]: reading every record and hint entry of a directory and
+//!   reporting each damaged range, without opening the database;
+//! - [`follow`]: what a read-only open does with each file instead: load
+//!   it without writing anything, stop at the newest file's last good
+//!   record, and go on from there later.
 //!
 //! The layers above see records only as [`RecordPos`] (where one lies) and
 //! [`Change`] (what one does to its key).
 
 pub mod appender;
+pub mod check;
 pub mod data_file;
 pub mod dir;
 pub mod filename;
+pub mod follow;
 pub mod format;
+#[cfg(test)]
+mod fuzz;
 pub mod hint;
 pub mod recovery;
 pub mod scanner;

@@ -21,14 +21,26 @@
 //!    inputs are all still there and the outputs only repeat their latest
 //!    values.
 //! 4. Retire the inputs: drop them from the files map (readers and
-//!    iterators that hold one keep reading it), then delete them oldest
-//!    first, and sync the directory.
+//!    iterators that hold one keep reading it), sync the active file, then
+//!    delete the inputs oldest first, syncing the directory after each.
+//!
+//! The order on disk, each step durable before the next one begins (a
+//! power cut keeps a file's bytes and a directory's names as of their last
+//! sync only, and may apply unsynced unlinks in any order):
+//!
+//! | step | made durable | what depends on it |
+//! | --- | --- | --- |
+//! | plan | the old active file (sealed: cut, fdatasync) and the new one's name (directory fsync) | writes made during the merge land after every input in id order |
+//! | install | each output (fdatasync), then its name (rename, directory fsync) | the keydir moves to it; the inputs may go |
+//! | retire | the active file (fdatasync) | the inputs may go: a key overwritten during the merge has its newer record only there, the older one was not copied |
+//! | retire, per input | its unlink, then the directory (fsync) | the next input's unlink: a tombstone's file never goes before the older put's file it hides |
 //!
 //! Tombstones are dropped, never copied. That is safe because every older
 //! record a tombstone hides is dead, so its file has dead bytes and is an
-//! input too; and because inputs are deleted oldest first, a crash midway
-//! leaves only newer inputs, never a put without the tombstone that hid it
-//! (the bug that brought deleted keys back after a merge in Riak's bitcask).
+//! input too; and because inputs are deleted oldest first, each deletion
+//! durable before the next, a crash or power cut midway leaves only newer
+//! inputs, never a put without the tombstone that hid it (the bug that
+//! brought deleted keys back after a merge in Riak's bitcask).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -107,9 +119,16 @@ fn plan_merge(engine: &Engine) -> Result<Option<Plan>> {
     if files.iter().all(|f| writer.usage(f.id()).dead() == 0) {
         return Ok(None);
     }
-    // At most one output per input (each output is filled as far as an
-    // input was), plus one to spare.
-    let reserved = u32::try_from(files.len() + 1).ok();
+    let inputs: Vec<Arc<DataFile>> = files
+        .into_iter()
+        .filter(|f| {
+            let usage = writer.usage(f.id());
+            // A file without records (an active file never written) goes too.
+            usage.dead() > 0 || usage.len <= FILE_HEADER_LEN
+        })
+        .collect();
+    let live: u64 = inputs.iter().map(|f| writer.usage(f.id()).live).sum();
+    let reserved = output_ids_needed(live, engine.options().data_file_size());
     let first_output = active.0.checked_add(1);
     let (Some(reserved), Some(first_output)) = (reserved, first_output) else {
         return Err(ids_exhausted());
@@ -120,19 +139,26 @@ fn plan_merge(engine: &Engine) -> Result<Option<Plan>> {
         return Err(ids_exhausted());
     };
     writer.roll_over(new_active)?;
-    let inputs = files
-        .into_iter()
-        .filter(|f| {
-            let usage = writer.usage(f.id());
-            // A file without records (an active file never written) goes too.
-            usage.dead() > 0 || usage.len <= FILE_HEADER_LEN
-        })
-        .collect();
     Ok(Some(Plan {
         inputs,
         output_ids: first_output..=last_output,
         max_batch_seq: writer.last_batch_seq(),
     }))
+}
+
+/// How many output ids a merge of `live` bytes of records needs at most,
+/// with outputs cut at `data_file_size` (`None`: more than ids can hold).
+///
+/// An output is closed only when the next record would take it past
+/// `data_file_size`, so any two outputs in a row hold more than
+/// `data_file_size - FILE_HEADER_LEN` bytes of records together: n outputs
+/// hold more than (n / 2 - 1) times that. The bound holds whatever size
+/// the inputs were written with (a database reopened with a smaller
+/// `data_file_size` needs more outputs than it has files), and for records
+/// larger than a file (each alone in its output).
+fn output_ids_needed(live: u64, data_file_size: u64) -> Option<u32> {
+    let room = data_file_size.saturating_sub(FILE_HEADER_LEN).max(1);
+    u32::try_from((live / room).saturating_mul(2).saturating_add(2)).ok()
 }
 
 /// Steps 2 and 3: copies every live record of the inputs into outputs
@@ -278,7 +304,8 @@ fn install(engine: &Engine, mut output: Output, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Step 4: forgets the inputs and deletes them, oldest first.
+/// Step 4: forgets the inputs, makes the active file durable, and deletes
+/// the inputs, oldest first, each deletion durable before the next.
 fn retire(engine: &Engine, inputs: &[Arc<DataFile>]) -> Result<()> {
     {
         let mut writer = engine.writer();
@@ -288,6 +315,12 @@ fn retire(engine: &Engine, inputs: &[Arc<DataFile>]) -> Result<()> {
                 still_live.path().display()
             )));
         }
+        // A key overwritten during the merge has its newer record in the
+        // active file only (the copy skipped the older one): that record
+        // must be durable before the input holding the older one goes.
+        // Under the writer lock, so it covers every write made so far. A
+        // failure makes the writer refuse writes, and leaves every input.
+        writer.sync()?;
         engine.files().remove_all(inputs.iter().map(|f| f.id()));
         writer.forget_files(inputs.iter().map(|f| f.id()));
     }
@@ -297,9 +330,13 @@ fn retire(engine: &Engine, inputs: &[Arc<DataFile>]) -> Result<()> {
         // inputs, whose tombstones still hide everything older.
         remove_if_present(input.path())?;
         remove_if_present(&engine.dir().join(hint_file_name(input.id())))?;
+        failpoint::hit("merge:input-unlinked");
+        // Before the next (newer) input goes: a file system may apply
+        // unsynced unlinks in any order, and the newer input's tombstones
+        // must outlive the older puts they hide.
+        sync_dir(engine.dir())?;
         failpoint::hit("merge:input-deleted");
     }
-    sync_dir(engine.dir())?;
     failpoint::hit("merge:done");
     Ok(())
 }
@@ -383,5 +420,55 @@ impl Output {
     fn discard(self) {
         drop(self.file);
         let _ = fs::remove_file(&self.temp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fills outputs the way `copy_into` does and counts them.
+    fn outputs_for(records: &[u64], data_file_size: u64) -> u32 {
+        let (mut outputs, mut len) = (0, 0);
+        for &size in records {
+            if outputs == 0 || (len > FILE_HEADER_LEN && len + size > data_file_size) {
+                outputs += 1;
+                len = FILE_HEADER_LEN;
+            }
+            len += size;
+        }
+        outputs
+    }
+
+    #[test]
+    fn the_output_ids_reserved_cover_every_way_the_outputs_fill() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let data_file_size = 4096 + next() % 20_000;
+            let count = next() % 300;
+            // Sizes from tiny to larger than a whole file.
+            let records: Vec<u64> = (0..count)
+                .map(|_| match next() % 10 {
+                    0 => data_file_size + next() % 10_000,
+                    1..=3 => data_file_size / 2 + next() % (data_file_size / 2),
+                    _ => 12 + next() % 400,
+                })
+                .collect();
+            let live = records.iter().sum();
+            let needed = outputs_for(&records, data_file_size);
+            let reserved = output_ids_needed(live, data_file_size).unwrap();
+            assert!(
+                needed <= reserved,
+                "{needed} outputs, {reserved} reserved ({records:?}, {data_file_size})"
+            );
+        }
+        assert_eq!(output_ids_needed(0, 4096), Some(2));
+        assert_eq!(output_ids_needed(u64::MAX, 4096), None);
     }
 }

@@ -20,8 +20,13 @@ use crate::log::{hint, recovery};
 /// How often the thread checks whether an automatic merge is due.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long the thread waits before trying an automatic merge again after
-/// one failed (a full disk should not be hammered once a second).
-const RETRY_FAILED_MERGE_AFTER: Duration = Duration::from_secs(60);
+/// one failed (a full disk should not be hammered once a second); each
+/// further failure in a row doubles the wait, up to [`MAX_MERGE_RETRY`]. A
+/// failed merge may leave copies it installed, so retrying a failure that
+/// repeats every minute would grow the disk it is meant to shrink.
+const FIRST_MERGE_RETRY: Duration = Duration::from_secs(60);
+/// The longest wait between two automatic merges that fail.
+const MAX_MERGE_RETRY: Duration = Duration::from_secs(3600);
 
 /// Starts the background thread of `engine`.
 pub fn spawn(engine: Arc<Engine>) -> io::Result<JoinHandle<()>> {
@@ -31,7 +36,7 @@ pub fn spawn(engine: Arc<Engine>) -> io::Result<JoinHandle<()>> {
 }
 
 fn run(engine: &Engine) {
-    let mut next_merge_attempt = Instant::now();
+    let mut backoff = MergeBackoff::default();
     loop {
         match engine.jobs().next(CHECK_EVERY) {
             Job::Stop(hints) => {
@@ -42,14 +47,48 @@ fn run(engine: &Engine) {
             Job::WriteHints(ids) => write_hints(engine, ids),
             Job::Tick => {}
         }
-        if Instant::now() >= next_merge_attempt && auto_merge_due(engine) {
+        if backoff.due(Instant::now()) && auto_merge_due(engine) {
             let merged = panic::catch_unwind(AssertUnwindSafe(|| merge(engine)));
-            if !matches!(merged, Ok(Ok(()))) {
-                next_merge_attempt = Instant::now() + RETRY_FAILED_MERGE_AFTER;
+            match merged {
+                Ok(Ok(())) => backoff.succeeded(),
+                _ => backoff.failed(Instant::now()),
             }
         }
         crate::failpoint::hit("worker:checked");
     }
+}
+
+/// When the next automatic merge may start: at once, or after a wait that
+/// doubles with each failure in a row.
+#[derive(Debug, Default)]
+struct MergeBackoff {
+    /// Failures since the last merge that succeeded.
+    failures: u32,
+    /// No automatic merge before this.
+    not_before: Option<Instant>,
+}
+
+impl MergeBackoff {
+    fn due(&self, now: Instant) -> bool {
+        self.not_before.is_none_or(|at| now >= at)
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.failures = self.failures.saturating_add(1);
+        self.not_before = Some(now + retry_delay(self.failures));
+    }
+
+    fn succeeded(&mut self) {
+        *self = MergeBackoff::default();
+    }
+}
+
+/// The wait after `failures` automatic merges in a row failed (at least 1).
+fn retry_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_MERGE_RETRY
+        .saturating_mul(1 << doublings)
+        .min(MAX_MERGE_RETRY)
 }
 
 /// Writes the hint files of `ids`. A hint that fails to be written is only
@@ -86,4 +125,32 @@ fn auto_merge_due(engine: &Engine) -> bool {
     let (total, reclaimable) = engine.writer().usage_totals();
     reclaimable >= engine.options().auto_merge_min_bytes()
         && reclaimable as f64 >= ratio * total as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_automatic_merges_are_retried_less_and_less_often() {
+        let waits: Vec<u64> = (1..=9).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(waits, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(retry_delay(u32::MAX), MAX_MERGE_RETRY);
+
+        let start = Instant::now();
+        let mut backoff = MergeBackoff::default();
+        assert!(backoff.due(start));
+        backoff.failed(start);
+        assert!(!backoff.due(start + Duration::from_secs(59)));
+        assert!(backoff.due(start + Duration::from_secs(60)));
+        let later = start + Duration::from_secs(60);
+        backoff.failed(later);
+        assert!(!backoff.due(later + Duration::from_secs(119)));
+        assert!(backoff.due(later + Duration::from_secs(120)));
+        // A merge that succeeds resets the wait.
+        backoff.succeeded();
+        assert!(backoff.due(later));
+        backoff.failed(later);
+        assert!(backoff.due(later + FIRST_MERGE_RETRY));
+    }
 }

@@ -16,6 +16,19 @@ impl TempDir {
         TempDir::new_in(&std::env::temp_dir(), name)
     }
 
+    /// A scratch directory in memory (/dev/shm) where there is one, for
+    /// tests that sync often and check only what a process crash leaves.
+    pub fn in_memory(name: &str) -> TempDir {
+        let shm = Path::new("/dev/shm");
+        let writable =
+            std::fs::metadata(shm).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
+        if writable {
+            TempDir::new_in(shm, name)
+        } else {
+            TempDir::new(name)
+        }
+    }
+
     /// A scratch directory under `base`.
     pub fn new_in(base: &Path, name: &str) -> TempDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -114,6 +127,19 @@ pub fn child_role(role: &str) -> Option<PathBuf> {
 /// itself in `role` (see [`child_role`]) and works on `dir`. Its stdout is
 /// piped; `extra_env` is passed along.
 pub fn spawn_child(test_name: &str, role: &str, dir: &Path, extra_env: &[(&str, String)]) -> Child {
+    child_command(test_name, role, dir, extra_env)
+        .spawn()
+        .expect("spawn child test process")
+}
+
+/// The command [`spawn_child`] runs, for a test that sets more of it
+/// (stdin, say) before spawning it.
+pub fn child_command(
+    test_name: &str,
+    role: &str,
+    dir: &Path,
+    extra_env: &[(&str, String)],
+) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(ROLE_VAR, role)
@@ -123,7 +149,7 @@ pub fn spawn_child(test_name: &str, role: &str, dir: &Path, extra_env: &[(&str, 
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn child test process")
+    cmd
 }
 
 /// A small deterministic generator (xorshift64*), so a failing run can be
@@ -178,7 +204,12 @@ pub fn data_files(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "data"))
         .collect();
-    files.sort();
+    // By id, not by name: ids from 1,000,000,000 on have ten digits.
+    files.sort_by_key(|p| {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+    });
     files
 }
 
