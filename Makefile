@@ -48,7 +48,7 @@ STAGE_PC   := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 CXX_STRICT := -std=c++17 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
-C_TESTS    := test_core_basics test_core_open test_core_rw test_core_data test_threads test_iter test_batch test_maint test_index test_read_only
+C_TESTS    := test_core_basics test_core_open test_core_rw test_core_data test_threads test_iter test_batch test_maint test_index test_read_only test_recovery
 # The C tests run three ways: plain, under AddressSanitizer and
 # UndefinedBehaviorSanitizer (stack over-reads, real thread interleavings;
 # any report fails the run), and under valgrind. The sanitizer runtime comes
@@ -157,6 +157,9 @@ deps:
 	command -v mkfs.ext4 >/dev/null || missing="$$missing e2fsprogs"; \
 	command -v clang >/dev/null || missing="$$missing clang"; \
 	command -v cmake >/dev/null || missing="$$missing cmake"; \
+	PATH="$$PATH:/sbin:/usr/sbin"; \
+	command -v mkfs.ext4 >/dev/null || missing="$$missing e2fsprogs"; \
+	command -v losetup >/dev/null || missing="$$missing mount"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \

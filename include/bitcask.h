@@ -67,6 +67,16 @@
 #define BITCASK_MAX_VALUE_LEN 1073741824
 
 /**
+ * For `bitcask_repair`: also bring back the intact records of the tails
+ * that open cut off the newest data file into quarantine files, each where
+ * no later record of its key exists. Off by default: a tail is usually a
+ * torn write whose records were never acknowledged as durable, but a tail
+ * cut for damage in the middle of the newest file holds good records
+ * (`tail_intact_records_after` of the recovery report counts them).
+ */
+#define BITCASK_REPAIR_RESTORE_QUARANTINED 1
+
+/**
  * A write batch: puts and deletes buffered in memory, then committed so
  * that all of them become visible, and durable, together or not at all,
  * also across a crash. An opaque object made by `bitcask_batch_new` and
@@ -148,6 +158,185 @@ typedef struct bitcask_stats {
    */
   uint64_t disk_bytes;
 } bitcask_stats;
+
+/**
+ * What `bitcask_open` found and did, filled in by
+ * `bitcask_get_recovery_report`. Frozen: its size and fields never change;
+ * more get a new struct and function.
+ */
+typedef struct bitcask_recovery_report {
+  /**
+   * Data files loaded from their hint files (not read).
+   */
+  uint64_t files_from_hint;
+  /**
+   * Data files read in full (no usable hint file).
+   */
+  uint64_t files_scanned;
+  /**
+   * Hint files found but not used (damaged, stale, or with entries that
+   * do not decode): their data files were read instead.
+   */
+  uint64_t hints_ignored;
+  /**
+   * The id (the number in its name) of the data file whose tail open cut
+   * off, or 0 if open cut no tail. Data file ids start at 1.
+   */
+  uint64_t tail_file_id;
+  /**
+   * Where the cut began: the offset of the first record that failed a
+   * check (or of a write batch without its commit record).
+   */
+  uint64_t tail_offset;
+  /**
+   * Bytes cut off, zeros included.
+   */
+  uint64_t tail_bytes_cut;
+  /**
+   * Bytes of the tail kept in its quarantine file (the tail up to its last
+   * non-zero byte); 0 when the tail was all zeros and no quarantine file
+   * was written. `bitcask_get_recovery_text` names the file.
+   */
+  uint64_t tail_quarantined_bytes;
+  /**
+   * Records that pass every check found in the tail after the first one
+   * that fails: 0 for a torn write; more is a sign of damage, or of pages
+   * written back out of order before a power cut. `bitcask_repair` with
+   * `BITCASK_REPAIR_RESTORE_QUARANTINED` brings them back.
+   */
+  uint64_t tail_intact_records_after;
+  /**
+   * Zero bytes cut off the ends of sealed data files (space allocated and
+   * never written).
+   */
+  uint64_t zero_bytes_cut;
+  /**
+   * 1 if the newest data file's header was torn (its writer died while
+   * creating it) and was written again, else 0.
+   */
+  uint64_t header_rewritten;
+} bitcask_recovery_report;
+
+/**
+ * What `bitcask_repair` did. Frozen: its size and fields never change.
+ */
+typedef struct bitcask_repair_report {
+  /**
+   * Data files read.
+   */
+  uint64_t data_files;
+  /**
+   * Data files rewritten without their damaged ranges (or zero tails).
+   */
+  uint64_t files_rewritten;
+  /**
+   * Records kept: every record that passes its checks.
+   */
+  uint64_t records_kept;
+  /**
+   * Damaged ranges taken out. Each may have held the latest write of some
+   * key: such a key now shows its previous value, or comes back if the
+   * lost write deleted it.
+   */
+  uint64_t damaged_ranges;
+  /**
+   * Bytes of those ranges.
+   */
+  uint64_t damaged_bytes;
+  /**
+   * Intact records of write batches that a damaged range cut (a batch is
+   * kept whole or not at all), and batch records that ended a file
+   * without their commit record: taken out, into the quarantine files.
+   */
+  uint64_t batch_records_dropped;
+  /**
+   * Bytes written to quarantine files (trailing zeros are not stored).
+   */
+  uint64_t bytes_quarantined;
+  /**
+   * Quarantine files written (`NNNNNNNNN-OFFSET.quarantine`).
+   */
+  uint64_t quarantine_files_written;
+  /**
+   * Zero bytes cut off the ends of data files.
+   */
+  uint64_t zero_bytes_cut;
+  /**
+   * Hint files written.
+   */
+  uint64_t hint_files_written;
+  /**
+   * Records brought back from quarantine files (with
+   * `BITCASK_REPAIR_RESTORE_QUARANTINED`).
+   */
+  uint64_t records_restored;
+  /**
+   * Keys whose value a merge found damaged: their lost-value marks are
+   * kept, so each answers `BITCASK_CORRUPTION` until it is written again
+   * or deleted.
+   */
+  uint64_t lost_values;
+} bitcask_repair_report;
+
+/**
+ * What `bitcask_verify` found. Frozen: its size and fields never change.
+ */
+typedef struct bitcask_verify_report {
+  /**
+   * Data files read.
+   */
+  uint64_t data_files;
+  /**
+   * Records that pass every check.
+   */
+  uint64_t records;
+  /**
+   * Damaged ranges found (every one, not only the first).
+   */
+  uint64_t damaged_ranges;
+  /**
+   * Bytes of those ranges.
+   */
+  uint64_t damaged_bytes;
+  /**
+   * Of them, the ranges that make `bitcask_open` refuse the database
+   * (in a sealed data file without a usable hint file) until it is
+   * repaired. The others are cut off by open (in the newest file) or
+   * answer `BITCASK_CORRUPTION` to the get that reads them.
+   */
+  uint64_t ranges_refused_at_open;
+  /**
+   * The data file id and offset of the first damaged range (0 and 0
+   * when there is none).
+   */
+  uint64_t first_damaged_file_id;
+  /**
+   * See `first_damaged_file_id`.
+   */
+  uint64_t first_damaged_offset;
+  /**
+   * Zero bytes at the ends of data files (not damage: open cuts them).
+   */
+  uint64_t zero_tail_bytes;
+  /**
+   * Hint file entries checked against the records they point at.
+   */
+  uint64_t hint_entries_checked;
+  /**
+   * Hint files that open would ignore, and hint entries that disagree
+   * with their records.
+   */
+  uint64_t hint_problems;
+  /**
+   * Keys whose value a merge found damaged (they answer
+   * `BITCASK_CORRUPTION`).
+   */
+  uint64_t lost_values;
+  /**
+   * Quarantine files in the directory.
+   */
+  uint64_t quarantine_files;
+} bitcask_verify_report;
 
 /**
  * Success.
@@ -413,6 +602,26 @@ bitcask_status bitcask_options_set_auto_merge_min_bytes(struct bitcask_options *
 bitcask_status bitcask_options_set_read_only(struct bitcask_options *opts, bool on);
 
 /**
+ * Sets whether `bitcask_open` refuses a database whose newest data file
+ * ends in bytes that are not good records (a torn write, pages written back
+ * out of order before a power cut, garbage, damage) with
+ * `BITCASK_CORRUPTION` (naming the file, the offset and the bytes), rather
+ * than move them to a quarantine file and cut them off, which it does by
+ * default. Zero-filled space is cut either way: it holds nothing. For
+ * applications that would rather stop and look, as with LevelDB's
+ * `paranoid_checks`; open again without it, or run `bitcask_repair`, to go
+ * on. Default off.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_strict_recovery(struct bitcask_options *opts, bool on);
+
+/**
  * Sets the kind of in-memory index that maps keys to their records:
  * `BITCASK_INDEX_ORDERED` (the default) or `BITCASK_INDEX_HASH`. It is not
  * stored with the data: any index type opens any database.
@@ -435,9 +644,13 @@ bitcask_status bitcask_options_set_index_type(struct bitcask_options *opts, bitc
  * `dir` is a NUL-terminated UTF-8 path. `opts` may be NULL for the
  * defaults; it is copied, so it may be freed right after. Open takes an
  * exclusive lock on the directory, loads the data files in order and
- * rebuilds the in-memory index. If the last writer died mid-write, the torn
- * end of the newest data file is cut back to its last complete record and
- * writing continues from there.
+ * rebuilds the in-memory index. After a crash or a power cut, the newest
+ * data file may end in bytes that are not good records: from the first
+ * record that fails a check on, they are copied to a quarantine file in
+ * the directory and cut off, and writing continues after the last good
+ * record (every synced write lies before it). Zeros after the last record
+ * of an older file are cut too. `bitcask_get_recovery_report` and
+ * `bitcask_get_recovery_text` say what open did.
  *
  * Returns:
  * - `BITCASK_OK`: `*db_out` set; release it with `bitcask_close`
@@ -446,8 +659,12 @@ bitcask_status bitcask_options_set_index_type(struct bitcask_options *opts, bitc
  *   directory open
  * - `BITCASK_IO`: the directory or a file cannot be created, read or locked;
  *   also when `dir` exists and is not a directory
- * - `BITCASK_CORRUPTION`: a data file fails its checks other than at the torn
- *   end of the newest one, or was written by an unknown format version
+ * - `BITCASK_CORRUPTION`: an older (sealed) data file without a usable
+ *   hint file fails its checks: damage no crash explains;
+ *   `bitcask_last_error()` names the file and offset, and `bitcask_repair`
+ *   repairs it. Also a data file of an unknown format version, and, with
+ *   `bitcask_options_set_strict_recovery`, a newest data file that ends in
+ *   bytes that are not good records
  *
  * With `bitcask_options_set_read_only` on, open takes no lock (so it never
  * returns `BITCASK_LOCKED`), creates and cuts nothing, and returns
@@ -887,8 +1104,11 @@ bitcask_status bitcask_get_stats(struct bitcask_db *db, struct bitcask_stats *ou
  * - `BITCASK_IO`: a file could not be read, written or renamed: the merge
  *   stopped and the database is consistent; the space of the files not yet
  *   merged is not freed
- * - `BITCASK_CORRUPTION`: a record of an old file fails its checks; nothing
- *   was deleted
+ * - `BITCASK_CORRUPTION`: the merge finished, but stepped over damaged
+ *   records: their bytes went to quarantine files, and every other record
+ *   was merged; a key whose latest value lay there answers
+ *   `BITCASK_CORRUPTION`, never an older value, until it is written again.
+ *   `bitcask_last_error()` names each range and quarantine file
  * - `BITCASK_CLOSED`: writes are refused after an earlier failure
  * - `BITCASK_READ_ONLY`: the handle was opened read-only
  *
@@ -924,6 +1144,101 @@ bitcask_status bitcask_merge(struct bitcask_db *db);
  * string.
  */
 bitcask_status bitcask_backup(struct bitcask_db *db, const char *dest_dir);
+
+/**
+ * Fills `*out` with what `bitcask_open` found and did when it opened `db`:
+ * how many data files it loaded from hint files and how many it read, and
+ * what it changed: a tail cut off the newest data file (the bytes kept in
+ * a quarantine file), zeros cut off sealed data files, a torn header
+ * written again. All zero but the file counts when open changed nothing.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: db or out NULL
+ *
+ * On failure `*out` is not written.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `out` is NULL or points to writable
+ * storage for a `bitcask_recovery_report`.
+ */
+bitcask_status bitcask_get_recovery_report(struct bitcask_db *db, struct bitcask_recovery_report *out);
+
+/**
+ * Copies a one-line description of what `bitcask_open` found and did
+ * (the files it loaded and read; the tail it cut, why, and the quarantine
+ * file that keeps it; zeros cut; a header written again) into `buf`, with
+ * a terminating NUL, for a log. `buf` may be NULL when `buf_len` is 0: a
+ * size query.
+ *
+ * Returns:
+ * - `BITCASK_OK`: the text and its NUL fill the first `*len_out + 1`
+ *   bytes of `buf`
+ * - `BITCASK_BUFFER_TOO_SMALL`: `*len_out` holds the bytes needed, NUL
+ *   included; `buf` is untouched
+ * - `BITCASK_INVALID_ARGUMENT`: db or len_out NULL, buf NULL with a
+ *   non-zero buf_len
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `buf` is NULL or points to `buf_len`
+ * writable bytes; `len_out` is NULL or writable.
+ */
+bitcask_status bitcask_get_recovery_text(struct bitcask_db *db, char *buf, size_t buf_len, size_t *len_out);
+
+/**
+ * Repairs the database in directory `dir`, which must not be open. Every
+ * data file is read in full. A file with damaged ranges is rewritten with
+ * every record that passes its checks, in order, stepping over each
+ * damaged range to the next good record; the damaged bytes go to
+ * quarantine files first (`NNNNNNNNN-OFFSET.quarantine` in the directory:
+ * never loaded, never removed by the library); zeros at the end of a file
+ * are cut; every data file gets a fresh hint file. Afterwards the database
+ * opens, with every intact record. `flags` is 0 or
+ * `BITCASK_REPAIR_RESTORE_QUARANTINED`. `*report_out` says what was done.
+ * A crash during repair leaves a directory that opens as before or as
+ * after, with the damaged bytes in quarantine files either way: run it
+ * again.
+ *
+ * Returns:
+ * - `BITCASK_OK`: `*report_out` written
+ * - `BITCASK_INVALID_ARGUMENT`: dir or report_out NULL, dir empty or not
+ *   UTF-8, an unknown flag
+ * - `BITCASK_LOCKED`: a handle (in this process or another) has the
+ *   database open
+ * - `BITCASK_IO`: `dir` is missing or not a directory, or a file could not
+ *   be read, written, renamed or synced
+ * - `BITCASK_CORRUPTION`: a data file was written by another format version
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `report_out` is NULL or points
+ * to writable storage for a `bitcask_repair_report`.
+ */
+bitcask_status bitcask_repair(const char *dir, uint32_t flags, struct bitcask_repair_report *report_out);
+
+/**
+ * Checks the database in directory `dir`, which must not be open, without
+ * changing anything: every data file is read in full (every damaged range
+ * is found, not only the first) and every entry of every usable hint file
+ * is checked against the record it points at. Fills `*report_out`; the
+ * database is intact when `damaged_ranges`, `hint_problems` and
+ * `lost_values` are all 0. The `bitcask check` tool prints every range
+ * with its file and offset.
+ *
+ * Returns:
+ * - `BITCASK_OK`: the check ran (whatever it found); `*report_out` written
+ * - `BITCASK_INVALID_ARGUMENT`: dir or report_out NULL, dir empty or not
+ *   UTF-8
+ * - `BITCASK_LOCKED`: a handle (in this process or another) has the
+ *   database open
+ * - `BITCASK_IO`: `dir` is missing or not a directory, or a file could not
+ *   be read
+ * - `BITCASK_CORRUPTION`: a data file was written by another format version
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `report_out` is NULL or points
+ * to writable storage for a `bitcask_verify_report`.
+ */
+bitcask_status bitcask_verify(const char *dir, struct bitcask_verify_report *report_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -14,7 +14,10 @@ use crate::db::engine::{Engine, Stats};
 use crate::db::follow::{self, Follower};
 use crate::db::iter::Iter;
 use crate::error::{Error, Result};
-use crate::maintenance::{backup, merge, worker};
+use crate::log::recovery::RecoveryReport;
+use crate::log::repair::{RepairOptions, RepairReport};
+use crate::log::verify::VerifyReport;
+use crate::maintenance::{backup, merge, offline, worker};
 use crate::options::Options;
 
 /// An open database. Share it between threads by reference (or in an `Arc`):
@@ -248,6 +251,17 @@ impl Bitcask {
         self.engine.hint_files_used()
     }
 
+    /// What open found and did: how many data files it loaded from hint
+    /// files and how many it read, and whatever it changed: a tail cut off
+    /// the newest data file (with the quarantine file that keeps its bytes,
+    /// and how many intact records lay after the first bad one), zeros cut
+    /// off sealed files, a torn header written again. `Display` gives it in
+    /// one line; [`RecoveryReport::changed_nothing`] says whether there is
+    /// anything to tell.
+    pub fn recovery(&self) -> &RecoveryReport {
+        self.engine.recovery()
+    }
+
     /// The database's size and shape now. `reclaimable_bytes` is kept up
     /// to date by every write, never computed by a scan; `disk_bytes` is the
     /// size of every regular file in the directory (one `stat` each).
@@ -257,6 +271,41 @@ impl Bitcask {
         }
         self.engine.stats()
     }
+}
+
+/// Repairs the database in `dir`, which must not be open (this takes its
+/// directory lock: [`Error::Locked`] while a handle has it open). Every data
+/// file is read in full; a file with damaged ranges is rewritten with every
+/// record that passes its checks, in order, stepping over each damaged
+/// range to the next good record; the damaged bytes go to quarantine files
+/// first (`NNNNNNNNN-OFFSET.quarantine`, never loaded, never removed by the
+/// library); zeros at the end of a file are cut; every data file gets a
+/// fresh hint file. With [`RepairOptions::restore_quarantined`], the intact
+/// records of tails that open cut into quarantine come back too.
+///
+/// Afterwards the database opens (a sealed file no longer stops it), with
+/// every intact record. A damaged range may have held the latest write of a
+/// key: that key then shows its previous value, or comes back if the lost
+/// write deleted it; the report lists every range. The write batches a
+/// damaged range cut are taken out whole (their intact records go to the
+/// quarantine file too, and are counted).
+///
+/// Fails with [`Error::Io`] if `dir` is not a directory or a file cannot be
+/// read or written (what was done so far stays consistent: run it again),
+/// and [`Error::Corruption`] for a data file of another format version.
+pub fn repair(dir: impl AsRef<Path>, options: &RepairOptions) -> Result<RepairReport> {
+    offline::repair(dir.as_ref(), options)
+}
+
+/// Checks the database in `dir`, which must not be open, without changing
+/// anything: reads every data file in full (finding every damaged range,
+/// not only the first, and saying what open would do with each), and checks
+/// every entry of every usable hint file against the record it points at.
+/// [`VerifyReport::is_clean`] says whether anything is damaged. Takes the
+/// directory lock ([`Error::Locked`] while the database is open), except
+/// in a directory it cannot write to.
+pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    offline::verify(dir.as_ref())
 }
 
 impl Drop for Bitcask {

@@ -60,8 +60,10 @@ impl Error {
     /// Data that fails a check, located by file and offset.
     pub(crate) fn corruption(path: &Path, offset: u64, what: &str) -> Error {
         Error::Corruption(format!(
-            "{}: {what} at offset {offset}; the data there cannot be trusted: restore this file \
-             from a backup, or move it away to open the database without its records",
+            "{}: {what} at offset {offset}; the data there cannot be trusted: run repair on the \
+             closed database (bitcask_repair, or `bitcask repair DIR`) to keep every intact \
+             record and move the damaged bytes to a quarantine file, or restore this file from \
+             a backup",
             path.display()
         ))
     }

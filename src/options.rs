@@ -29,6 +29,7 @@ pub struct Options {
     max_batch_bytes: u64,
     auto_merge_ratio: f64,
     auto_merge_min_bytes: u64,
+    strict_recovery: bool,
     read_only: bool,
 }
 
@@ -179,6 +180,23 @@ impl Options {
 }
 
 impl Options {
+    /// Whether open refuses a database whose newest data file ends in
+    /// bytes that are not good records (a torn write, pages written back
+    /// out of order before a power cut, garbage, damage), rather than move
+    /// them to a quarantine file and cut them off. Zero-filled space is cut
+    /// either way: it holds nothing. As LevelDB's `paranoid_checks` and
+    /// RocksDB's `kAbsoluteConsistency`, for applications that would rather
+    /// stop and look than go on without those bytes.
+    pub fn strict_recovery(&self) -> bool {
+        self.strict_recovery
+    }
+
+    /// Sets `strict_recovery` (default false).
+    pub fn set_strict_recovery(&mut self, on: bool) -> &mut Self {
+        self.strict_recovery = on;
+        self
+    }
+
     /// Whether the database is opened read-only: see
     /// [`Options::set_read_only`].
     pub fn read_only(&self) -> bool {
@@ -222,6 +240,7 @@ impl Default for Options {
             max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
             auto_merge_ratio: Self::DEFAULT_AUTO_MERGE_RATIO,
             auto_merge_min_bytes: Self::DEFAULT_AUTO_MERGE_MIN_BYTES,
+            strict_recovery: false,
             read_only: false,
         }
     }
@@ -265,6 +284,7 @@ mod tests {
         assert_eq!(o.max_batch_bytes(), 64 << 20);
         assert_eq!(o.auto_merge_ratio(), 0.5);
         assert_eq!(o.auto_merge_min_bytes(), 256 << 20);
+        assert!(!o.strict_recovery());
         assert!(!o.read_only());
     }
 

@@ -28,6 +28,7 @@ use crate::keydir::Index;
 use crate::log::data_file::DataFile;
 use crate::log::dir::directory_bytes;
 use crate::log::format::{self, check_key, check_value, FILE_HEADER_LEN};
+use crate::log::recovery::RecoveryReport;
 use crate::log::{hint, recovery, RecordPos};
 use crate::options::Options;
 
@@ -57,8 +58,8 @@ pub struct Engine {
     pub(super) commit_queue: CommitQueue,
     /// Set when shutdown begins: a running merge stops at its next step.
     pub(super) closing: AtomicBool,
-    /// How many data files open loaded from their hint files.
-    pub(super) hints_used: usize,
+    /// What open found and did (files from hints, a tail cut, ...).
+    pub(super) recovery: RecoveryReport,
     /// Taken (released) by close, which may come while iterators still hold
     /// the engine's files: the next opener must not wait for them. Declared
     /// last so that otherwise it is released after everything else is dropped.
@@ -128,7 +129,9 @@ impl Engine {
                 key.len()
             ))
         })?;
-        if needed > buf.len() {
+        // A lost value's marker holds a description, not a value: the read
+        // below reports it.
+        if needed > buf.len() && !file.is_lost_value(pos) {
             return Err(Error::BufferTooSmall { needed });
         }
         with_scratch(|scratch| {
@@ -202,7 +205,12 @@ impl Engine {
 
     /// How many data files open loaded from their hint files.
     pub fn hint_files_used(&self) -> usize {
-        self.hints_used
+        self.recovery.files_from_hint as usize
+    }
+
+    /// What open found and did.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// The database's size and shape now (see [`crate::Bitcask::stats`]).

@@ -48,6 +48,7 @@ use crate::log::data_file::DataFile;
 use crate::log::dir::{data_file_ids, directory_bytes};
 use crate::log::follow::follow_file;
 use crate::log::format::FILE_HEADER_LEN;
+use crate::log::recovery::RecoveryReport;
 use crate::options::Options;
 
 /// How many times a load starts again because a file it listed was deleted
@@ -92,6 +93,7 @@ pub fn open(dir: &Path, options: Options) -> Result<(Engine, Follower)> {
     let dir = dir.to_path_buf();
     let view = load_view(&dir, &options, &FileMap::new())?;
     let newest_file = Arc::clone(&view.files[&view.newest]);
+    let file_count = view.files.len();
     let files = Arc::new(Files::new(view.files));
     let jobs = Arc::new(Jobs::default());
     let mut writer = Writer::new(WriterParts {
@@ -125,7 +127,12 @@ pub fn open(dir: &Path, options: Options) -> Result<(Engine, Follower)> {
         jobs,
         commit_queue: CommitQueue::default(),
         closing: AtomicBool::new(false),
-        hints_used: view.hints_used,
+        // A read-only open changes nothing: it only loads.
+        recovery: RecoveryReport {
+            files_from_hint: view.hints_used as u64,
+            files_scanned: (file_count - view.hints_used) as u64,
+            ..RecoveryReport::default()
+        },
         lock: Mutex::new(None),
     };
     let follower = Follower {

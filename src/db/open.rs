@@ -24,7 +24,7 @@ use crate::log::data_file::DataFile;
 use crate::log::dir::{data_file_ids, ensure_dir};
 use crate::log::format::FILE_HEADER_LEN;
 use crate::log::hint::{Hint, HintKind};
-use crate::log::recovery::{self, Apply};
+use crate::log::recovery::{self, Apply, LoadMode, Loading, RecoveryReport};
 use crate::log::{Change, RecordPos};
 use crate::options::Options;
 
@@ -37,41 +37,24 @@ impl Engine {
         let dir = dir.to_path_buf();
         ensure_dir(&dir)?;
         let lock = DirLock::acquire(&dir)?;
-        let index: Arc<dyn Index> = new_index(options.index_type()).into();
         let ids = data_file_ids(&dir)?;
         recovery::remove_leftovers(&dir, &ids)?;
-        let mut files = FileMap::new();
-        let mut liveness = Liveness::default();
-        let mut active = None;
-        let mut max_batch_seq = 0;
-        let mut hints_used = 0;
-        let mut unhinted = Vec::new();
-        for (i, &id) in ids.iter().enumerate() {
-            let newest = i + 1 == ids.len();
-            let mut sink = KeydirLoader {
-                index: &*index,
-                liveness: &mut liveness,
-            };
-            let loaded =
-                recovery::load_file(&dir, id, newest, options.mmap_at_startup(), &mut sink)?;
-            max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
-            if loaded.from_hint {
-                hints_used += 1;
-            } else if !newest {
-                unhinted.push(id);
+        // A hint file rejected part-way (see `load_files`) is ignored when
+        // everything is loaded again.
+        let mut rejected = Vec::new();
+        let Loaded {
+            index,
+            mut files,
+            liveness,
+            active,
+            max_batch_seq,
+            report,
+            unhinted,
+        } = loop {
+            if let Some(loaded) = load_files(&dir, &ids, &options, &mut rejected)? {
+                break loaded;
             }
-            liveness.set_len(id, loaded.end);
-            if newest {
-                loaded.file.map_ahead(options.data_file_size());
-            } else {
-                loaded.file.map_for_reads();
-            }
-            let (file, end) = (Arc::new(loaded.file), loaded.end);
-            if newest {
-                active = Some((Arc::clone(&file), end));
-            }
-            files.insert(id, file);
-        }
+        };
         // Loading may have reserved more room than the keys took (a hint
         // file that puts one key several times) and freed large buffers:
         // give both back.
@@ -115,10 +98,88 @@ impl Engine {
             jobs,
             commit_queue: CommitQueue::default(),
             closing: AtomicBool::new(false),
-            hints_used,
+            recovery: report,
             lock: Mutex::new(Some(lock)),
         })
     }
+}
+
+/// Every data file of a directory, loaded.
+struct Loaded {
+    index: Arc<dyn Index>,
+    files: FileMap,
+    liveness: Liveness,
+    /// The newest file and where its records end.
+    active: Option<(Arc<DataFile>, u64)>,
+    max_batch_seq: u64,
+    report: RecoveryReport,
+    /// Immutable files loaded without a hint: their hints are to be written.
+    unhinted: Vec<u32>,
+}
+
+/// Loads the data files `ids` of `dir` in id order into a new keydir, each
+/// from its hint file where a usable one exists (not for the ids in
+/// `rejected`). `None` when a hint file turned out not to decode after part
+/// of it was applied: its id is added to `rejected`, and the caller loads
+/// everything again into a fresh keydir.
+fn load_files(
+    dir: &Path,
+    ids: &[u32],
+    options: &Options,
+    rejected: &mut Vec<u32>,
+) -> Result<Option<Loaded>> {
+    let index: Arc<dyn Index> = new_index(options.index_type()).into();
+    let mut files = FileMap::new();
+    let mut liveness = Liveness::default();
+    let mut active = None;
+    let mut max_batch_seq = 0;
+    let mut report = RecoveryReport::default();
+    let mut unhinted = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let newest = i + 1 == ids.len();
+        let mut sink = KeydirLoader {
+            index: &*index,
+            liveness: &mut liveness,
+        };
+        let mode = LoadMode {
+            newest,
+            use_mmap: options.mmap_at_startup(),
+            strict: options.strict_recovery(),
+            ignore_hint: rejected.contains(&id),
+        };
+        let loaded = match recovery::load_file(dir, id, mode, &mut sink)? {
+            Loading::Loaded(loaded) => *loaded,
+            Loading::HintRejected(hint) => {
+                rejected.push(hint.id);
+                return Ok(None);
+            }
+        };
+        max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
+        report.add(&loaded);
+        if !loaded.from_hint && !newest {
+            unhinted.push(id);
+        }
+        liveness.set_len(id, loaded.end);
+        if newest {
+            loaded.file.map_ahead(options.data_file_size());
+        } else {
+            loaded.file.map_for_reads();
+        }
+        let (file, end) = (Arc::new(loaded.file), loaded.end);
+        if newest {
+            active = Some((Arc::clone(&file), end));
+        }
+        files.insert(id, file);
+    }
+    Ok(Some(Loaded {
+        index,
+        files,
+        liveness,
+        active,
+        max_batch_seq,
+        report,
+        unhinted,
+    }))
 }
 
 /// Every how many puts of a hint file one is looked up in the keydir, to

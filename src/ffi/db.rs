@@ -46,9 +46,13 @@ pub(crate) unsafe fn database<'a>(db: *mut bitcask_db) -> Result<&'a Bitcask> {
 /// `dir` is a NUL-terminated UTF-8 path. `opts` may be NULL for the
 /// defaults; it is copied, so it may be freed right after. Open takes an
 /// exclusive lock on the directory, loads the data files in order and
-/// rebuilds the in-memory index. If the last writer died mid-write, the torn
-/// end of the newest data file is cut back to its last complete record and
-/// writing continues from there.
+/// rebuilds the in-memory index. After a crash or a power cut, the newest
+/// data file may end in bytes that are not good records: from the first
+/// record that fails a check on, they are copied to a quarantine file in
+/// the directory and cut off, and writing continues after the last good
+/// record (every synced write lies before it). Zeros after the last record
+/// of an older file are cut too. `bitcask_get_recovery_report` and
+/// `bitcask_get_recovery_text` say what open did.
 ///
 /// Returns:
 /// - `BITCASK_OK`: `*db_out` set; release it with `bitcask_close`
@@ -57,8 +61,12 @@ pub(crate) unsafe fn database<'a>(db: *mut bitcask_db) -> Result<&'a Bitcask> {
 ///   directory open
 /// - `BITCASK_IO`: the directory or a file cannot be created, read or locked;
 ///   also when `dir` exists and is not a directory
-/// - `BITCASK_CORRUPTION`: a data file fails its checks other than at the torn
-///   end of the newest one, or was written by an unknown format version
+/// - `BITCASK_CORRUPTION`: an older (sealed) data file without a usable
+///   hint file fails its checks: damage no crash explains;
+///   `bitcask_last_error()` names the file and offset, and `bitcask_repair`
+///   repairs it. Also a data file of an unknown format version, and, with
+///   `bitcask_options_set_strict_recovery`, a newest data file that ends in
+///   bytes that are not good records
 ///
 /// With `bitcask_options_set_read_only` on, open takes no lock (so it never
 /// returns `BITCASK_LOCKED`), creates and cuts nothing, and returns

@@ -84,8 +84,11 @@ pub unsafe extern "C" fn bitcask_get_stats(
 /// - `BITCASK_IO`: a file could not be read, written or renamed: the merge
 ///   stopped and the database is consistent; the space of the files not yet
 ///   merged is not freed
-/// - `BITCASK_CORRUPTION`: a record of an old file fails its checks; nothing
-///   was deleted
+/// - `BITCASK_CORRUPTION`: the merge finished, but stepped over damaged
+///   records: their bytes went to quarantine files, and every other record
+///   was merged; a key whose latest value lay there answers
+///   `BITCASK_CORRUPTION`, never an older value, until it is written again.
+///   `bitcask_last_error()` names each range and quarantine file
 /// - `BITCASK_CLOSED`: writes are refused after an earlier failure
 /// - `BITCASK_READ_ONLY`: the handle was opened read-only
 ///

@@ -21,6 +21,7 @@ mod db;
 mod iter;
 mod batch;
 mod maintenance;
+mod recovery;
 
 pub use batch::*;
 pub use boundary::bitcask_last_error;
@@ -28,4 +29,5 @@ pub use db::*;
 pub use iter::*;
 pub use maintenance::*;
 pub use options::*;
+pub use recovery::*;
 pub use status::*;

@@ -240,6 +240,33 @@ pub unsafe extern "C" fn bitcask_options_set_read_only(
     })
 }
 
+/// Sets whether `bitcask_open` refuses a database whose newest data file
+/// ends in bytes that are not good records (a torn write, pages written back
+/// out of order before a power cut, garbage, damage) with
+/// `BITCASK_CORRUPTION` (naming the file, the offset and the bytes), rather
+/// than move them to a quarantine file and cut them off, which it does by
+/// default. Zero-filled space is cut either way: it holds nothing. For
+/// applications that would rather stop and look, as with LevelDB's
+/// `paranoid_checks`; open again without it, or run `bitcask_repair`, to go
+/// on. Default off.
+///
+/// Returns:
+/// - `BITCASK_OK`
+/// - `BITCASK_INVALID_ARGUMENT`: opts NULL
+///
+/// # Safety
+/// `opts` is NULL or a live object from `bitcask_options_new()`.
+#[no_mangle]
+pub unsafe extern "C" fn bitcask_options_set_strict_recovery(
+    opts: *mut bitcask_options,
+    on: bool,
+) -> bitcask_status {
+    with_options(opts, |o| {
+        o.set_strict_recovery(on);
+        Ok(())
+    })
+}
+
 /// The kind of in-memory index (keydir), for
 /// `bitcask_options_set_index_type`: one of the `BITCASK_INDEX_*` values
 /// below, which never change.

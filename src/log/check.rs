@@ -191,7 +191,7 @@ fn check_data_file(
                         key_crc: crc32fast::hash(key),
                     };
                     match kind {
-                        RecordKind::Put | RecordKind::Delete => {
+                        RecordKind::Put | RecordKind::Delete | RecordKind::LostValue => {
                             pending.clear();
                             committed.push(entry);
                         }

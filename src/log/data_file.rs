@@ -293,6 +293,25 @@ impl DataFile {
         self.check_record(pos, key, buf)
     }
 
+    /// Whether the record at `pos` is a lost value's marker (see
+    /// [`RecordKind::LostValue`]): its type byte, read through the map or
+    /// with one `pread`. For a get that would answer "buffer too small"
+    /// without reading the record.
+    pub fn is_lost_value(&self, pos: RecordPos) -> bool {
+        let at = u64::from(pos.offset) + 4;
+        let byte = match self.record_bytes(at, 1) {
+            Some(bytes) => bytes[0],
+            None => {
+                let mut byte = [0u8];
+                if self.file.read_exact_at(&mut byte, at).is_err() {
+                    return false;
+                }
+                byte[0]
+            }
+        };
+        byte == RecordKind::LostValue as u8
+    }
+
     fn cut_short(&self, offset: u64) -> Error {
         Error::corruption(
             &self.path,
@@ -321,8 +340,10 @@ impl DataFile {
             }
             ParsedHeader::Invalid(why) => return Err(Error::corruption(&self.path, offset, why)),
         };
+        let kind = RecordKind::from_byte(header.type_byte);
+        let lost = kind == Some(RecordKind::LostValue);
         if header.record_len() != u64::from(pos.size)
-            || !RecordKind::from_byte(header.type_byte).is_some_and(RecordKind::holds_value)
+            || !(lost || kind.is_some_and(RecordKind::holds_value))
         {
             return Err(Error::corruption(
                 &self.path,
@@ -337,6 +358,14 @@ impl DataFile {
                 offset,
                 "record checksum mismatch",
             ));
+        }
+        if lost {
+            let why = &body[header.key_len as usize..];
+            return Err(Error::Corruption(format!(
+                "the value of this key was lost: {}. Write the key again (or delete it) to \
+                 clear this",
+                String::from_utf8_lossy(why)
+            )));
         }
         let key_end = header.header_len + header.key_len as usize;
         if &bytes[header.header_len..key_end] != key {

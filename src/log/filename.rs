@@ -6,6 +6,14 @@
 //! 000000042.hint       the hint file of data file 42
 //! 000000042.data.tmp   a merge output not yet renamed into place
 //! 000000042.hint.tmp   a hint file not yet renamed into place
+//! 000000042-1049824.quarantine
+//!                      bytes taken out of data file 42 at offset 1049824
+//!                      (a cut tail, a damaged range): kept for the user,
+//!                      never loaded, never removed by the library
+//! 000000042-1049824-2.quarantine
+//!                      the second such file for the same place
+//! 000000042-1049824.quarantine.tmp
+//!                      a quarantine file not yet renamed into place
 //! LOCK                 the directory lock (a POSIX record lock, fcntl)
 //! ```
 //!
@@ -14,6 +22,8 @@
 //! a name of nine digits is what every id had before ids grew past them).
 //! Each id has exactly one name: a ten-digit name never starts with 0.
 //! Anything else in the directory is not the library's, and is left alone.
+//! No data or hint file name can end in `.quarantine`, so a quarantine
+//! file is never taken for one.
 
 /// Name of the lock file in the database directory.
 pub const LOCK: &str = "LOCK";
@@ -23,6 +33,7 @@ pub const LOCK: &str = "LOCK";
 const TEMP_SUFFIX: &str = ".tmp";
 const DATA_SUFFIX: &str = ".data";
 const HINT_SUFFIX: &str = ".hint";
+const QUARANTINE_SUFFIX: &str = ".quarantine";
 /// How many digits an id takes in a name at least (zero-padded to them).
 const ID_DIGITS: usize = 9;
 /// How many digits the largest id (`u32::MAX`) takes.
@@ -39,6 +50,12 @@ pub enum FileName {
     TempData(u32),
     /// The hint file of data file `id` being written, under its temporary name.
     TempHint(u32),
+    /// Bytes moved out of data file `id` from `offset` on (see
+    /// `log/quarantine.rs`); `n` tells apart several taken from the same
+    /// place (1 for the first, whose name has no `-n`).
+    Quarantine { id: u32, offset: u64, n: u32 },
+    /// A quarantine file being written, under its temporary name.
+    TempQuarantine { id: u32, offset: u64, n: u32 },
     /// The lock file.
     Lock,
 }
@@ -54,8 +71,14 @@ impl FileName {
             return match FileName::parse(base)? {
                 FileName::Data(id) => Some(FileName::TempData(id)),
                 FileName::Hint(id) => Some(FileName::TempHint(id)),
+                FileName::Quarantine { id, offset, n } => {
+                    Some(FileName::TempQuarantine { id, offset, n })
+                }
                 _ => None,
             };
+        }
+        if let Some(base) = name.strip_suffix(QUARANTINE_SUFFIX) {
+            return parse_quarantine(base);
         }
         if let Some(digits) = name.strip_suffix(DATA_SUFFIX) {
             return parse_id(digits).map(FileName::Data);
@@ -72,6 +95,18 @@ impl FileName {
             FileName::Hint(id) => format!("{id:0ID_DIGITS$}{HINT_SUFFIX}"),
             FileName::TempData(id) => format!("{}{TEMP_SUFFIX}", FileName::Data(id).name()),
             FileName::TempHint(id) => format!("{}{TEMP_SUFFIX}", FileName::Hint(id).name()),
+            FileName::Quarantine { id, offset, n } => {
+                let stem = data_file_name(id);
+                let stem = stem.strip_suffix(DATA_SUFFIX).unwrap_or(&stem);
+                match n {
+                    0 | 1 => format!("{stem}-{offset}{QUARANTINE_SUFFIX}"),
+                    n => format!("{stem}-{offset}-{n}{QUARANTINE_SUFFIX}"),
+                }
+            }
+            FileName::TempQuarantine { id, offset, n } => format!(
+                "{}{TEMP_SUFFIX}",
+                FileName::Quarantine { id, offset, n }.name()
+            ),
             FileName::Lock => LOCK.to_string(),
         }
     }
@@ -85,6 +120,34 @@ pub fn data_file_name(id: u32) -> String {
 /// The name of the hint file of data file `id`.
 pub fn hint_file_name(id: u32) -> String {
     FileName::Hint(id).name()
+}
+
+/// The parts of a quarantine file name without its suffix:
+/// `{id}-{offset}` or `{id}-{offset}-{n}` with `n` from 2.
+fn parse_quarantine(base: &str) -> Option<FileName> {
+    let mut parts = base.split('-');
+    let id = parse_id(parts.next()?)?;
+    let offset = parse_decimal(parts.next()?)?;
+    let n = match parts.next() {
+        None => 1,
+        Some(n) => match parse_decimal(n)? {
+            n @ 2..=0xFFFF_FFFF => n as u32,
+            _ => return None,
+        },
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(FileName::Quarantine { id, offset, n })
+}
+
+/// A decimal number as the library writes one: digits only, no leading
+/// zero (except "0" itself).
+fn parse_decimal(digits: &str) -> Option<u64> {
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    canonical.then(|| digits.parse().ok()).flatten()
 }
 
 /// The id written as `digits`: [`ID_DIGITS`] decimal digits, or more (up
@@ -110,6 +173,21 @@ mod tests {
             FileName::Hint(12),
             FileName::TempData(7),
             FileName::TempHint(999_999_999),
+            FileName::Quarantine {
+                id: 4,
+                offset: 1_049_824,
+                n: 1,
+            },
+            FileName::Quarantine {
+                id: 4,
+                offset: 0,
+                n: 3,
+            },
+            FileName::TempQuarantine {
+                id: 9,
+                offset: u64::MAX,
+                n: 2,
+            },
             FileName::Data(1_000_000_000),
             FileName::Hint(u32::MAX),
             FileName::TempData(u32::MAX),
@@ -126,6 +204,13 @@ mod tests {
             FileName::TempHint(12).name(),
             "000000012.hint.tmp".to_string()
         );
+        let quarantine = |n| FileName::Quarantine {
+            id: 4,
+            offset: 1_049_824,
+            n,
+        };
+        assert_eq!(quarantine(1).name(), "000000004-1049824.quarantine");
+        assert_eq!(quarantine(2).name(), "000000004-1049824-2.quarantine");
     }
 
     #[test]
@@ -139,6 +224,14 @@ mod tests {
             "LOCK.tmp",
             "lock",
             "000000001.hint.bak",
+            "000000001.quarantine",
+            "000000001-.quarantine",
+            "000000001-012.quarantine",
+            "000000001-12-1.quarantine",
+            "000000001-12-0.quarantine",
+            "000000001-12-2-2.quarantine",
+            "000000001-x.quarantine",
+            "000000001.data.quarantine",
             // One name per id: ten digits never start with a zero.
             "0000000001.data",
             "0999999999.data",

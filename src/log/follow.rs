@@ -28,7 +28,7 @@ use memmap2::{Advice, Mmap};
 
 use super::data_file::DataFile;
 use super::format::{self, FileHeader, RecordKind, FILE_HEADER_LEN};
-use super::hint::{Hint, HintKind};
+use super::hint::{Hint, HintFile, HintKind};
 use super::recovery::Apply;
 use super::scanner::{FileSource, MmapSource, ScanEntry, Scanner, Source};
 use super::{Change, RecordPos};
@@ -68,7 +68,7 @@ pub fn follow_file(
         if !header_written(file, len, newest)? {
             return Ok(followed(0));
         }
-        if let Some(hint) = Hint::read(dir, file.id(), len, use_mmap)? {
+        if let HintFile::Usable(hint) = Hint::load(dir, file.id(), len, use_mmap)? {
             apply_hint(dir, file.id(), &hint, sink)?;
             return Ok(Followed {
                 resume: len,
@@ -222,7 +222,8 @@ fn scan<S: Source>(
             size,
         };
         match kind {
-            RecordKind::Put | RecordKind::Delete => {
+            // A lost value's marker stands for the key as a put would.
+            RecordKind::Put | RecordKind::Delete | RecordKind::LostValue => {
                 // Batch records that a plain record follows were never
                 // committed (a batch is one contiguous append).
                 pending.clear();

@@ -78,11 +78,16 @@ pub enum RecordKind {
     /// bytes), the value the number of batch records right before it (u32
     /// LE, 4 bytes). Without it the batch's records are ignored.
     BatchCommit = 5,
+    /// The key's value was lost: a merge found the record that held it
+    /// damaged and moved its bytes to a quarantine file. The value is a
+    /// description (UTF-8) of where and why. A get of the key answers
+    /// corruption, never an older value, until the key is written again.
+    LostValue = 6,
 }
 
 impl RecordKind {
     /// Decodes a type byte. Type 0 is never written (it is what zero-filled
-    /// space reads as); 6 and up are reserved (expiry records).
+    /// space reads as); 7 and up are reserved (expiry records).
     pub fn from_byte(byte: u8) -> Option<RecordKind> {
         match byte {
             1 => Some(RecordKind::Put),
@@ -90,6 +95,7 @@ impl RecordKind {
             3 => Some(RecordKind::BatchPut),
             4 => Some(RecordKind::BatchDelete),
             5 => Some(RecordKind::BatchCommit),
+            6 => Some(RecordKind::LostValue),
             _ => None,
         }
     }
@@ -437,7 +443,8 @@ mod tests {
         assert_eq!(RecordKind::from_byte(3), Some(RecordKind::BatchPut));
         assert_eq!(RecordKind::from_byte(4), Some(RecordKind::BatchDelete));
         assert_eq!(RecordKind::from_byte(5), Some(RecordKind::BatchCommit));
-        for b in [0u8, 6, 255] {
+        assert_eq!(RecordKind::from_byte(6), Some(RecordKind::LostValue));
+        for b in [0u8, 7, 255] {
             assert_eq!(RecordKind::from_byte(b), None);
         }
     }

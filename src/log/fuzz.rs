@@ -272,8 +272,16 @@ fn check_load(rng: &mut Rng, dir: &Path, bytes: &[u8]) {
     let _ = std::fs::remove_file(dir.join(super::filename::hint_file_name(1)));
     let newest = rng.below(2) == 0;
     let mut sink = Recorded::default();
-    match recovery::load_file(dir, 1, newest, rng.below(2) == 0, &mut sink) {
-        Ok(loaded) => {
+    let mode = recovery::LoadMode {
+        newest,
+        use_mmap: rng.below(2) == 0,
+        strict: false,
+        ignore_hint: false,
+    };
+    match recovery::load_file(dir, 1, mode, &mut sink) {
+        // There is no hint file to reject.
+        Ok(recovery::Loading::HintRejected(_)) => panic!("a hint rejected where there is none"),
+        Ok(recovery::Loading::Loaded(loaded)) => {
             // A newest file whose header never got written gets one.
             assert!(loaded.end as usize <= bytes.len().max(FILE_HEADER_LEN as usize));
             for (delete, key, pos) in &sink.0 {

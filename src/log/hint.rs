@@ -5,8 +5,10 @@
 //!
 //! A hint is only ever a shortcut. It names the data file it describes and
 //! that file's exact length, and one CRC covers all of it: a hint that is
-//! missing, cut short, damaged or stale (the data file has another length)
-//! is ignored, and the data file is scanned instead.
+//! missing, cut short, damaged or stale (the data file has another length),
+//! or whose entries do not decode or point outside the data file, is
+//! ignored, and the data file is scanned instead. Entries are checked as
+//! they are applied; if one fails, open starts over without that hint.
 //!
 //! ```text
 //! header (32 bytes): magic "BCSKHINT" (8) | version u32 LE | data file id u32 LE
@@ -109,6 +111,26 @@ pub struct Hint {
     bytes: Bytes,
 }
 
+/// Whether an entry at `offset` of `size` bytes lies inside a data file
+/// `data_len` bytes long, after its header.
+pub fn entry_fits(offset: u32, size: u32, data_len: u64) -> bool {
+    u64::from(offset) >= format::FILE_HEADER_LEN && u64::from(offset) + u64::from(size) <= data_len
+}
+
+/// What [`Hint::load`] found.
+pub enum HintFile {
+    /// No hint file.
+    Missing,
+    /// An intact hint file of another length of the data file: written
+    /// before the data file changed (the active file's hint after the first
+    /// write that follows a clean close).
+    Stale,
+    /// A hint file that fails its checks, with what failed.
+    Unusable(&'static str),
+    /// A hint that describes the data file as it is.
+    Usable(Hint),
+}
+
 /// A hint file's bytes: the file mapped, or read into memory.
 enum Bytes {
     Mapped(Mmap),
@@ -127,9 +149,10 @@ impl std::ops::Deref for Bytes {
 }
 
 impl Hint {
-    /// Reads the hint file of data file `id`, if it exists, is intact, and
-    /// describes the data file as it is (`data_len` bytes long). Any other
-    /// hint file reads as `None`: the caller scans the data file instead.
+    /// Reads the hint file of data file `id`, and checks that it is intact
+    /// and describes the data file as it is (`data_len` bytes long). Whether
+    /// every entry decodes and lies inside the data file is checked by the
+    /// caller as it walks them ([`Hint::entries_fit`]): one pass, not two.
     /// Only an error other than "not found" while reading is an error.
     ///
     /// With `use_mmap` the file is mapped rather than read (if mapping
@@ -137,11 +160,11 @@ impl Hint {
     /// freed buffer of tens of MiB may stay in the heap as resident memory
     /// (it lies below the keydir allocated after it), which made the heap
     /// of an open process about 26 bytes per key larger.
-    pub fn read(dir: &Path, id: u32, data_len: u64, use_mmap: bool) -> Result<Option<Hint>> {
+    pub fn load(dir: &Path, id: u32, data_len: u64, use_mmap: bool) -> Result<HintFile> {
         let path = dir.join(hint_file_name(id));
         let file = match File::open(&path) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HintFile::Missing),
             Err(e) => return Err(Error::io("read hint file", &path, e)),
         };
         // SAFETY: the map is read-only, and the `Hint` holding it lives only
@@ -166,27 +189,50 @@ impl Hint {
         Ok(Hint::check(bytes, id, data_len))
     }
 
-    /// `bytes` as a hint, if they are an intact hint of data file `id` at
-    /// length `data_len`.
-    fn check(bytes: Bytes, id: u32, data_len: u64) -> Option<Hint> {
+    /// `bytes` as a hint of data file `id` at length `data_len`, if they are one.
+    fn check(bytes: Bytes, id: u32, data_len: u64) -> HintFile {
         if bytes.len() < HEADER_LEN + TRAILER_LEN {
-            return None;
+            return HintFile::Unusable("shorter than a hint file header");
         }
         let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
-        let stored_crc = u32::from_le_bytes(trailer.try_into().ok()?);
-        let intact = crc32fast::hash(body) == stored_crc
-            && body[..8] == HINT_MAGIC
-            && u32_at(body, 8) == HINT_VERSION
-            && u32_at(body, 12) == id
-            && u64_at(body, 16) == data_len;
-        intact.then_some(Hint { bytes })
+        let stored_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        if crc32fast::hash(body) != stored_crc {
+            return HintFile::Unusable("checksum mismatch");
+        }
+        if body[..8] != HINT_MAGIC || u32_at(body, 8) != HINT_VERSION {
+            return HintFile::Unusable("not a hint file of this version");
+        }
+        if u32_at(body, 12) != id {
+            return HintFile::Unusable("the hint of another data file");
+        }
+        if u64_at(body, 16) != data_len {
+            return HintFile::Stale;
+        }
+        HintFile::Usable(Hint { bytes })
+    }
+
+    /// Whether every entry decodes and lies inside a data file `data_len`
+    /// bytes long: what [`Hint::load`] leaves to the caller, which checks it
+    /// while it applies the entries (open) or reports it (verify).
+    pub fn entries_fit(&self, data_len: u64) -> std::result::Result<(), &'static str> {
+        let mut inside = true;
+        let decodes =
+            self.for_each(|_, _, offset, size| inside &= entry_fits(offset, size, data_len));
+        match (decodes, inside) {
+            (true, true) => Ok(()),
+            (false, _) => Err("its entries do not decode"),
+            (true, false) => Err("an entry points outside the data file"),
+        }
     }
 
     /// `bytes` as a hint, if they are an intact hint of data file `id` at
     /// length `data_len` (the decoder fuzz test's way in).
     #[cfg(test)]
     pub(crate) fn parse(bytes: Vec<u8>, id: u32, data_len: u64) -> Option<Hint> {
-        Hint::check(Bytes::Read(bytes), id, data_len)
+        match Hint::check(Bytes::Read(bytes), id, data_len) {
+            HintFile::Usable(hint) => Some(hint),
+            _ => None,
+        }
     }
 
     /// A hint this process just built (with [`HintBuilder::finish`]), to
@@ -272,8 +318,12 @@ pub fn inspect(dir: &Path, id: u32, data_len: u64) -> Result<HintState> {
         return Ok(HintState::Damaged("not a hint file of this version"));
     }
     Ok(match Hint::check(Bytes::Read(bytes), id, data_len) {
-        Some(hint) => HintState::Intact(hint),
-        None => HintState::Stale,
+        HintFile::Usable(hint) => match hint.entries_fit(data_len) {
+            Ok(()) => HintState::Intact(hint),
+            Err(why) => HintState::Damaged(why),
+        },
+        HintFile::Stale | HintFile::Missing => HintState::Stale,
+        HintFile::Unusable(why) => HintState::Damaged(why),
     })
 }
 
@@ -308,7 +358,10 @@ mod tests {
     }
 
     fn checked(bytes: Vec<u8>, id: u32, data_len: u64) -> Option<Hint> {
-        Hint::check(Bytes::Read(bytes), id, data_len)
+        match Hint::check(Bytes::Read(bytes), id, data_len) {
+            HintFile::Usable(hint) => Some(hint),
+            _ => None,
+        }
     }
 
     fn entries(hint: &Hint) -> Vec<(HintKind, Vec<u8>, u32, u32)> {
@@ -333,7 +386,7 @@ mod tests {
     fn max_entries_bounds_the_entries_of_the_shortest_kind() {
         let mut b = HintBuilder::new(7);
         for i in 0..100u32 {
-            b.push(HintKind::Put, &[i as u8], pos(i, 1));
+            b.push(HintKind::Put, &[i as u8], pos(16 + i, 1));
         }
         let hint = checked(b.finish(396, 0), 7, 396).expect("intact");
         assert_eq!((entries(&hint).len(), hint.max_entries()), (100, 100));
@@ -357,12 +410,52 @@ mod tests {
         }
     }
 
+    /// A hint whose checksum holds but whose entries do not decode, or
+    /// point outside the data file, is ignored as a whole.
+    #[test]
+    fn a_hint_that_passes_its_checksum_but_does_not_decode_is_unusable() {
+        let with_crc = |mut body: Vec<u8>| {
+            let crc = crc32fast::hash(&body);
+            body.extend_from_slice(&crc.to_le_bytes());
+            body
+        };
+        let mut bytes = sample();
+        bytes.truncate(bytes.len() - TRAILER_LEN);
+        let mut bad_kind = bytes.clone();
+        bad_kind[HEADER_LEN] = 9;
+        let mut cut_key = bytes.clone();
+        cut_key.truncate(cut_key.len() - 1);
+        for (what, body) in [("bad kind", bad_kind), ("cut key", cut_key)] {
+            let hint = checked(with_crc(body), 7, 396).expect("intact as a file");
+            assert_eq!(
+                hint.entries_fit(396),
+                Err("its entries do not decode"),
+                "{what}"
+            );
+        }
+        let mut b = HintBuilder::new(7);
+        b.push(HintKind::Put, b"alpha", pos(390, 30));
+        let hint = checked(b.finish(396, 0), 7, 396).expect("intact as a file");
+        assert_eq!(
+            hint.entries_fit(396),
+            Err("an entry points outside the data file")
+        );
+        assert_eq!(checked(sample(), 7, 396).unwrap().entries_fit(396), Ok(()));
+        assert!(matches!(
+            Hint::check(Bytes::Read(sample()), 7, 397),
+            HintFile::Stale
+        ));
+    }
+
     #[test]
     fn a_mapped_hint_reads_as_a_read_one() {
         let dir = std::env::temp_dir().join(format!("bitcask-hint-map-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let read = |id, use_mmap| Hint::read(&dir, id, 396, use_mmap).unwrap();
+        let read = |id, use_mmap| match Hint::load(&dir, id, 396, use_mmap).unwrap() {
+            HintFile::Usable(hint) => Some(hint),
+            _ => None,
+        };
         for use_mmap in [true, false] {
             assert!(read(7, use_mmap).is_none(), "no hint file yet");
         }

@@ -17,11 +17,21 @@
 //! - [`appender`]: appending to the active data file, its sync policy, and
 //!   refusing writes after a failure that cannot be undone;
 //! - [`hint`]: hint files, the keys and positions of an immutable data file;
+//! - [`quarantine`]: quarantine files, the bytes taken out of data files
+//!   (a cut tail, a damaged range), kept and never loaded;
 //! - [`recovery`]: what open does with each file: load it from its hint or
-//!   scan it, apply write batches only at their commit record, and cut the
-//!   newest file's torn tail;
+//!   scan it, apply write batches only at their commit record, quarantine
+//!   and cut the newest file's tail, cut zeros off sealed files, refuse
+//!   damage no crash explains;
+//! - [`salvage`]: the scan of repair and verify, which steps over damaged
+//!   ranges to the next record that passes its checks;
+//! - [`verify`]: a read-only check of every data file and hint entry,
+//!   saying what open does with each damaged range (the database closed);
+//! - [`repair`]: rewriting damaged data files with every intact record,
+//!   the damaged bytes to quarantine files, hint files written again;
 //! - [`check`]: reading every record and hint entry of a directory and
-//!   reporting each damaged range, without opening the database;
+//!   reporting each damaged range, without opening the database (beside a
+//!   writer);
 //! - [`follow`]: what a read-only open does with each file instead: load
 //!   it without writing anything, stop at the newest file's last good
 //!   record, and go on from there later.
@@ -39,8 +49,12 @@ pub mod format;
 #[cfg(test)]
 mod fuzz;
 pub mod hint;
+pub mod quarantine;
 pub mod recovery;
+pub mod repair;
+pub mod salvage;
 pub mod scanner;
+pub mod verify;
 
 /// Where a key's latest record lies: which data file, where in it, how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,18 +1,21 @@
-//! Sequential reading of a data file's records, as open does to rebuild the
-//! keydir. The reader tells three endings apart:
+//! Sequential reading of a data file's records, as open, merge, repair and
+//! verify do. Each step is a record that passes every check, or one of:
 //!
 //! - [`ScanEntry::End`]: the file ends exactly at a record boundary;
-//! - [`ScanEntry::TornTail`]: the bytes from here to the end of the file are
-//!   what a writer that died mid-append leaves. The appender copies each
-//!   append in ascending order into space that reads as zeros (see
-//!   `appender.rs` and `data_file.rs`), so a
-//!   crash leaves a prefix of the last append and zeros after it: a record
-//!   cut short by the end of the file, a header that fails its checksum with
-//!   only zeros after the space a header takes, or a valid header whose body
-//!   fails its checksum with only zeros after the end it claims. In the
-//!   newest file this is not an error: open cuts the file back to here;
-//! - [`ScanEntry::Corrupt`]: a record that fails a check and is followed by
-//!   more data than one torn append can leave, so no crash can explain it.
+//! - [`ScanEntry::TornTail`]: from here to the end of the file lies what a
+//!   process killed mid-append leaves (the appender copies each append in
+//!   ascending order into space that reads as zeros): a record cut short by
+//!   the end of the file, a header that fails its checksum with only zeros
+//!   after the space a header takes, or a valid header whose body fails its
+//!   checksum with only zeros after the end it claims;
+//! - [`ScanEntry::Corrupt`]: a record that fails a check, followed by more
+//!   than one torn append leaves.
+//!
+//! The two failures differ only in what they say: for open both end the
+//! good data of a file (`recovery.rs` has the rules: a power cut can leave
+//! data after a torn record, so `Corrupt` in the newest file is a tail
+//! too). [`Scanner::resync`] finds where good records start again after
+//! one, for merge, repair and verify.
 //!
 //! It reads through a [`Source`]: a memory map or buffered positioned reads.
 
@@ -52,6 +55,27 @@ impl Source for MmapSource {
         let start = (offset as usize).min(self.map.len());
         let end = start.saturating_add(len).min(self.map.len());
         Ok(&self.map[start..end])
+    }
+}
+
+/// Bytes in memory (quarantined bytes read back), as a source.
+pub struct BytesSource(Vec<u8>);
+
+impl BytesSource {
+    pub fn new(bytes: Vec<u8>) -> BytesSource {
+        BytesSource(bytes)
+    }
+}
+
+impl Source for BytesSource {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read(&mut self, offset: u64, len: usize) -> io::Result<&[u8]> {
+        let start = (offset as usize).min(self.0.len());
+        let end = start.saturating_add(len).min(self.0.len());
+        Ok(&self.0[start..end])
     }
 }
 
@@ -146,6 +170,17 @@ impl<S: Source> Scanner<S> {
         }
     }
 
+    /// Where the scanner stands: the offset of the next record boundary.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Moves to `offset`, a record boundary (a resynchronisation point
+    /// found by [`Scanner::resync`]).
+    pub fn seek(&mut self, offset: u64) {
+        self.offset = offset;
+    }
+
     /// The next record, or how the file ends. After anything but a record,
     /// calling again repeats the same answer.
     pub fn next_entry(&mut self) -> io::Result<ScanEntry<'_>> {
@@ -154,17 +189,10 @@ impl<S: Source> Scanner<S> {
         if offset >= file_len {
             return Ok(ScanEntry::End);
         }
-        let parsed =
-            format::parse_record_header(self.source.read(offset, format::MAX_RECORD_HEADER_LEN)?);
-        let header = match parsed {
-            ParsedHeader::Valid(h) => h,
-            ParsedHeader::Incomplete => {
-                return Ok(ScanEntry::TornTail {
-                    offset,
-                    reason: "record header cut short by the end of the file",
-                })
-            }
-            ParsedHeader::Invalid(why) => {
+        let header = match probe(&mut self.source, offset)? {
+            Probe::Valid(header) => header,
+            Probe::Short(reason) => return Ok(ScanEntry::TornTail { offset, reason }),
+            Probe::HeaderInvalid(why) => {
                 // A header copied in part: its own bytes, and zeros after them.
                 let header_end = offset + format::MAX_RECORD_HEADER_LEN as u64;
                 return Ok(if self.rest_is_zero(header_end)? {
@@ -180,50 +208,31 @@ impl<S: Source> Scanner<S> {
                     }
                 });
             }
-        };
-        let kind = match RecordKind::from_byte(header.type_byte) {
-            Some(kind) => kind,
-            None => {
-                return Ok(ScanEntry::Corrupt {
-                    offset,
-                    reason: format!(
-                        "unknown record type {} (written by a newer libbitcask?)",
-                        header.type_byte
-                    ),
-                })
+            Probe::Implausible(reason) => return Ok(ScanEntry::Corrupt { offset, reason }),
+            Probe::BodyInvalid(header) => {
+                // A record copied in part: the rest of its extent, and all
+                // that follows, still zero.
+                let record_end = offset + header.record_len();
+                return Ok(if self.rest_is_zero(record_end)? {
+                    ScanEntry::TornTail {
+                        offset,
+                        reason: "the last record's checksum fails (partly written)",
+                    }
+                } else {
+                    ScanEntry::Corrupt {
+                        offset,
+                        reason: "record checksum mismatch".to_string(),
+                    }
+                });
             }
         };
-        if let Some(reason) = implausible(kind, header.key_len, header.value_len) {
-            return Ok(ScanEntry::Corrupt { offset, reason });
-        }
         let record_end = offset + header.record_len();
-        if record_end > file_len {
-            return Ok(ScanEntry::TornTail {
-                offset,
-                reason: "record cut short by the end of the file",
-            });
-        }
+        self.offset = record_end;
+        // Read again (from the map, or the window just filled): the probe's
+        // borrow had to end before this one.
         let body_start = offset + header.header_len as u64;
         let body_len = header.key_len as usize + header.value_len as usize;
-        let body_ok = format::body_crc(self.source.read(body_start, body_len)?) == header.body_crc;
-        if !body_ok {
-            // A record copied in part: the rest of its extent, and all that
-            // follows, still zero.
-            return Ok(if self.rest_is_zero(record_end)? {
-                ScanEntry::TornTail {
-                    offset,
-                    reason: "the last record's checksum fails (partly written)",
-                }
-            } else {
-                ScanEntry::Corrupt {
-                    offset,
-                    reason: "record checksum mismatch".to_string(),
-                }
-            });
-        }
-        self.offset = record_end;
-        // Read again (from the map, or the window just filled): the first
-        // borrow had to end before the checks above could read on.
+        let kind = RecordKind::from_byte(header.type_byte).unwrap_or(RecordKind::Put);
         let body = self.source.read(body_start, body_len)?;
         Ok(ScanEntry::Record {
             offset,
@@ -234,8 +243,38 @@ impl<S: Source> Scanner<S> {
         })
     }
 
+    /// The first offset at or after `from` where a record passes every
+    /// check and is followed by the end of the file, by zeros to the end of
+    /// the file, or by a header that passes its checks: where reading can
+    /// go on after damage. `None` if there is none. Each offset is tried in
+    /// turn, so a record inside the value of a damaged record can be taken
+    /// for a real one; asking for the next header to hold as well makes
+    /// that rare (it takes two records, back to back, inside one value).
+    pub fn resync(&mut self, from: u64) -> io::Result<Option<u64>> {
+        let file_len = self.source.len();
+        let mut at = from;
+        while at < file_len {
+            // Most offsets fail on their type byte at once, without a checksum.
+            let window = self.source.read(at, 5)?;
+            let plausible_type = window.len() == 5 && RecordKind::from_byte(window[4]).is_some();
+            if plausible_type {
+                if let Probe::Valid(header) = probe(&mut self.source, at)? {
+                    let end = at + header.record_len();
+                    let followed_well = end >= file_len
+                        || matches!(header_at(&mut self.source, end)?, ParsedHeader::Valid(_))
+                        || self.rest_is_zero(end)?;
+                    if followed_well {
+                        return Ok(Some(at));
+                    }
+                }
+            }
+            at += 1;
+        }
+        Ok(None)
+    }
+
     /// Whether every byte from `offset` to the end of the file is zero.
-    fn rest_is_zero(&mut self, mut offset: u64) -> io::Result<bool> {
+    pub fn rest_is_zero(&mut self, mut offset: u64) -> io::Result<bool> {
         let file_len = self.source.len();
         while offset < file_len {
             let chunk = self.source.read(offset, 64 << 10)?;
@@ -249,6 +288,62 @@ impl<S: Source> Scanner<S> {
         }
         Ok(true)
     }
+}
+
+/// What lies at one record boundary.
+enum Probe {
+    /// A record that passes every check (its type is a known one).
+    Valid(format::RecordHeader),
+    /// The file ends before the header or the record does.
+    Short(&'static str),
+    /// The header fails its checksum or is malformed.
+    HeaderInvalid(&'static str),
+    /// The header holds, but its type or lengths are ones never written.
+    Implausible(String),
+    /// The header holds and the record fits the file, but its body
+    /// checksum fails.
+    BodyInvalid(format::RecordHeader),
+}
+
+/// The header at `offset`, parsed.
+fn header_at<S: Source>(source: &mut S, offset: u64) -> io::Result<ParsedHeader> {
+    Ok(format::parse_record_header(
+        source.read(offset, format::MAX_RECORD_HEADER_LEN)?,
+    ))
+}
+
+/// Checks the record at `offset`: header, type, lengths, extent and body.
+fn probe<S: Source>(source: &mut S, offset: u64) -> io::Result<Probe> {
+    let header = match header_at(source, offset)? {
+        ParsedHeader::Valid(h) => h,
+        ParsedHeader::Incomplete => {
+            return Ok(Probe::Short(
+                "record header cut short by the end of the file",
+            ))
+        }
+        ParsedHeader::Invalid(why) => return Ok(Probe::HeaderInvalid(why)),
+    };
+    let kind = match RecordKind::from_byte(header.type_byte) {
+        Some(kind) => kind,
+        None => {
+            return Ok(Probe::Implausible(format!(
+                "unknown record type {} (written by a newer libbitcask?)",
+                header.type_byte
+            )))
+        }
+    };
+    if let Some(reason) = implausible(kind, header.key_len, header.value_len) {
+        return Ok(Probe::Implausible(reason));
+    }
+    if offset + header.record_len() > source.len() {
+        return Ok(Probe::Short("record cut short by the end of the file"));
+    }
+    let body_start = offset + header.header_len as u64;
+    let body_len = header.key_len as usize + header.value_len as usize;
+    if format::body_crc(source.read(body_start, body_len)?) != header.body_crc {
+        return Ok(Probe::BodyInvalid(header));
+    }
+    Ok(Probe::Valid(header))
 }
 
 /// Lengths that a valid header can carry but this library never writes.
@@ -281,19 +376,6 @@ mod tests {
     use super::*;
     use crate::log::format::{encode_record, MAX_RECORD_HEADER_LEN};
 
-    /// A source over bytes in memory, for testing the scanner alone.
-    struct Bytes(Vec<u8>);
-
-    impl Source for Bytes {
-        fn len(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn read(&mut self, offset: u64, len: usize) -> io::Result<&[u8]> {
-            let start = (offset as usize).min(self.0.len());
-            Ok(&self.0[start..(start + len).min(self.0.len())])
-        }
-    }
-
     fn three_records() -> (Vec<u8>, Vec<u64>) {
         let mut bytes = Vec::new();
         let mut starts = Vec::new();
@@ -309,7 +391,7 @@ mod tests {
     }
 
     fn scan(bytes: Vec<u8>) -> (Vec<Vec<u8>>, String) {
-        let mut scanner = Scanner::new(Bytes(bytes), 0);
+        let mut scanner = Scanner::new(BytesSource::new(bytes), 0);
         let mut keys = Vec::new();
         loop {
             match scanner.next_entry().unwrap() {

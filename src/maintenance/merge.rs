@@ -58,6 +58,7 @@ use crate::log::dir::sync_dir;
 use crate::log::filename::{data_file_name, hint_file_name, FileName};
 use crate::log::format::{self, RecordKind, FILE_HEADER_LEN};
 use crate::log::hint::{self, Hint, HintBuilder, HintKind};
+use crate::log::quarantine::quarantine_range;
 use crate::log::scanner::{FileSource, ScanEntry, Scanner};
 use crate::log::RecordPos;
 
@@ -96,8 +97,41 @@ pub fn merge(engine: &Engine) -> Result<()> {
         return Ok(());
     };
     failpoint::hit("merge:rolled-over");
-    copy_live_records(engine, &plan)?;
-    retire(engine, &plan.inputs)
+    let damage = copy_live_records(engine, &plan)?;
+    retire(engine, &plan.inputs)?;
+    if damage.is_empty() {
+        return Ok(());
+    }
+    Err(damage_report(&damage))
+}
+
+/// The error a merge that finished returns when it met damage: every
+/// range, where its bytes went, and how many keys lost their value.
+fn damage_report(damage: &[MergeDamage]) -> Error {
+    let lost: usize = damage.iter().map(|d| d.lost_keys).sum();
+    let ranges: Vec<String> = damage
+        .iter()
+        .map(|d| {
+            format!(
+                "{} bytes at offset {} of {} ({}), {}",
+                d.len,
+                d.offset,
+                d.path.display(),
+                d.reason,
+                match &d.quarantine {
+                    Some(name) => format!("moved to quarantine file {name}"),
+                    None => "all zeros".to_string(),
+                }
+            )
+        })
+        .collect();
+    Error::Corruption(format!(
+        "the merge finished, but stepped over {} damaged range(s): {}. Every other record was \
+         merged; {lost} key(s) whose latest value lay in them now answer corruption, never an \
+         older value, until written again",
+        damage.len(),
+        ranges.join("; ")
+    ))
 }
 
 /// Step 1: picks the inputs and moves the writer to a new file.
@@ -163,7 +197,7 @@ fn output_ids_needed(live: u64, data_file_size: u64) -> Option<u32> {
 
 /// Steps 2 and 3: copies every live record of the inputs into outputs
 /// and installs each output once full.
-fn copy_live_records(engine: &Engine, plan: &Plan) -> Result<()> {
+fn copy_live_records(engine: &Engine, plan: &Plan) -> Result<Vec<MergeDamage>> {
     let mut output = None;
     let result = copy_into(engine, plan, &mut output);
     if let Some(unfinished) = output {
@@ -172,36 +206,64 @@ fn copy_live_records(engine: &Engine, plan: &Plan) -> Result<()> {
     result
 }
 
-fn copy_into(engine: &Engine, plan: &Plan, output: &mut Option<Output>) -> Result<()> {
+fn copy_into(
+    engine: &Engine,
+    plan: &Plan,
+    output: &mut Option<Output>,
+) -> Result<Vec<MergeDamage>> {
     let mut next_id = *plan.output_ids.start();
     let mut copied = 0u64;
+    let mut damage = Vec::new();
     for input in &plan.inputs {
         let len = input.len()?;
         let mut scanner = Scanner::new(FileSource::new(input.file(), len), FILE_HEADER_LEN);
+        // The live records of a damaged range, to copy before reading on:
+        // those that still pass their checks, and the lost values' markers.
+        let mut salvaged: Vec<Salvaged> = Vec::new();
         loop {
-            let entry = scanner
-                .next_entry()
-                .map_err(|e| Error::io("read", input.path(), e))?;
-            let (offset, record_len, key, value) = match entry {
-                ScanEntry::Record {
-                    offset,
-                    len,
-                    kind: RecordKind::Put | RecordKind::BatchPut,
-                    key,
-                    value,
-                } => (offset, len, key, value),
-                ScanEntry::Record { .. } => continue,
-                ScanEntry::End => break,
-                ScanEntry::TornTail { offset, reason } => {
-                    return Err(Error::corruption(
-                        input.path(),
+            let held;
+            let (offset, record_len, kind, key, value) = match salvaged.pop() {
+                Some(item) => {
+                    held = item;
+                    let old = held.old;
+                    let (offset, size) = (u64::from(old.offset), u64::from(old.size));
+                    (offset, size, held.kind, &held.key[..], &held.value[..])
+                }
+                None => match scanner
+                    .next_entry()
+                    .map_err(|e| Error::io("read", input.path(), e))?
+                {
+                    ScanEntry::Record {
                         offset,
-                        &format!("{reason}, in a file that is no longer written to"),
-                    ))
-                }
-                ScanEntry::Corrupt { offset, reason } => {
-                    return Err(Error::corruption(input.path(), offset, &reason))
-                }
+                        len,
+                        kind:
+                            kind @ (RecordKind::Put | RecordKind::BatchPut | RecordKind::LostValue),
+                        key,
+                        value,
+                    } => (offset, len, kind, key, value),
+                    ScanEntry::Record { .. } => continue,
+                    ScanEntry::End => break,
+                    ScanEntry::TornTail { offset, reason } => {
+                        match step_over_damage(engine, input, &mut scanner, offset, reason, len)? {
+                            Some((found, live)) => {
+                                damage.push(found);
+                                salvaged = live;
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
+                    ScanEntry::Corrupt { offset, reason } => {
+                        match step_over_damage(engine, input, &mut scanner, offset, &reason, len)? {
+                            Some((found, live)) => {
+                                damage.push(found);
+                                salvaged = live;
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
+                },
             };
             copied += 1;
             if copied % CLOSE_CHECK_EVERY == 0 {
@@ -237,14 +299,111 @@ fn copy_into(engine: &Engine, plan: &Plan, output: &mut Option<Output>) -> Resul
                 next_id += 1;
             }
             if let Some(o) = output.as_mut() {
-                o.append(key, value, old)?;
+                // A batch put is copied as a put: its batch was committed.
+                let kind = match kind {
+                    RecordKind::LostValue => RecordKind::LostValue,
+                    _ => RecordKind::Put,
+                };
+                o.append(kind, key, value, old)?;
             }
         }
     }
-    match output.take() {
-        Some(last) => install(engine, last, plan),
-        None => Ok(()),
+    if let Some(last) = output.take() {
+        install(engine, last, plan)?;
     }
+    Ok(damage)
+}
+
+/// A damaged range of an input that a merge stepped over.
+struct MergeDamage {
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+    reason: String,
+    /// The quarantine file that keeps its bytes (none if they were zeros).
+    quarantine: Option<String>,
+    /// Live keys whose record lay in it and failed its checks: each now
+    /// has a lost value's marker.
+    lost_keys: usize,
+}
+
+/// A live record of a damaged range, owned: the record's value if it still
+/// passes its checks, else a lost value's marker and its description.
+struct Salvaged {
+    old: RecordPos,
+    kind: RecordKind,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// A record of `input` at `offset` fails its checks. Finds where good
+/// records start again (or the end of the file), moves the bytes between to
+/// a quarantine file, and leaves the scanner there. Returns what was found,
+/// and the live records that pointed into the range: copied as they are if
+/// they still pass their checks, as lost values' markers if not. `None`
+/// when the rest of the file is zeros: space never written, not damage.
+fn step_over_damage(
+    engine: &Engine,
+    input: &DataFile,
+    scanner: &mut Scanner<FileSource<'_>>,
+    offset: u64,
+    reason: &str,
+    len: u64,
+) -> Result<Option<(MergeDamage, Vec<Salvaged>)>> {
+    let read_err = |e| Error::io("read", input.path(), e);
+    let end = scanner.resync(offset + 1).map_err(read_err)?.unwrap_or(len);
+    let why = format!("merge: a damaged range of a merge input: {reason}");
+    let quarantine = quarantine_range(engine.dir(), input.file(), input.id(), offset, end, &why)?
+        .map(|(name, _)| name);
+    if quarantine.is_none() && end == len {
+        return Ok(None);
+    }
+    scanner.seek(end);
+    let id = input.id();
+    let mut live = Vec::new();
+    engine.index().scan_prefix(&[], &mut |key, pos| {
+        if pos.file_id == id && (offset..end).contains(&u64::from(pos.offset)) {
+            live.push((key.to_vec(), pos));
+        }
+    });
+    let description = format!(
+        "a merge found the record that held it damaged ({reason}) in the range of {} bytes at \
+         offset {offset} of data file {}; {}",
+        end - offset,
+        data_file_name(id),
+        match &quarantine {
+            Some(name) => format!("those bytes are in quarantine file {name}"),
+            None => "those bytes were all zeros".to_string(),
+        }
+    );
+    let mut salvaged = Vec::with_capacity(live.len());
+    let mut lost_keys = 0;
+    let mut buf = Vec::new();
+    for (key, old) in live {
+        let (kind, value) = match input.read_record(old, &key, &mut buf) {
+            Ok(value) => (RecordKind::Put, buf[value].to_vec()),
+            Err(Error::Corruption(_)) => {
+                lost_keys += 1;
+                (RecordKind::LostValue, description.clone().into_bytes())
+            }
+            Err(e) => return Err(e),
+        };
+        salvaged.push(Salvaged {
+            old,
+            kind,
+            key,
+            value,
+        });
+    }
+    let found = MergeDamage {
+        path: input.path().to_path_buf(),
+        offset,
+        len: end - offset,
+        reason: reason.to_string(),
+        quarantine,
+        lost_keys,
+    };
+    Ok(Some((found, salvaged)))
 }
 
 /// Step 3 for one output: makes it a data file of the database and
@@ -389,9 +548,9 @@ impl Output {
         })
     }
 
-    fn append(&mut self, key: &[u8], value: &[u8], old: RecordPos) -> Result<()> {
+    fn append(&mut self, kind: RecordKind, key: &[u8], value: &[u8], old: RecordPos) -> Result<()> {
         let start = self.buf.len();
-        format::encode_record(RecordKind::Put, key, value, &mut self.buf);
+        format::encode_record(kind, key, value, &mut self.buf);
         let size = (self.buf.len() - start) as u64;
         // An output is cut before data_file_size (at most 2 GiB) unless it
         // holds a single record, which came from a file of the same limit.

@@ -5,8 +5,10 @@
 //!   every step durable before the one that depends on it;
 //! - [`backup`]: a consistent copy of the open database;
 //! - [`worker`]: the background thread: hint files of sealed data files,
-//!   and automatic merges.
+//!   and automatic merges;
+//! - [`offline`]: repair and verify of a database that is not open.
 
 pub mod backup;
 pub mod merge;
+pub mod offline;
 pub mod worker;
