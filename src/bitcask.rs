@@ -14,9 +14,9 @@ use crate::db::engine::{Engine, Stats};
 use crate::db::follow::{self, Follower};
 use crate::db::iter::Iter;
 use crate::error::{Error, Result};
-use crate::log::recovery::RecoveryReport;
+use crate::log::recovery_report::RecoveryReport;
 use crate::log::repair::{RepairOptions, RepairReport};
-use crate::log::verify::VerifyReport;
+use crate::log::verify_report::VerifyReport;
 use crate::maintenance::{backup, merge, offline, worker};
 use crate::options::Options;
 
@@ -294,18 +294,68 @@ impl Bitcask {
 /// read or written (what was done so far stays consistent: run it again),
 /// and [`Error::Corruption`] for a data file of another format version.
 pub fn repair(dir: impl AsRef<Path>, options: &RepairOptions) -> Result<RepairReport> {
-    offline::repair(dir.as_ref(), options)
+    offline::repair(dir.as_ref(), options, &mut |_, _| {})
 }
 
-/// Checks the database in `dir`, which must not be open, without changing
-/// anything: reads every data file in full (finding every damaged range,
-/// not only the first, and saying what open would do with each), and checks
-/// every entry of every usable hint file against the record it points at.
-/// [`VerifyReport::is_clean`] says whether anything is damaged. Takes the
-/// directory lock ([`Error::Locked`] while the database is open), except
-/// in a directory it cannot write to.
+/// [`repair`], calling `progress(read, total)` as it reads the data files:
+/// the bytes read so far, and the data files' bytes in all (about every
+/// MiB, and after each file). Rewriting the damaged files afterwards is
+/// not counted.
+pub fn repair_with_progress(
+    dir: impl AsRef<Path>,
+    options: &RepairOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RepairReport> {
+    offline::repair(dir.as_ref(), options, progress)
+}
+
+/// Checks the database in `dir` without changing anything: reads every
+/// data file in full (finding every damaged range, not only the first, and
+/// saying what open would do with each), checks every entry of every usable
+/// hint file against the record it points at, and lists the quarantine
+/// files. [`VerifyReport::is_clean`] says whether anything is damaged;
+/// [`VerifyReport::notes`] lists what is not damage but worth knowing.
+///
+/// It first tries the directory lock. With it (the database is not open),
+/// it runs alone: an open of the database meanwhile fails with
+/// [`Error::Locked`], and the report is what open would find. Without it,
+/// because a handle (of this process or another) has the database open for
+/// writing, it runs beside that writer and takes no lock
+/// ([`VerifyReport::beside_writer`]); so it does too where it may not write
+/// the lock file, since a writer it cannot see may hold it. Beside a writer
+/// it reads the data files listed when it starts, each as it is when opened:
+///
+/// - What it can conclude: every data file but the newest is immutable (a
+///   writer seals a file before the next one begins, and a merge renames an
+///   output into place only once it is complete), so each damaged range
+///   reported in one is damage on disk, as alone; so is every hint problem
+///   (hint files are written whole and renamed into place); and every record
+///   of the newest file up to its first record that fails a check is good.
+/// - What it cannot: what lies past that point in the newest file is not
+///   read and is reported as a note, not damage (a record the writer is
+///   appending, the space it allocated ahead, or damage: only a verify
+///   without the writer can tell). Files the writer creates after the
+///   listing (new data files, merge outputs) are not read; a file its merge
+///   deletes before verify opens it is skipped, with a note. A damaged
+///   range's [`DamagedRange::at_open`] is what an open would do now; the
+///   writer's close writes hint files that may change it. The report says
+///   nothing about which values the writer's keys hold.
+///
+/// Fails with [`Error::InvalidArgument`] if `dir` holds no data file,
+/// [`Error::Io`] if it is not a directory or a file cannot be read, and
+/// [`Error::Corruption`] for a data file of another format version.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
-    offline::verify(dir.as_ref())
+    offline::verify(dir.as_ref(), &mut |_, _| {})
+}
+
+/// [`verify`], calling `progress(read, total)` as it reads: the bytes of
+/// data files read so far, and in all (their lengths when it began), about
+/// every MiB and after each file.
+pub fn verify_with_progress(
+    dir: impl AsRef<Path>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport> {
+    offline::verify(dir.as_ref(), progress)
 }
 
 impl Drop for Bitcask {

@@ -46,16 +46,17 @@ mod bitcask;
 
 pub mod ffi;
 
-pub use bitcask::{repair, verify, Bitcask};
+pub use bitcask::{repair, repair_with_progress, verify, verify_with_progress, Bitcask};
 pub use db::batch::Batch;
 pub use db::engine::Stats;
 pub use db::iter::Iter;
 pub use error::{Error, Result};
-pub use log::check::{check_database, CheckReport, Finding};
 pub use log::format::{FORMAT_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN};
-pub use log::recovery::{RecoveryReport, TailCut};
+pub use log::recovery_report::{RecoveryReport, TailCut};
 pub use log::repair::{RepairOptions, RepairReport};
-pub use log::verify::{AtOpen, DamagedRange, HintProblem, VerifyReport, ZeroTail};
+pub use log::verify_report::{
+    AtOpen, DamagedRange, HintProblem, VerifyNote, VerifyReport, ZeroTail,
+};
 pub use options::{IndexType, Options};
 
 /// The test points of `src/failpoint.rs` (feature `failpoints`, for the

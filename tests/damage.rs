@@ -537,7 +537,8 @@ fn a_merge_steps_over_a_damaged_record_and_the_key_keeps_answering_corruption() 
 }
 
 /// A hint file whose checksum holds but whose entries do not decode is
-/// ignored, and its data file scanned. The entries are checked as they are
+/// ignored, and its data file scanned, by a writable and by a read-only
+/// open. The entries are checked as they are
 /// applied: a bad one after good ones makes open load everything again
 /// without that hint (here the 40th entry has an unknown kind; in a second
 /// file, the 40th entry points past the end of the data file).
@@ -583,6 +584,14 @@ fn a_hint_that_passes_its_checksum_but_does_not_decode_is_ignored() {
     bytes[offset_at..offset_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     reseal(&mut bytes);
     std::fs::write(&second, &bytes).unwrap();
+    // A read-only open does the same, and changes nothing.
+    let mut read_only = options();
+    read_only.set_read_only(true);
+    let db = Bitcask::open(tmp.path(), read_only).unwrap();
+    assert_eq!(db.recovery().hints_ignored, 2, "{}", db.recovery());
+    check_all(&db, &history, &[], false);
+    db.close().unwrap();
+    assert_eq!(std::fs::read(&second).unwrap(), bytes);
     let db = Bitcask::open(tmp.path(), options()).unwrap();
     assert_eq!(db.recovery().hints_ignored, 2, "{}", db.recovery());
     assert_eq!(db.recovery().files_scanned, 2);

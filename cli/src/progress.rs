@@ -44,6 +44,11 @@ impl Progress {
         let _ = err.flush();
     }
 
+    /// Shows `done` of `total` bytes, in MiB.
+    pub fn bytes(&mut self, done: u64, total: u64) {
+        self.update(done >> 20, Some(total >> 20), "MiB");
+    }
+
     /// Wipes the line.
     pub fn finish(&mut self) {
         if self.on && self.shown.take().is_some() {

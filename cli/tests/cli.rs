@@ -318,28 +318,13 @@ fn dump_then_load_gives_identical_contents_for_any_bytes() {
 fn check_finds_a_flipped_byte_and_exits_1() {
     let tmp = TempDir::new("check");
     let db = tmp.join("db");
-    {
-        let mut opts = Options::default();
-        opts.set_data_file_size(8192).unwrap();
-        let handle = Bitcask::open(&db, opts).unwrap();
-        for i in 0..500u32 {
-            handle
-                .put(
-                    format!("key{i:04}").as_bytes(),
-                    format!("value {i}").as_bytes(),
-                )
-                .unwrap();
-        }
-        handle.close().unwrap();
-    }
+    keys_db(&db, 500, 8192);
     let clean = ok(&["check", s(&db)]);
     assert!(clean.contains("no damage"), "{clean}");
     // Flip one byte in the middle of the first data file.
     let first = db.join("000000001.data");
-    let mut bytes = std::fs::read(&first).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    std::fs::write(&first, bytes).unwrap();
+    let at = std::fs::metadata(&first).unwrap().len() as usize / 2;
+    flip(&first, at);
     let out = expect(&["check", s(&db)], b"", 1);
     let text = String::from_utf8_lossy(&out.stdout);
     let damaged: Vec<&str> = text
@@ -365,8 +350,145 @@ fn check_finds_a_flipped_byte_and_exits_1() {
         offset <= at && at - offset < 64,
         "{data_line} (flipped {at})"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged ranges found"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("damage found: 1 damaged range,"),
+        "{stderr}"
+    );
+    // The hint entry of the damaged record disagrees with it too.
+    assert!(text.contains("000000001.hint entry "), "{text}");
+    // The same as JSON, for scripts: still exit 1.
+    let out = expect(&["check", "--json", s(&db)], b"", 1);
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(json.starts_with("{\"clean\":false,"), "{json}");
+    assert!(
+        json.contains(&format!("\"offset\":{offset},"))
+            && json.contains("\"at_open\":\"found_by_gets\""),
+        "{json}"
+    );
+    assert_eq!(json.lines().count(), 1);
     expect(&["check", s(&tmp.join("nothing"))], b"", 3);
+    let empty = tmp.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = expect(&["check", s(&empty)], b"", 3);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no libbitcask data file"));
+}
+
+/// A database of keys `key0000`.. `n` of them, each with value `value I`,
+/// in data files of `file_size` bytes, closed cleanly.
+fn keys_db(db: &Path, n: u32, file_size: u64) {
+    let mut opts = Options::default();
+    opts.set_data_file_size(file_size).unwrap();
+    let handle = Bitcask::open(db, opts).unwrap();
+    for i in 0..n {
+        handle
+            .put(
+                format!("key{i:04}").as_bytes(),
+                format!("value {i}").as_bytes(),
+            )
+            .unwrap();
+    }
+    handle.close().unwrap();
+}
+
+/// Flips the byte at `at` of `file`.
+fn flip(file: &Path, at: usize) {
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[at] ^= 0x01;
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// The keys of [`keys_db`] that `db` no longer holds; every other one must
+/// hold its value.
+fn lost_keys(db: &Path, n: u32) -> Vec<String> {
+    let all = contents(db);
+    let missing: Vec<String> = (0..n)
+        .map(|i| format!("key{i:04}"))
+        .filter(|k| !all.iter().any(|(key, _)| key == k.as_bytes()))
+        .collect();
+    let want: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
+        .map(|i| format!("key{i:04}"))
+        .filter(|k| !missing.contains(k))
+        .map(|k| {
+            let i: u32 = k[3..].parse().unwrap();
+            (k.into_bytes(), format!("value {i}").into_bytes())
+        })
+        .collect();
+    assert_eq!(all, want);
+    missing
+}
+
+#[test]
+fn repair_keeps_every_intact_record_of_a_file_with_a_flipped_byte() {
+    let tmp = TempDir::new("repair");
+    let db = tmp.join("db");
+    keys_db(&db, 500, 8192);
+    // A flipped byte in the middle of the first data file, whose hint
+    // file is gone (as after a crash): open refuses the database.
+    let first = db.join("000000001.data");
+    let at = std::fs::metadata(&first).unwrap().len() as usize / 2;
+    flip(&first, at);
+    std::fs::remove_file(db.join("000000001.hint")).unwrap();
+    let refused = expect(&["put", s(&db), "k", "v"], b"", 3);
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        text.contains("BITCASK_CORRUPTION") && text.contains("bitcask repair"),
+        "{text}"
+    );
+    expect(&["check", s(&db)], b"", 1);
+
+    let out = ok(&["repair", s(&db)]);
+    let damaged: Vec<&str> = out.lines().filter(|l| l.starts_with("damaged: ")).collect();
+    assert_eq!(damaged.len(), 1, "{out}");
+    assert!(
+        damaged[0].contains("000000001.data offset ") && damaged[0].contains("[moved to "),
+        "{out}"
+    );
+    assert!(
+        out.contains("rewritten: ") && out.contains("previous value"),
+        "{out}"
+    );
+    assert!(
+        out.contains("repaired: ") && out.contains("499 records kept"),
+        "{out}"
+    );
+    // The damaged record was one key's only one: that key is gone, every
+    // other key holds its value, and the database opens for writing again.
+    assert_eq!(lost_keys(&db, 500).len(), 1);
+    ok(&["put", s(&db), "k", "v"]);
+    let checked = ok(&["check", s(&db)]);
+    assert!(
+        checked.contains("no damage") && checked.contains(".quarantine"),
+        "{checked}"
+    );
+    // Nothing left to repair.
+    let again = ok(&["repair", "--json", s(&db)]);
+    assert!(again.contains("\"damaged\":[]"), "{again}");
+    expect(&["repair", s(&tmp.join("nothing"))], b"", 3);
+}
+
+#[test]
+fn repair_restore_quarantined_brings_back_what_lay_after_damage_in_a_cut_tail() {
+    let tmp = TempDir::new("restore");
+    let db = tmp.join("db");
+    keys_db(&db, 100, 1 << 20);
+    // Without its hint the newest file is cut at its first bad record, as
+    // after a power cut: the intact records after it go to quarantine.
+    let newest = db.join("000000001.data");
+    std::fs::remove_file(db.join("000000001.hint")).unwrap();
+    let at = std::fs::metadata(&newest).unwrap().len() as usize / 2;
+    flip(&newest, at);
+    let handle = Bitcask::open(&db, Options::default()).unwrap();
+    let tail = handle.recovery().tail.clone().unwrap();
+    assert!(tail.intact_records_after > 40, "{tail:?}");
+    handle.close().unwrap();
+    assert!(contents(&db).len() < 60);
+    // Without the option repair finds nothing to do.
+    assert!(ok(&["repair", s(&db)]).contains("nothing was damaged"));
+    let out = ok(&["repair", "--restore-quarantined", s(&db)]);
+    let restored = format!("restored: {} records", tail.intact_records_after);
+    assert!(out.contains(&restored), "{out}");
+    assert_eq!(lost_keys(&db, 100).len(), 1, "all but the damaged record");
 }
 
 #[test]
@@ -382,7 +504,12 @@ fn read_only_commands_work_while_another_process_writes_and_writing_ones_say_loc
     assert_eq!(ok(&["scan", s(&db)]), "a\t1\nb\t2\n");
     assert!(ok(&["stat", s(&db)]).contains("key count          2\n"));
     assert!(ok(&["dump", s(&db)]).contains("+b 2\n"));
-    assert!(ok(&["check", s(&db)]).contains("no damage"));
+    let checked = ok(&["check", s(&db)]);
+    assert!(
+        checked.contains("no damage") && checked.contains("checked beside the writer"),
+        "{checked}"
+    );
+    assert!(ok(&["check", "--json", s(&db)]).contains("\"beside_writer\":true"));
     writer.put(b"c", b"3").unwrap();
     assert_eq!(
         ok(&["get", s(&db), "c"]),
@@ -394,6 +521,7 @@ fn read_only_commands_work_while_another_process_writes_and_writing_ones_say_loc
         vec!["delete", s(&db), "a"],
         vec!["merge", s(&db)],
         vec!["backup", s(&db), s(&tmp.join("copy"))],
+        vec!["repair", s(&db)],
     ] {
         let out = expect(&args, b"", 3);
         let text = String::from_utf8_lossy(&out.stderr);
@@ -459,7 +587,8 @@ fn help_explains_every_command_and_the_man_page_every_option() {
     let man =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("bitcask.1")).unwrap();
     let commands = [
-        "stat", "get", "put", "delete", "scan", "dump", "load", "check", "merge", "backup",
+        "stat", "get", "put", "delete", "scan", "dump", "load", "check", "repair", "merge",
+        "backup",
     ];
     for command in commands {
         assert!(

@@ -28,7 +28,7 @@ use crate::keydir::Index;
 use crate::log::data_file::DataFile;
 use crate::log::dir::directory_bytes;
 use crate::log::format::{self, check_key, check_value, FILE_HEADER_LEN};
-use crate::log::recovery::RecoveryReport;
+use crate::log::recovery_report::RecoveryReport;
 use crate::log::{hint, recovery, RecordPos};
 use crate::options::Options;
 

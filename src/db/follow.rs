@@ -46,9 +46,9 @@ use crate::keydir::{new_index, Index};
 use crate::log::appender::{Appender, SyncPolicy};
 use crate::log::data_file::DataFile;
 use crate::log::dir::{data_file_ids, directory_bytes};
-use crate::log::follow::follow_file;
+use crate::log::follow::{follow_file, FollowMode, Followed, Following};
 use crate::log::format::FILE_HEADER_LEN;
-use crate::log::recovery::RecoveryReport;
+use crate::log::recovery_report::RecoveryReport;
 use crate::options::Options;
 
 /// How many times a load starts again because a file it listed was deleted
@@ -67,6 +67,8 @@ pub struct Follower {
     /// Set when a refresh failed after it had begun to change the index:
     /// the next one loads everything again.
     needs_reload: bool,
+    /// Data files whose hint file turned out not to decode: read without it.
+    rejected_hints: Vec<u32>,
 }
 
 /// A database directory loaded from scratch.
@@ -77,6 +79,7 @@ struct View {
     newest: u32,
     resume: u64,
     hints_used: usize,
+    hints_ignored: usize,
 }
 
 /// How a refresh went, for the tests.
@@ -91,7 +94,8 @@ pub enum Refreshed {
 /// Opens the database in `dir` read-only (see the module documentation).
 pub fn open(dir: &Path, options: Options) -> Result<(Engine, Follower)> {
     let dir = dir.to_path_buf();
-    let view = load_view(&dir, &options, &FileMap::new())?;
+    let mut rejected_hints = Vec::new();
+    let view = load_view(&dir, &options, &FileMap::new(), &mut rejected_hints)?;
     let newest_file = Arc::clone(&view.files[&view.newest]);
     let file_count = view.files.len();
     let files = Arc::new(Files::new(view.files));
@@ -131,6 +135,7 @@ pub fn open(dir: &Path, options: Options) -> Result<(Engine, Follower)> {
         recovery: RecoveryReport {
             files_from_hint: view.hints_used as u64,
             files_scanned: (file_count - view.hints_used) as u64,
+            hints_ignored: view.hints_ignored as u64,
             ..RecoveryReport::default()
         },
         lock: Mutex::new(None),
@@ -140,6 +145,7 @@ pub fn open(dir: &Path, options: Options) -> Result<(Engine, Follower)> {
         resume: view.resume,
         liveness: view.liveness,
         needs_reload: false,
+        rejected_hints,
     };
     Ok((engine, follower))
 }
@@ -181,8 +187,10 @@ impl Follower {
     /// Goes on from where the last load stopped, if the directory has only
     /// grown since: files newer than the newest read, and files deleted
     /// that no key points into any more once the new ones are read. Returns
-    /// false, having changed nothing, if that is not so; an error once it
-    /// has begun to change the index.
+    /// false, having changed nothing, if that is not so, or once a new
+    /// file's hint file turned out not to decode part-way (the reload that
+    /// follows sets right the entries it applied); an error once it has
+    /// begun to change the index.
     fn catch_up(&mut self, engine: &Engine) -> Result<bool> {
         let dir = engine.dir();
         let held = engine.files().snapshot();
@@ -209,12 +217,25 @@ impl Follower {
             return Ok(false);
         }
         let use_mmap = engine.options().mmap_at_startup();
+        let mode = |newest: bool, id: u32| FollowMode {
+            newest,
+            use_mmap,
+            ignore_hint: self.rejected_hints.contains(&id),
+        };
         let still_newest = new_files.is_empty();
         let mut sink = KeydirLoader {
             index: engine.index(),
             liveness: &mut self.liveness,
         };
-        let followed = follow_file(dir, &newest, self.resume, still_newest, use_mmap, &mut sink)?;
+        let newest_mode = mode(still_newest, newest.id());
+        // Only a file read from its start (its header was still being
+        // written last time) may use its hint file, and so have it rejected.
+        let Following::Read(followed) =
+            follow_file(dir, &newest, self.resume, newest_mode, &mut sink)?
+        else {
+            self.rejected_hints.push(newest.id());
+            return Ok(false);
+        };
         self.resume = followed.resume;
         self.liveness
             .set_len(self.newest, self.resume.max(FILE_HEADER_LEN));
@@ -227,7 +248,14 @@ impl Follower {
                 index: engine.index(),
                 liveness: &mut self.liveness,
             };
-            let followed = follow_file(dir, &file, 0, i + 1 == last, use_mmap, &mut sink)?;
+            let file_mode = mode(i + 1 == last, file.id());
+            let followed = match follow_file(dir, &file, 0, file_mode, &mut sink)? {
+                Following::Read(followed) => followed,
+                Following::HintRejected => {
+                    self.rejected_hints.push(file.id());
+                    return Ok(false);
+                }
+            };
             self.newest = file.id();
             self.resume = followed.resume;
             self.liveness
@@ -261,7 +289,12 @@ impl Follower {
     /// Loads the directory again and moves the engine's index to it.
     fn reload(&mut self, engine: &Engine) -> Result<()> {
         let held = engine.files().snapshot();
-        let view = load_view(engine.dir(), engine.options(), &held)?;
+        let view = load_view(
+            engine.dir(),
+            engine.options(),
+            &held,
+            &mut self.rejected_hints,
+        )?;
         // The new view's files first, so that every position it holds
         // can be read as soon as a key points at it.
         for (id, file) in &view.files {
@@ -297,13 +330,24 @@ impl Follower {
 /// Loads the database in `dir` from scratch, reusing the files of `held`
 /// that are still the same; starts again when a listed file is deleted
 /// before it is opened.
-fn load_view(dir: &Path, options: &Options, held: &FileMap) -> Result<View> {
-    for _ in 1..LOAD_ATTEMPTS {
-        if let Some(view) = try_load(dir, options, held)? {
-            return Ok(view);
+/// A file whose hint file turns out not to decode part-way (its id joins
+/// `rejected_hints`) also starts the load again, without that hint, as a
+/// writable open does; that does not count as an attempt.
+fn load_view(
+    dir: &Path,
+    options: &Options,
+    held: &FileMap,
+    rejected_hints: &mut Vec<u32>,
+) -> Result<View> {
+    let mut attempts = 0;
+    while attempts < LOAD_ATTEMPTS {
+        match try_load(dir, options, held, rejected_hints)? {
+            Attempt::Loaded(view) => return Ok(view),
+            Attempt::FileGone => attempts += 1,
+            Attempt::HintRejected(id) => rejected_hints.push(id),
         }
     }
-    try_load(dir, options, held)?.ok_or_else(|| Error::Io {
+    Err(Error::Io {
         context: format!(
             "load {} read-only: its data files kept being deleted while they were \
                  opened ({LOAD_ATTEMPTS} attempts)",
@@ -313,8 +357,22 @@ fn load_view(dir: &Path, options: &Options, held: &FileMap) -> Result<View> {
     })
 }
 
-/// One attempt of [`load_view`]: `None` if a listed file was gone.
-fn try_load(dir: &Path, options: &Options, held: &FileMap) -> Result<Option<View>> {
+/// How one attempt of [`load_view`] went.
+enum Attempt {
+    Loaded(View),
+    /// A listed file was deleted before it could be opened.
+    FileGone,
+    /// The hint file of this data file did not decode.
+    HintRejected(u32),
+}
+
+/// One attempt of [`load_view`].
+fn try_load(
+    dir: &Path,
+    options: &Options,
+    held: &FileMap,
+    rejected_hints: &[u32],
+) -> Result<Attempt> {
     let ids = data_file_ids(dir)?;
     let Some(&newest) = ids.last() else {
         return Err(no_database(dir));
@@ -322,25 +380,27 @@ fn try_load(dir: &Path, options: &Options, held: &FileMap) -> Result<Option<View
     let index: Arc<dyn Index> = new_index(options.index_type()).into();
     let mut liveness = Liveness::default();
     let mut files = FileMap::new();
-    let (mut resume, mut hints_used) = (0, 0);
+    let (mut resume, mut hints_used, mut hints_ignored) = (0, 0, 0);
     for &id in &ids {
         let Some(file) = open_listed(dir, id, held)? else {
-            return Ok(None);
+            return Ok(Attempt::FileGone);
         };
         let mut sink = KeydirLoader {
             index: &*index,
             liveness: &mut liveness,
         };
         let is_newest = id == newest;
-        let followed = follow_file(
-            dir,
-            &file,
-            0,
-            is_newest,
-            options.mmap_at_startup(),
-            &mut sink,
-        )?;
+        let mode = FollowMode {
+            newest: is_newest,
+            use_mmap: options.mmap_at_startup(),
+            ignore_hint: rejected_hints.contains(&id),
+        };
+        let followed: Followed = match follow_file(dir, &file, 0, mode, &mut sink)? {
+            Following::Read(followed) => followed,
+            Following::HintRejected => return Ok(Attempt::HintRejected(id)),
+        };
         hints_used += usize::from(followed.from_hint);
+        hints_ignored += usize::from(followed.hint_ignored);
         liveness.set_len(id, followed.resume.max(FILE_HEADER_LEN));
         if is_newest {
             resume = followed.resume;
@@ -349,13 +409,14 @@ fn try_load(dir: &Path, options: &Options, held: &FileMap) -> Result<Option<View
         files.insert(id, file);
     }
     index.shrink_to_fit();
-    Ok(Some(View {
+    Ok(Attempt::Loaded(View {
         index,
         files,
         liveness,
         newest,
         resume,
         hints_used,
+        hints_ignored,
     }))
 }
 

@@ -24,7 +24,9 @@ use crate::log::data_file::DataFile;
 use crate::log::dir::{data_file_ids, ensure_dir};
 use crate::log::format::FILE_HEADER_LEN;
 use crate::log::hint::{Hint, HintKind};
-use crate::log::recovery::{self, Apply, LoadMode, Loading, RecoveryReport};
+use crate::log::recovery::{self, LoadMode, Loading};
+use crate::log::recovery_report::RecoveryReport;
+use crate::log::replay::Apply;
 use crate::log::{Change, RecordPos};
 use crate::options::Options;
 
@@ -155,7 +157,7 @@ fn load_files(
             }
         };
         max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
-        report.add(&loaded);
+        report.add(loaded.from_hint, &loaded.recovered);
         if !loaded.from_hint && !newest {
             unhinted.push(id);
         }

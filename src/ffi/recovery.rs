@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::log::repair::RepairOptions;
-use crate::log::verify::AtOpen;
+use crate::log::verify_report::AtOpen;
 
 use super::boundary::{self, non_null_mut, run};
 use super::db::{bitcask_db, database};
@@ -300,20 +300,31 @@ pub struct bitcask_verify_report {
     pub quarantine_files: u64,
 }
 
-/// Checks the database in directory `dir`, which must not be open, without
-/// changing anything: every data file is read in full (every damaged range
-/// is found, not only the first) and every entry of every usable hint file
-/// is checked against the record it points at. Fills `*report_out`; the
-/// database is intact when `damaged_ranges`, `hint_problems` and
-/// `lost_values` are all 0. The `bitcask check` tool prints every range
-/// with its file and offset.
+/// Checks the database in directory `dir` without changing anything: every
+/// data file is read in full (every damaged range is found, not only the
+/// first) and every entry of every usable hint file is checked against the
+/// record it points at. Fills `*report_out`; the database is intact when
+/// `damaged_ranges`, `hint_problems` and `lost_values` are all 0. The
+/// `bitcask check` tool prints every range with its file and offset, and
+/// the notes this struct has no room for.
+///
+/// It tries the directory lock first. With it (the database is not open) it
+/// runs alone, and a `bitcask_open` of the database meanwhile returns
+/// `BITCASK_LOCKED`. Without it (a handle of this process or another has the
+/// database open for writing, or this process may not write the lock file)
+/// it runs beside the writer, taking no lock, on the data files listed when
+/// it starts. Then every file but the newest is immutable, so a damaged
+/// range or hint problem found in one is damage on disk; the newest file is
+/// read only up to its first record that fails a check, and what lies past
+/// it (a record being appended, space allocated ahead, or damage: only a
+/// check without the writer can tell) is neither read nor counted. Files
+/// the writer creates after the listing are not read, and one its merge
+/// deletes before it is opened is skipped.
 ///
 /// Returns:
 /// - `BITCASK_OK`: the check ran (whatever it found); `*report_out` written
 /// - `BITCASK_INVALID_ARGUMENT`: dir or report_out NULL, dir empty or not
-///   UTF-8
-/// - `BITCASK_LOCKED`: a handle (in this process or another) has the
-///   database open
+///   UTF-8, or `dir` holds no data file
 /// - `BITCASK_IO`: `dir` is missing or not a directory, or a file could not
 ///   be read
 /// - `BITCASK_CORRUPTION`: a data file was written by another format version

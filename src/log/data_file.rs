@@ -15,6 +15,42 @@ use super::format::{self, ParsedHeader, RecordKind};
 use super::RecordPos;
 use crate::error::{Error, Result};
 
+/// What a data file begins with, as [`read_header`] found it.
+pub enum Header {
+    /// A header of this library's format version.
+    Valid,
+    /// Not a data file header (bad magic or checksum, or the file ends
+    /// before a header does): the bytes found, zeros where the file ended.
+    Invalid([u8; format::FILE_HEADER_LEN as usize]),
+}
+
+/// Why a header is [`Header::Invalid`], in the words every report uses.
+pub const NOT_A_HEADER: &str = "not a libbitcask data file header (bad magic or checksum)";
+
+/// Reads the header of the data file `file` (at `path`, `len` bytes long).
+/// A valid header of another format version is [`Error::Corruption`],
+/// naming the version: nothing in the file can be read, and a libbitcask
+/// that knows that version can.
+pub fn read_header(file: &File, path: &Path, len: u64) -> Result<Header> {
+    let mut header = [0u8; format::FILE_HEADER_LEN as usize];
+    let got = len.min(format::FILE_HEADER_LEN) as usize;
+    file.read_exact_at(&mut header[..got], 0)
+        .map_err(|e| Error::io("read header of", path, e))?;
+    if got < header.len() {
+        return Ok(Header::Invalid(header));
+    }
+    match format::decode_file_header(&header) {
+        format::FileHeader::Current => Ok(Header::Valid),
+        format::FileHeader::OtherVersion(version) => Err(Error::Corruption(format!(
+            "{} was written in data format version {version}, and this libbitcask reads \
+             version {}: use a libbitcask that knows version {version}",
+            path.display(),
+            format::FORMAT_VERSION
+        ))),
+        format::FileHeader::Invalid => Ok(Header::Invalid(header)),
+    }
+}
+
 /// An open data file. Any number of threads read one `DataFile` at once,
 /// through its map or with positioned reads (`pread`); only the writer
 /// appends to it.

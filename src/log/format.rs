@@ -167,6 +167,15 @@ pub fn decode_file_header(bytes: &[u8; FILE_HEADER_LEN as usize]) -> FileHeader 
     }
 }
 
+/// Whether `bytes` may be a file header still being written: each byte is
+/// either the one [`encode_file_header`] writes there or still zero.
+pub fn is_partial_file_header(bytes: &[u8; FILE_HEADER_LEN as usize]) -> bool {
+    bytes
+        .iter()
+        .zip(encode_file_header())
+        .all(|(&have, want)| have == 0 || have == want)
+}
+
 /// A record header that passed its checksum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {

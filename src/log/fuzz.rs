@@ -28,7 +28,8 @@ use super::format::{
     FILE_HEADER_LEN, MAX_RECORD_HEADER_LEN,
 };
 use super::hint::{Hint, HintBuilder, HintKind};
-use super::recovery::{self, Apply};
+use super::recovery;
+use super::replay::Apply;
 use super::scanner::{ScanEntry, Scanner, Source};
 use super::RecordPos;
 use crate::error::Error;

@@ -285,48 +285,6 @@ impl Hint {
     }
 }
 
-/// What the hint file of a data file is, as `bitcask check` reports it.
-pub enum HintState {
-    /// There is none.
-    Missing,
-    /// Intact, and describes the data file at its present length.
-    Intact(Hint),
-    /// Intact, but for another length of the data file (or another file):
-    /// open ignores it and scans the data file.
-    Stale,
-    /// Fails its checksum or is not a hint file: open ignores it too.
-    Damaged(&'static str),
-}
-
-/// Reads the hint file of data file `id` (of length `data_len`) and says
-/// what it is, without using it.
-pub fn inspect(dir: &Path, id: u32, data_len: u64) -> Result<HintState> {
-    let path = dir.join(hint_file_name(id));
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HintState::Missing),
-        Err(e) => return Err(Error::io("read hint file", &path, e)),
-    };
-    if bytes.len() < HEADER_LEN + TRAILER_LEN {
-        return Ok(HintState::Damaged("shorter than a hint file's header"));
-    }
-    let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
-    if crc32fast::hash(body).to_le_bytes() != trailer {
-        return Ok(HintState::Damaged("checksum mismatch"));
-    }
-    if body[..8] != HINT_MAGIC || u32_at(body, 8) != HINT_VERSION {
-        return Ok(HintState::Damaged("not a hint file of this version"));
-    }
-    Ok(match Hint::check(Bytes::Read(bytes), id, data_len) {
-        HintFile::Usable(hint) => match hint.entries_fit(data_len) {
-            Ok(()) => HintState::Intact(hint),
-            Err(why) => HintState::Damaged(why),
-        },
-        HintFile::Stale | HintFile::Missing => HintState::Stale,
-        HintFile::Unusable(why) => HintState::Damaged(why),
-    })
-}
-
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }

@@ -19,19 +19,22 @@
 //! - [`hint`]: hint files, the keys and positions of an immutable data file;
 //! - [`quarantine`]: quarantine files, the bytes taken out of data files
 //!   (a cut tail, a damaged range), kept and never loaded;
-//! - [`recovery`]: what open does with each file: load it from its hint or
-//!   scan it, apply write batches only at their commit record, quarantine
-//!   and cut the newest file's tail, cut zeros off sealed files, refuse
-//!   damage no crash explains;
+//! - [`replay`]: applying one file's records to a sink in log order, from
+//!   its hint file or from a scan, write batches only at their commit
+//!   record: the one way both kinds of open load a file;
+//! - [`recovery`]: what open does with each file: load it (through
+//!   [`replay`]), quarantine and cut the newest file's tail, cut zeros off
+//!   sealed files, refuse damage no crash explains;
+//! - [`recovery_report`]: what open recovered, reported;
 //! - [`salvage`]: the scan of repair and verify, which steps over damaged
 //!   ranges to the next record that passes its checks;
 //! - [`verify`]: a read-only check of every data file and hint entry,
-//!   saying what open does with each damaged range (the database closed);
+//!   saying what open does with each damaged range; alone, or beside a
+//!   writer that has the database open;
+//! - [`verify_report`]: what verify found (and how repair names a damaged
+//!   range);
 //! - [`repair`]: rewriting damaged data files with every intact record,
 //!   the damaged bytes to quarantine files, hint files written again;
-//! - [`check`]: reading every record and hint entry of a directory and
-//!   reporting each damaged range, without opening the database (beside a
-//!   writer);
 //! - [`follow`]: what a read-only open does with each file instead: load
 //!   it without writing anything, stop at the newest file's last good
 //!   record, and go on from there later.
@@ -40,7 +43,6 @@
 //! [`Change`] (what one does to its key).
 
 pub mod appender;
-pub mod check;
 pub mod data_file;
 pub mod dir;
 pub mod filename;
@@ -51,10 +53,13 @@ mod fuzz;
 pub mod hint;
 pub mod quarantine;
 pub mod recovery;
+pub mod recovery_report;
 pub mod repair;
+pub mod replay;
 pub mod salvage;
 pub mod scanner;
 pub mod verify;
+pub mod verify_report;
 
 /// Where a key's latest record lies: which data file, where in it, how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,16 +20,16 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::data_file::DataFile;
+use super::data_file::{read_header, DataFile, Header};
 use super::dir::{data_file_ids, sync_dir};
 use super::filename::{data_file_name, hint_file_name, FileName};
 use super::format::{self, RecordKind, FILE_HEADER_LEN};
 use super::hint::{self, Hint, HintFile};
 use super::quarantine::{self, list_quarantine, quarantine_range};
 use super::recovery::{build_hint, remove_leftovers};
-use super::salvage::{salvage, Salvage};
+use super::salvage::{salvage, Salvage, ScanProgress, Until};
 use super::scanner::{BytesSource, FileSource};
-use super::verify::{check_header, AtOpen, DamagedRange};
+use super::verify_report::{AtOpen, DamagedRange};
 use crate::error::{Error, Result};
 
 /// How [`crate::repair`] works.
@@ -91,8 +91,15 @@ struct Scanned {
     salvage: Salvage,
 }
 
-/// Repairs the database in `dir`. The caller holds the directory lock.
-pub fn repair_dir(dir: &Path, options: &RepairOptions) -> Result<RepairReport> {
+/// Repairs the database in `dir`, calling `progress` with the bytes of data
+/// files read so far and in all as it scans them (the long part: the files
+/// it then rewrites are the damaged ones). The caller holds the directory
+/// lock.
+pub fn repair_dir(
+    dir: &Path,
+    options: &RepairOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RepairReport> {
     let mut report = RepairReport::default();
     let ids = data_file_ids(dir)?;
     remove_leftovers(dir, &ids)?;
@@ -106,9 +113,18 @@ pub fn repair_dir(dir: &Path, options: &RepairOptions) -> Result<RepairReport> {
     // The latest record of each wanted key, by (file id, offset).
     let mut latest: HashMap<Vec<u8>, (u32, u64)> = HashMap::new();
     let mut scanned = Vec::with_capacity(ids.len());
+    let mut total = 0;
+    for &id in &ids {
+        let path = dir.join(data_file_name(id));
+        total += fs::metadata(&path)
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+    }
+    let mut progress = ScanProgress::new(total, progress);
     for (i, &id) in ids.iter().enumerate() {
         let newest = i + 1 == ids.len();
-        if let Some(found) = scan(dir, id, newest, &wanted, &mut latest)? {
+        let place = (id, newest);
+        if let Some(found) = scan(dir, place, &wanted, &mut latest, &mut progress)? {
             scanned.push(found);
         }
     }
@@ -130,10 +146,10 @@ pub fn repair_dir(dir: &Path, options: &RepairOptions) -> Result<RepairReport> {
 /// and its header is torn: it is written again.
 fn scan(
     dir: &Path,
-    id: u32,
-    newest: bool,
+    (id, newest): (u32, bool),
     wanted: &HashSet<Vec<u8>>,
     latest: &mut HashMap<Vec<u8>, (u32, u64)>,
+    progress: &mut ScanProgress,
 ) -> Result<Option<Scanned>> {
     let path = dir.join(data_file_name(id));
     let file = File::open(&path).map_err(|e| Error::io("open data file", &path, e))?;
@@ -141,17 +157,25 @@ fn scan(
         .metadata()
         .map_err(|e| Error::io("stat", &path, e))?
         .len();
-    let header_ok = check_header(&file, &path, len)?;
+    let header_ok = matches!(read_header(&file, &path, len)?, Header::Valid);
     if !header_ok && newest && len <= FILE_HEADER_LEN {
         DataFile::open(dir, id, true)?.write_header()?;
+        progress.file_read(len);
         return Ok(None);
     }
-    let salvage = salvage(FileSource::new(&file, len), FILE_HEADER_LEN, |record| {
-        if wanted.contains(record.key) {
-            latest.insert(record.key.to_vec(), (id, record.offset));
-        }
-    })
+    let salvage = salvage(
+        FileSource::new(&file, len),
+        FILE_HEADER_LEN,
+        Until::End,
+        |record| {
+            progress.reading(record.offset);
+            if wanted.contains(record.key) {
+                latest.insert(record.key.to_vec(), (id, record.offset));
+            }
+        },
+    )
     .map_err(|e| Error::io("read", &path, e))?;
+    progress.file_read(len);
     Ok(Some(Scanned {
         id,
         len,
@@ -350,7 +374,7 @@ fn quarantined_records(dir: &Path, report: &mut RepairReport) -> Result<Vec<Cand
             _ => 1,
         };
         let mut index = 0;
-        salvage(BytesSource::new(bytes), 0, |record| {
+        salvage(BytesSource::new(bytes), 0, Until::End, |record| {
             if record.kind != RecordKind::BatchCommit {
                 candidates.push(Candidate {
                     order: (info.source_id, info.source_offset, n, index),

@@ -9,6 +9,10 @@
 //! either way the batch cannot be known complete, so its intact records are
 //! taken out with the damaged range (and counted). Batch records that end
 //! the file without a commit record are taken out too, as open would.
+//!
+//! A scan can also stop at the first record that fails a check
+//! ([`Until::FirstFailure`]): what verify does with the newest data file
+//! while a writer may be appending to it.
 
 use std::ops::Range;
 
@@ -28,6 +32,29 @@ pub struct Removed {
     pub reason: String,
     /// Intact records taken out with it (batch records of a batch it cut).
     pub intact_records: u64,
+    /// The scan found there what a process killed mid-append leaves (see
+    /// [`ScanEntry::TornTail`]), and nothing good after it.
+    pub torn_tail: bool,
+}
+
+/// How far a salvage scan reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// To the end of the file, stepping over each damaged range.
+    End,
+    /// To the first record that fails a check ([`Salvage::stopped`]).
+    FirstFailure,
+}
+
+/// Where an [`Until::FirstFailure`] scan stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// The offset of the first record that fails a check.
+    pub offset: u64,
+    /// What failed.
+    pub reason: String,
+    /// Whether only zeros follow, from `offset` to the end.
+    pub zeros: bool,
 }
 
 /// What a salvage scan of one data file found.
@@ -44,6 +71,9 @@ pub struct Salvage {
     /// Where zeros begin that run to the end of the file (not damage:
     /// space allocated and never written).
     pub zero_tail: Option<u64>,
+    /// Where an [`Until::FirstFailure`] scan stopped, if it did before the
+    /// end of the file (no zero tail or damaged range is reported then).
+    pub stopped: Option<Stopped>,
 }
 
 impl Salvage {
@@ -78,20 +108,21 @@ pub struct SalvagedRecord<'a> {
 }
 
 /// Scans `source` from `start` (a data file from its 16-byte header on, or
-/// quarantined bytes from 0), keeping what passes its checks. `visit` is
-/// called with each record in the order a scan at open applies them: plain
-/// records at once, a batch's records at its commit record (only if kept).
+/// quarantined bytes from 0), keeping what passes its checks, as far as
+/// `until` says. `visit` is called with each record in the order a scan at
+/// open applies them: plain records at once, a batch's records at its
+/// commit record (only if kept).
 pub fn salvage<S: Source>(
     source: S,
     start: u64,
+    until: Until,
     mut visit: impl FnMut(SalvagedRecord<'_>),
 ) -> std::io::Result<Salvage> {
-    let len = source.len();
     let mut scanner = Scanner::new(source, start);
     let mut out = Salvage::default();
     let mut pending: Option<Pending> = None;
     // Records of the pending batch, for `visit` once committed.
-    let mut batch: Vec<(u64, RecordKind, Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut batch = HeldRecords::default();
     let mut after_damage = false;
     loop {
         match scanner.next_entry()? {
@@ -112,7 +143,7 @@ pub fn salvage<S: Source>(
                         });
                         p.range.end = range.end;
                         p.count += 1;
-                        batch.push((offset, kind, key.to_vec(), value.to_vec()));
+                        batch.push(offset, kind, key, value);
                     }
                     RecordKind::BatchCommit => {
                         let count = format::decode_batch_commit(key, value)
@@ -126,15 +157,8 @@ pub fn salvage<S: Source>(
                                 out.keep(p.range.clone(), p.count);
                             }
                             out.keep(range, 1);
-                            let first = batch.len() - count as usize;
-                            for (offset, kind, key, value) in batch.drain(..).skip(first) {
-                                visit(SalvagedRecord {
-                                    offset,
-                                    kind,
-                                    key: &key,
-                                    value: &value,
-                                });
-                            }
+                            batch.visit_last(count as usize, &mut visit);
+                            batch.clear();
                         } else {
                             let taken = pending
                                 .take()
@@ -159,6 +183,7 @@ pub fn salvage<S: Source>(
                                          {waiting} batch records precede it"
                                     ),
                                     intact_records: waiting + 1,
+                                    torn_tail: false,
                                 });
                             }
                         }
@@ -188,8 +213,12 @@ pub fn salvage<S: Source>(
                 return Ok(out);
             }
             ScanEntry::TornTail { offset, reason } => {
-                if let Some(done) =
-                    step_over(&mut scanner, &mut out, &mut pending, offset, reason, len)?
+                let failed = Failed {
+                    offset,
+                    reason: reason.to_string(),
+                    torn_tail: true,
+                };
+                if let Some(done) = step_over(&mut scanner, &mut out, &mut pending, failed, until)?
                 {
                     return Ok(done);
                 }
@@ -197,8 +226,12 @@ pub fn salvage<S: Source>(
                 after_damage = true;
             }
             ScanEntry::Corrupt { offset, reason } => {
-                if let Some(done) =
-                    step_over(&mut scanner, &mut out, &mut pending, offset, &reason, len)?
+                let failed = Failed {
+                    offset,
+                    reason,
+                    torn_tail: false,
+                };
+                if let Some(done) = step_over(&mut scanner, &mut out, &mut pending, failed, until)?
                 {
                     return Ok(done);
                 }
@@ -206,6 +239,48 @@ pub fn salvage<S: Source>(
                 after_damage = true;
             }
         }
+    }
+}
+
+/// The records of a pending batch, held for `visit` until their commit
+/// record: their keys and values in one buffer, so that holding a record
+/// costs no allocation of its own (a scan meets millions).
+#[derive(Default)]
+struct HeldRecords {
+    /// Offset, kind, and where the key and the value end in `bytes`.
+    records: Vec<(u64, RecordKind, usize, usize)>,
+    bytes: Vec<u8>,
+}
+
+impl HeldRecords {
+    fn push(&mut self, offset: u64, kind: RecordKind, key: &[u8], value: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        let key_end = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.records.push((offset, kind, key_end, self.bytes.len()));
+    }
+
+    /// Visits the last `count` records held, in order.
+    fn visit_last(&self, count: usize, visit: &mut impl FnMut(SalvagedRecord<'_>)) {
+        let first = self.records.len() - count;
+        let mut start = match first {
+            0 => 0,
+            n => self.records[n - 1].3,
+        };
+        for &(offset, kind, key_end, end) in &self.records[first..] {
+            visit(SalvagedRecord {
+                offset,
+                kind,
+                key: &self.bytes[start..key_end],
+                value: &self.bytes[key_end..end],
+            });
+            start = end;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.bytes.clear();
     }
 }
 
@@ -218,39 +293,104 @@ fn take_uncommitted(out: &mut Salvage, pending: Option<Pending>) {
             reason: "write batch records without their commit record at the end of the file"
                 .to_string(),
             intact_records: p.count,
+            torn_tail: false,
         });
     }
 }
 
-/// The record at `offset` fails its checks: zeros to the end end the scan
-/// (returned as done); anything else is a damaged range up to the next
-/// record that passes its checks, where the scanner goes on.
+/// A record that failed its checks.
+struct Failed {
+    offset: u64,
+    reason: String,
+    /// The scanner took it for a torn tail.
+    torn_tail: bool,
+}
+
+/// A record fails its checks: with [`Until::FirstFailure`], or if zeros
+/// run from it to the end, the scan ends there (returned as done); anything
+/// else is a damaged range up to the next record that passes its checks,
+/// where the scanner goes on.
 fn step_over<S: Source>(
     scanner: &mut Scanner<S>,
     out: &mut Salvage,
     pending: &mut Option<Pending>,
-    offset: u64,
-    reason: &str,
-    len: u64,
+    failed: Failed,
+    until: Until,
 ) -> std::io::Result<Option<Salvage>> {
-    if scanner.rest_is_zero(offset)? {
+    let offset = failed.offset;
+    let zeros = scanner.rest_is_zero(offset)?;
+    if until == Until::FirstFailure {
+        take_uncommitted(out, pending.take());
+        out.stopped = Some(Stopped {
+            offset,
+            reason: failed.reason,
+            zeros,
+        });
+        return Ok(Some(std::mem::take(out)));
+    }
+    let len = scanner.file_len();
+    if zeros {
         take_uncommitted(out, pending.take());
         out.zero_tail = (offset < len).then_some(offset);
         return Ok(Some(std::mem::take(out)));
     }
-    let next = scanner.resync(offset + 1)?.unwrap_or(len);
+    let next = scanner.resync(offset + 1)?;
     let (start, intact) = match pending.take() {
         Some(p) => (p.range.start, p.count),
         None => (offset, 0),
     };
     out.removed.push(Removed {
-        range: start..next,
+        range: start..next.unwrap_or(len),
         damage_at: Some(offset),
-        reason: reason.to_string(),
+        reason: failed.reason,
         intact_records: intact,
+        torn_tail: failed.torn_tail && next.is_none(),
     });
-    scanner.seek(next);
+    scanner.seek(next.unwrap_or(len));
     Ok(None)
+}
+
+/// How often [`ScanProgress`] reports, in bytes read.
+const PROGRESS_STEP: u64 = 1 << 20;
+
+/// The progress of the salvage scans of several data files, for a caller's
+/// callback: the bytes read so far, and in all (the files' lengths when
+/// the work began). Reported about every MiB, and at the end of each file.
+pub struct ScanProgress<'a> {
+    callback: &'a mut dyn FnMut(u64, u64),
+    total: u64,
+    /// Bytes of the files read to their end.
+    done: u64,
+    /// Bytes read, over all files, at which to report next.
+    next: u64,
+}
+
+impl<'a> ScanProgress<'a> {
+    /// Progress over files of `total` bytes in all, reported to `callback`.
+    pub fn new(total: u64, callback: &'a mut dyn FnMut(u64, u64)) -> ScanProgress<'a> {
+        ScanProgress {
+            callback,
+            total,
+            done: 0,
+            next: 0,
+        }
+    }
+
+    /// The file being read is read up to `offset`.
+    pub fn reading(&mut self, offset: u64) {
+        let now = (self.done + offset).min(self.total);
+        if now >= self.next {
+            (self.callback)(now, self.total);
+            self.next = now + PROGRESS_STEP;
+        }
+    }
+
+    /// The file being read, `len` bytes long, is read.
+    pub fn file_read(&mut self, len: u64) {
+        self.done += len;
+        self.next = 0;
+        self.reading(0);
+    }
 }
 
 #[cfg(test)]
@@ -267,7 +407,7 @@ mod tests {
 
     fn keys(bytes: &[u8]) -> (Vec<Vec<u8>>, Salvage) {
         let mut keys = Vec::new();
-        let s = salvage(BytesSource::new(bytes.to_vec()), 0, |r| {
+        let s = salvage(BytesSource::new(bytes.to_vec()), 0, Until::End, |r| {
             keys.push(r.key.to_vec())
         })
         .unwrap();
@@ -317,6 +457,31 @@ mod tests {
         assert_eq!(s.removed[0].range, batch_start..end_of_commit);
         // The first batch record, before the damage, and the commit record after it.
         assert_eq!(s.removed[0].intact_records, 2);
+    }
+
+    /// A commit record claims only the batch records right before it: a
+    /// dead batch's record before them is kept in the file (open ignores
+    /// it) but not visited.
+    #[test]
+    fn a_commit_record_visits_only_its_own_batch_with_its_keys_and_values() {
+        let mut bytes = record(RecordKind::BatchPut, b"dead", b"0");
+        bytes.extend(record(RecordKind::BatchPut, b"b", b"22"));
+        bytes.extend(record(RecordKind::BatchDelete, b"c", b""));
+        format::encode_batch_commit(1, 2, &mut bytes);
+        let mut seen = Vec::new();
+        let s = salvage(BytesSource::new(bytes.clone()), 0, Until::End, |r| {
+            seen.push((r.kind, r.key.to_vec(), r.value.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (RecordKind::BatchPut, b"b".to_vec(), b"22".to_vec()),
+                (RecordKind::BatchDelete, b"c".to_vec(), Vec::new())
+            ]
+        );
+        assert_eq!((s.records, s.kept.len()), (4, 1));
+        assert!(s.removed.is_empty());
     }
 
     #[test]

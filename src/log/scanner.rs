@@ -170,6 +170,11 @@ impl<S: Source> Scanner<S> {
         }
     }
 
+    /// Length of the file being scanned.
+    pub fn file_len(&self) -> u64 {
+        self.source.len()
+    }
+
     /// Where the scanner stands: the offset of the next record boundary.
     pub fn offset(&self) -> u64 {
         self.offset
@@ -274,20 +279,26 @@ impl<S: Source> Scanner<S> {
     }
 
     /// Whether every byte from `offset` to the end of the file is zero.
-    pub fn rest_is_zero(&mut self, mut offset: u64) -> io::Result<bool> {
-        let file_len = self.source.len();
-        while offset < file_len {
-            let chunk = self.source.read(offset, 64 << 10)?;
-            if chunk.is_empty() {
-                break;
-            }
-            if chunk.iter().any(|&b| b != 0) {
-                return Ok(false);
-            }
-            offset += chunk.len() as u64;
-        }
-        Ok(true)
+    pub fn rest_is_zero(&mut self, offset: u64) -> io::Result<bool> {
+        zeros_to_end(&mut self.source, offset)
     }
+}
+
+/// Whether every byte of `source` from `offset` to its end is zero (space
+/// allocated and never written).
+pub fn zeros_to_end<S: Source>(source: &mut S, mut offset: u64) -> io::Result<bool> {
+    let len = source.len();
+    while offset < len {
+        let chunk = source.read(offset, 64 << 10)?;
+        if chunk.is_empty() {
+            break;
+        }
+        if chunk.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        offset += chunk.len() as u64;
+    }
+    Ok(true)
 }
 
 /// What lies at one record boundary.

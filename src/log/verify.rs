@@ -4,126 +4,103 @@
 //! hint file is checked against the record it points at. Nothing is
 //! changed. The report says, for each damaged range, what open would do
 //! with it.
+//!
+//! It runs in one of two ways (the caller, `maintenance/offline.rs`, picks
+//! one by trying the directory lock):
+//!
+//! - **alone** (the lock held, or a read-only file system): no one writes
+//!   while it reads, so every file is judged as open would judge it.
+//! - **beside a writer** (another handle holds the lock): the files listed
+//!   when it starts are read as they are then. Sealed files are immutable,
+//!   so they are judged as when alone. The newest file may be growing: it
+//!   is read up to its first record that fails a check, and what lies past
+//!   that is a note, not damage (a record being appended, space allocated
+//!   ahead of the appends, or damage: which, only a check without the
+//!   writer can tell). A file that a merge of the writer deletes before it
+//!   is opened is skipped, with a note; files made after the listing (new
+//!   data files, merge outputs) are not read.
+//!
+//! Notes (not damage, but worth knowing): the newest file's torn end, as a
+//! killed writer leaves it (open cuts it); a header not yet written; and
+//! the two kinds of note of a check beside a writer above. The report's
+//! types are in `verify_report.rs`.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use super::data_file::{read_header, Header, NOT_A_HEADER};
 use super::dir::data_file_ids;
 use super::filename::{data_file_name, hint_file_name};
-use super::format::{self, FileHeader, ParsedHeader, RecordKind, FILE_HEADER_LEN};
+use super::format::{self, ParsedHeader, RecordKind, FILE_HEADER_LEN};
 use super::hint::{Hint, HintFile, HintKind};
 use super::quarantine::list_quarantine;
-use super::salvage::salvage;
-use super::scanner::{FileSource, Source};
+use super::salvage::{salvage, Salvage, ScanProgress, Until};
+use super::scanner::{zeros_to_end, FileSource, Source};
+use super::verify_report::{AtOpen, DamagedRange, HintProblem, VerifyNote, VerifyReport, ZeroTail};
 use crate::error::{Error, Result};
+use crate::failpoint;
 
-/// What open does with a damaged range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AtOpen {
-    /// It lies in the newest data file, which has no usable hint file: open
-    /// cuts the file from the first bad record on, into a quarantine file
-    /// (or refuses, with `strict_recovery`).
-    CutAsTail,
-    /// It lies in a sealed data file without a usable hint file: open
-    /// refuses the database with a corruption error until it is repaired.
-    Refused,
-    /// Its data file loads from its hint file, so open does not read it: a
-    /// get of a record there answers corruption.
-    FoundByGets,
-}
-
-/// A range of a data file whose bytes are not good records.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DamagedRange {
-    /// The data file's name.
-    pub file: String,
-    /// The data file's id.
-    pub file_id: u32,
-    /// Where the range begins.
-    pub offset: u64,
-    /// How long it is.
-    pub len: u64,
-    /// What failed, at its first bad record.
-    pub reason: String,
-    /// Intact records that go with it (batch records of a batch it cut,
-    /// which cannot be kept alone).
-    pub intact_records: u64,
-    /// What open does with it (before any repair).
-    pub at_open: AtOpen,
-    /// The quarantine file its bytes went to (repair only).
-    pub quarantine_file: Option<String>,
-}
-
-/// Zeros that run from the last record of a data file to its end: space
-/// allocated and never written, which open cuts. Not damage.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ZeroTail {
-    /// The data file's name.
-    pub file: String,
-    /// Where the zeros begin.
-    pub offset: u64,
-    /// How many there are.
-    pub len: u64,
-}
-
-/// A hint file, or one of its entries, that does not agree with its data
-/// file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HintProblem {
-    /// The hint file's name.
-    pub file: String,
-    /// The entry's number (from 0), or `None` for the file as a whole.
-    pub entry: Option<u64>,
-    /// The entry's key (empty for the file as a whole).
-    pub key: Vec<u8>,
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// What [`crate::verify`] found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Data files read.
-    pub data_files: u64,
-    /// Records that pass every check.
-    pub records: u64,
-    /// Every damaged range, in file order.
-    pub damaged: Vec<DamagedRange>,
-    /// Zero-filled ends of data files (not damage; open cuts them).
-    pub zero_tails: Vec<ZeroTail>,
-    /// Batch records at the end of a data file without their commit
-    /// record (what a writer that died in a batch leaves; not damage).
-    pub uncommitted_batch_records: u64,
-    /// Hint files that were usable, and so checked entry by entry.
-    pub hint_files_checked: u64,
-    /// Entries checked against their records.
-    pub hint_entries_checked: u64,
-    /// Hint files or entries that disagree with their data files.
-    pub hint_problems: Vec<HintProblem>,
-    /// Records that mark a key whose value a merge found damaged.
-    pub lost_values: u64,
-    /// The quarantine files in the directory.
-    pub quarantine_files: Vec<String>,
-}
-
-impl VerifyReport {
-    /// Whether nothing is damaged: no damaged range, no hint problem, no
-    /// lost value. Zero tails, uncommitted batch records and quarantine
-    /// files are not damage.
-    pub fn is_clean(&self) -> bool {
-        self.damaged.is_empty() && self.hint_problems.is_empty() && self.lost_values == 0
-    }
-}
-
-/// Verifies the database in `dir` without changing anything. The caller
-/// holds the directory lock (or knows no one writes).
-pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
+/// Verifies the database in `dir` without changing anything: alone, or
+/// beside a writer (see the module documentation), calling `progress` with
+/// the bytes of data files read so far and in all. The caller holds the
+/// directory lock, or knows that no one writes, unless `beside_writer`.
+pub fn verify_dir(
+    dir: &Path,
+    beside_writer: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport> {
+    let mut report = VerifyReport {
+        beside_writer,
+        ..VerifyReport::default()
+    };
     let ids = data_file_ids(dir)?;
-    for (i, &id) in ids.iter().enumerate() {
-        let newest = i + 1 == ids.len();
-        verify_file(dir, id, newest, &mut report)?;
+    let Some(&newest) = ids.last() else {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no libbitcask data file: there is no database to verify",
+            dir.display()
+        )));
+    };
+    failpoint::hit("verify:listed");
+    // Every file opened first: the total for the progress, and a file a
+    // merge deletes afterwards stays readable through its descriptor.
+    let mut files = Vec::with_capacity(ids.len());
+    for id in ids {
+        let path = dir.join(data_file_name(id));
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if beside_writer && e.kind() == std::io::ErrorKind::NotFound => {
+                report.notes.push(VerifyNote {
+                    file: data_file_name(id),
+                    offset: 0,
+                    len: 0,
+                    what: "deleted before it could be read (a merge of the writer): skipped"
+                        .to_string(),
+                });
+                continue;
+            }
+            Err(e) => return Err(Error::io("open data file", &path, e)),
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        files.push((id, file, len));
+    }
+    let total = files.iter().map(|(_, _, len)| len).sum();
+    let mut progress = ScanProgress::new(total, progress);
+    for (id, file, len) in &files {
+        let place = Place {
+            dir,
+            id: *id,
+            file,
+            len: *len,
+            newest: *id == newest,
+            beside_writer,
+        };
+        verify_file(&place, &mut report, &mut progress)?;
+        report.data_files += 1;
+        report.bytes += len;
+        progress.file_read(*len);
     }
     report.quarantine_files = list_quarantine(dir)?
         .into_iter()
@@ -132,45 +109,53 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
     Ok(report)
 }
 
-/// Checks the header of a data file `len` bytes long: `Ok(true)` if it is
-/// valid, `Ok(false)` if it is torn or not a data file header, an error for
-/// another format version.
-pub fn check_header(file: &File, path: &Path, len: u64) -> Result<bool> {
-    let mut header = [0u8; FILE_HEADER_LEN as usize];
-    if len < FILE_HEADER_LEN {
-        return Ok(false);
+/// One data file being verified, and how.
+struct Place<'a> {
+    dir: &'a Path,
+    id: u32,
+    file: &'a File,
+    /// Its length when verify began.
+    len: u64,
+    /// The newest data file listed.
+    newest: bool,
+    beside_writer: bool,
+}
+
+impl Place<'_> {
+    fn name(&self) -> String {
+        data_file_name(self.id)
     }
-    file.read_exact_at(&mut header, 0)
-        .map_err(|e| Error::io("read header of", path, e))?;
-    match format::decode_file_header(&header) {
-        FileHeader::Current => Ok(true),
-        FileHeader::OtherVersion(version) => Err(Error::Corruption(format!(
-            "{} was written in data format version {version}, and this libbitcask reads \
-             version {}: use a libbitcask that knows version {version}",
-            path.display(),
-            format::FORMAT_VERSION
-        ))),
-        FileHeader::Invalid => Ok(false),
+
+    fn note(&self, offset: u64, len: u64, what: String) -> VerifyNote {
+        VerifyNote {
+            file: self.name(),
+            offset,
+            len,
+            what,
+        }
     }
 }
 
-fn verify_file(dir: &Path, id: u32, newest: bool, report: &mut VerifyReport) -> Result<()> {
-    let name = data_file_name(id);
-    let path = dir.join(&name);
-    let file = File::open(&path).map_err(|e| Error::io("open data file", &path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io("stat", &path, e))?
-        .len();
-    report.data_files += 1;
-    let hint = Hint::load(dir, id, len, false)?;
+/// The notes of what lies past the newest file's last good record when a
+/// writer may be appending there.
+const UNREAD_BESIDE_WRITER: &str = "not read: past the last good record of the newest data file, \
+     which the writer that has the database open appends to";
+
+fn verify_file(
+    place: &Place,
+    report: &mut VerifyReport,
+    progress: &mut ScanProgress,
+) -> Result<()> {
+    let (id, len, newest) = (place.id, place.len, place.newest);
+    let path = place.dir.join(place.name());
+    let hint = Hint::load(place.dir, id, len, false)?;
     let at_open = match (&hint, newest) {
         (HintFile::Usable(_), _) => AtOpen::FoundByGets,
         (_, true) => AtOpen::CutAsTail,
         (_, false) => AtOpen::Refused,
     };
     let damaged = |offset: u64, len: u64, reason: String, intact_records: u64| DamagedRange {
-        file: name.clone(),
+        file: place.name(),
         file_id: id,
         offset,
         len,
@@ -179,42 +164,63 @@ fn verify_file(dir: &Path, id: u32, newest: bool, report: &mut VerifyReport) -> 
         at_open,
         quarantine_file: None,
     };
-    if !check_header(&file, &path, len)? {
-        if newest && all_zero(&file, &path, len)? {
+    if let Header::Invalid(bytes) = read_header(place.file, &path, len)? {
+        if newest && place.beside_writer && format::is_partial_file_header(&bytes) {
+            let what = "header not written yet: the writer is creating this file".to_string();
+            report.notes.push(place.note(0, len, what));
+            return Ok(());
+        }
+        let zeros = zeros_to_end(&mut FileSource::new(place.file, len), 0)
+            .map_err(|e| Error::io("read", &path, e))?;
+        if newest && zeros {
             // A torn header of a file created by a writer that died: open
             // writes it again. There are no records to check.
+            let what = "header torn (its creator died): open writes it again".to_string();
+            report.notes.push(place.note(0, len, what));
             return Ok(());
         }
         let header_len = len.min(FILE_HEADER_LEN);
-        let reason = "not a libbitcask data file header (bad magic or checksum)".to_string();
-        report.damaged.push(damaged(0, header_len, reason, 0));
+        report
+            .damaged
+            .push(damaged(0, header_len, NOT_A_HEADER.to_string(), 0));
     }
-    let salvaged = salvage(FileSource::new(&file, len), FILE_HEADER_LEN, |_| {})
-        .map_err(|e| Error::io("read", &path, e))?;
+    // Beside a writer, the newest file is read only as far as it is good.
+    let until = match newest && place.beside_writer {
+        true => Until::FirstFailure,
+        false => Until::End,
+    };
+    let salvaged = salvage(
+        FileSource::new(place.file, len),
+        FILE_HEADER_LEN,
+        until,
+        |r| progress.reading(r.offset),
+    )
+    .map_err(|e| Error::io("read", &path, e))?;
     report.records += salvaged.records;
     report.lost_values += salvaged.lost_values;
-    for removed in &salvaged.removed {
-        if removed.damage_at.is_none() {
-            report.uncommitted_batch_records += removed.intact_records;
-            continue;
-        }
-        report.damaged.push(damaged(
-            removed.range.start,
-            removed.range.end - removed.range.start,
-            removed.reason.clone(),
-            removed.intact_records,
-        ));
+    if let Some(stopped) = &salvaged.stopped {
+        let what = match stopped.zeros {
+            true => format!("{UNREAD_BESIDE_WRITER} (zeros: space allocated ahead of its appends)"),
+            false => format!(
+                "{UNREAD_BESIDE_WRITER} (a record being appended, or damage: {})",
+                stopped.reason
+            ),
+        };
+        report
+            .notes
+            .push(place.note(stopped.offset, len - stopped.offset, what));
     }
+    add_removed(place, &salvaged, &hint, report, damaged);
     if let Some(offset) = salvaged.zero_tail {
         report.zero_tails.push(ZeroTail {
-            file: name.clone(),
+            file: place.name(),
             offset,
             len: len - offset,
         });
     }
     let hint_name = hint_file_name(id);
     match hint {
-        HintFile::Usable(hint) => check_hint_entries(&file, &hint, &hint_name, id, report),
+        HintFile::Usable(hint) => check_hint_entries(place.file, &hint, &hint_name, id, report),
         HintFile::Unusable(why) => report.hint_problems.push(HintProblem {
             file: hint_name,
             entry: None,
@@ -233,6 +239,38 @@ fn verify_file(dir: &Path, id: u32, newest: bool, report: &mut VerifyReport) -> 
         HintFile::Missing => {}
     }
     Ok(())
+}
+
+/// Reports the ranges a salvage scan took out of a file: damage, except a
+/// torn end of the newest file that open reads without a hint (what a
+/// killed writer leaves: a note), and batch records without their commit
+/// record at the end (counted).
+fn add_removed(
+    place: &Place,
+    salvaged: &Salvage,
+    hint: &HintFile,
+    report: &mut VerifyReport,
+    damaged: impl Fn(u64, u64, String, u64) -> DamagedRange,
+) {
+    let scanned_at_open = !matches!(hint, HintFile::Usable(_));
+    for removed in &salvaged.removed {
+        let (start, end) = (removed.range.start, removed.range.end);
+        if removed.damage_at.is_none() {
+            report.uncommitted_batch_records += removed.intact_records;
+        } else if removed.torn_tail && place.newest && scanned_at_open {
+            let what = format!(
+                "{}: the end of the newest file as a crash leaves it (open cuts it off, into a \
+                 quarantine file)",
+                removed.reason
+            );
+            report.notes.push(place.note(start, end - start, what));
+        } else {
+            let reason = removed.reason.clone();
+            report
+                .damaged
+                .push(damaged(start, end - start, reason, removed.intact_records));
+        }
+    }
 }
 
 /// Checks every entry of a usable hint against the record it points at.
@@ -314,21 +352,233 @@ fn entry_problem(kind: HintKind, key: &[u8], size: u32, bytes: &[u8]) -> Option<
     (!agrees).then(|| "the record's type is not the entry's".to_string())
 }
 
-/// Whether all `len` bytes of the file are zero.
-fn all_zero(file: &File, path: &Path, len: u64) -> Result<bool> {
-    let mut source = FileSource::new(file, len);
-    let mut offset = 0;
-    while offset < len {
-        let chunk = source
-            .read(offset, 1 << 20)
-            .map_err(|e| Error::io("read", path, e))?;
-        if chunk.is_empty() {
-            break;
-        }
-        if chunk.iter().any(|&b| b != 0) {
-            return Ok(false);
-        }
-        offset += chunk.len() as u64;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::format::encode_record;
+    use crate::log::hint::{write_hint_file, HintBuilder};
+    use crate::log::RecordPos;
+    use std::fs;
+    use std::path::PathBuf;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("bitcask-verify-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
     }
-    Ok(true)
+
+    /// A data file of `n` puts, and its hint file unless `hinted` is
+    /// false; returns the record offsets and the file's length.
+    fn make_file(dir: &Path, id: u32, n: u32, hinted: bool) -> (Vec<u64>, u64) {
+        let mut bytes = format::encode_file_header().to_vec();
+        let mut hint = HintBuilder::new(id);
+        let mut offsets = Vec::new();
+        for i in 0..n {
+            let start = bytes.len();
+            let key = format!("key{i}");
+            encode_record(RecordKind::Put, key.as_bytes(), b"some value", &mut bytes);
+            offsets.push(start as u64);
+            let pos = RecordPos {
+                file_id: id,
+                offset: start as u32,
+                size: (bytes.len() - start) as u32,
+            };
+            hint.push(HintKind::Put, key.as_bytes(), pos);
+        }
+        let len = bytes.len() as u64;
+        fs::write(dir.join(data_file_name(id)), bytes).unwrap();
+        if hinted {
+            write_hint_file(dir, id, &hint.finish(len, 0)).unwrap();
+        }
+        (offsets, len)
+    }
+
+    fn flip(path: &Path, at: u64) {
+        let mut bytes = fs::read(path).unwrap();
+        bytes[at as usize] ^= 0x10;
+        fs::write(path, bytes).unwrap();
+    }
+
+    fn append(path: &Path, more: &[u8]) {
+        let mut bytes = fs::read(path).unwrap();
+        bytes.extend_from_slice(more);
+        fs::write(path, bytes).unwrap();
+    }
+
+    fn verify(dir: &Path, beside_writer: bool) -> VerifyReport {
+        verify_dir(dir, beside_writer, &mut |_, _| {}).unwrap()
+    }
+
+    #[test]
+    fn a_clean_database_has_no_damage_and_every_flipped_byte_is_found() {
+        let dir = temp_dir("flip");
+        let (offsets, _) = make_file(&dir, 1, 50, true);
+        make_file(&dir, 2, 5, true);
+        for beside_writer in [false, true] {
+            let clean = verify(&dir, beside_writer);
+            assert!(clean.is_clean() && clean.notes.is_empty(), "{clean:#?}");
+            assert_eq!(clean.beside_writer, beside_writer);
+            assert_eq!(
+                (clean.data_files, clean.hint_files_checked, clean.records),
+                (2, 2, 55)
+            );
+        }
+        // Two damaged records in the older file: two ranges, each up to
+        // the next good record, and the hint entries of both disagree.
+        let data = dir.join(data_file_name(1));
+        flip(&data, offsets[10] + 8);
+        flip(&data, offsets[30] + 20);
+        for beside_writer in [false, true] {
+            let report = verify(&dir, beside_writer);
+            let ranges: Vec<_> = report
+                .damaged
+                .iter()
+                .map(|d| (d.file.as_str(), d.offset, d.offset + d.len, d.at_open))
+                .collect();
+            let name = data_file_name(1);
+            assert_eq!(
+                ranges,
+                [
+                    (name.as_str(), offsets[10], offsets[11], AtOpen::FoundByGets),
+                    (name.as_str(), offsets[30], offsets[31], AtOpen::FoundByGets)
+                ],
+                "{report:#?}"
+            );
+            assert_eq!(report.records, 53);
+            let entries: Vec<_> = report.hint_problems.iter().map(|p| p.entry).collect();
+            assert_eq!(entries, [Some(10), Some(30)]);
+        }
+        // A flipped byte in a hint file.
+        flip(&dir.join(hint_file_name(2)), 40);
+        let report = verify(&dir, false);
+        assert!(report
+            .hint_problems
+            .iter()
+            .any(|p| p.file == hint_file_name(2) && p.reason.contains("checksum")));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The newest file's torn end, as a killed writer leaves it, is a note;
+    /// the same in a sealed file is damage that open refuses.
+    #[test]
+    fn a_torn_end_is_a_note_in_the_newest_file_and_damage_in_a_sealed_one() {
+        let dir = temp_dir("torn");
+        make_file(&dir, 1, 3, false);
+        make_file(&dir, 2, 3, false);
+        let mut torn = Vec::new();
+        encode_record(RecordKind::Put, b"torn", b"a value cut short", &mut torn);
+        torn.truncate(torn.len() - 5);
+        for id in [1, 2] {
+            append(&dir.join(data_file_name(id)), &torn);
+        }
+        let report = verify(&dir, false);
+        let damaged: Vec<_> = report
+            .damaged
+            .iter()
+            .map(|d| (&d.file, d.at_open))
+            .collect();
+        assert_eq!(
+            damaged,
+            [(&data_file_name(1), AtOpen::Refused)],
+            "{report:#?}"
+        );
+        assert_eq!(report.notes.len(), 1, "{report:#?}");
+        assert_eq!(report.notes[0].file, data_file_name(2));
+        assert!(report.notes[0].what.contains("open cuts it"));
+        assert_eq!(report.records, 6);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Garbage between good records of the newest file: alone, damage that
+    /// open cuts as the tail (the control); beside a writer, where the file
+    /// may be growing, the end of what is read, noted, and nothing after it
+    /// is read.
+    #[test]
+    fn beside_a_writer_the_newest_file_is_read_up_to_its_first_bad_record() {
+        let dir = temp_dir("beside");
+        make_file(&dir, 1, 4, true);
+        let (_, good_end) = make_file(&dir, 2, 4, false);
+        let newest = dir.join(data_file_name(2));
+        let mut more = vec![0x5a; 40];
+        encode_record(RecordKind::Put, b"after", b"the garbage", &mut more);
+        append(&newest, &more);
+        let len = good_end + more.len() as u64;
+
+        let alone = verify(&dir, false);
+        assert_eq!(alone.damaged.len(), 1, "{alone:#?}");
+        assert_eq!(alone.damaged[0].at_open, AtOpen::CutAsTail);
+        assert_eq!(
+            (alone.damaged[0].offset, alone.records),
+            (good_end, 9),
+            "the record after the garbage is found and counted"
+        );
+
+        let beside = verify(&dir, true);
+        assert!(beside.is_clean(), "{beside:#?}");
+        assert_eq!(beside.records, 8);
+        assert_eq!(beside.notes.len(), 1);
+        let note = &beside.notes[0];
+        assert_eq!(
+            (note.file.as_str(), note.offset, note.len),
+            (data_file_name(2).as_str(), good_end, len - good_end)
+        );
+        assert!(note.what.contains("not read"), "{}", note.what);
+        // In a sealed file the same garbage is damage beside a writer too.
+        make_file(&dir, 3, 1, false);
+        let sealed = verify(&dir, true);
+        assert_eq!(sealed.damaged.len(), 1, "{sealed:#?}");
+        assert_eq!(sealed.damaged[0].at_open, AtOpen::Refused);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_header_being_written_is_a_note_beside_a_writer_and_zeros_alone() {
+        let dir = temp_dir("header");
+        make_file(&dir, 1, 2, true);
+        let newest = dir.join(data_file_name(2));
+        let mut partial = format::encode_file_header()[..7].to_vec();
+        partial.resize(4096, 0);
+        fs::write(&newest, &partial).unwrap();
+        let beside = verify(&dir, true);
+        assert!(beside.is_clean(), "{beside:#?}");
+        assert!(beside.notes[0].what.contains("header not written yet"));
+        // Alone, a partial header is damage; an all-zero one a torn header.
+        let alone = verify(&dir, false);
+        assert_eq!(alone.damaged.len(), 1, "{alone:#?}");
+        fs::write(&newest, vec![0; 4096]).unwrap();
+        let alone = verify(&dir, false);
+        assert!(alone.is_clean(), "{alone:#?}");
+        assert!(alone.notes[0].what.contains("header torn"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn progress_counts_every_byte_of_every_data_file_once() {
+        let dir = temp_dir("progress");
+        make_file(&dir, 1, 120_000, true);
+        make_file(&dir, 2, 10, false);
+        let total: u64 = [1, 2]
+            .iter()
+            .map(|&id| fs::metadata(dir.join(data_file_name(id))).unwrap().len())
+            .sum();
+        assert!(total > 2 << 20, "large enough for reports within a file");
+        let mut seen = Vec::new();
+        let report = verify_dir(&dir, false, &mut |done, all| seen.push((done, all))).unwrap();
+        assert_eq!(report.bytes, total);
+        assert!(seen.iter().all(|&(_, all)| all == total));
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+        assert_eq!(seen.last(), Some(&(total, total)));
+        assert!(seen.len() > 3, "reported within the large file: {seen:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_without_data_files_is_no_database() {
+        let dir = temp_dir("empty");
+        let err = verify_dir(&dir, false, &mut |_, _| {}).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

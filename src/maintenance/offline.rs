@@ -1,7 +1,9 @@
-//! Maintenance of a database that is not open: repair and verify take the
-//! directory lock themselves (so they fail with [`Error::Locked`] while the
-//! database is open) and do their work through the log layer
-//! (`log/repair.rs`, `log/verify.rs`).
+//! Maintenance of a database that is not open, or that another handle has
+//! open: repair takes the directory lock (so it fails with
+//! [`Error::Locked`] while the database is open); verify tries it, and
+//! without it runs beside the writer (`log/verify.rs` says what that
+//! changes). Both do their work through the log layer (`log/repair.rs`,
+//! `log/verify.rs`).
 
 use std::io;
 use std::path::Path;
@@ -9,33 +11,40 @@ use std::path::Path;
 use crate::db::lock::DirLock;
 use crate::error::{Error, Result};
 use crate::log::repair::{repair_dir, RepairOptions, RepairReport};
-use crate::log::verify::{verify_dir, VerifyReport};
+use crate::log::verify::verify_dir;
+use crate::log::verify_report::VerifyReport;
 
 /// Repairs the database in `dir` (see [`crate::repair`]).
-pub fn repair(dir: &Path, options: &RepairOptions) -> Result<RepairReport> {
+pub fn repair(
+    dir: &Path,
+    options: &RepairOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RepairReport> {
     existing_dir(dir)?;
     let _lock = DirLock::acquire(dir)?;
-    repair_dir(dir, options)
+    repair_dir(dir, options, progress)
 }
 
 /// Verifies the database in `dir` (see [`crate::verify`]).
-pub fn verify(dir: &Path) -> Result<VerifyReport> {
+pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
     existing_dir(dir)?;
-    // A directory no one can write to (read-only media, another user's)
-    // cannot be written while it is checked either: no lock needed.
-    let _lock = match DirLock::acquire(dir) {
-        Ok(lock) => Some(lock),
+    // With the lock, no one writes while verify reads. Without it, someone
+    // may: a handle that holds it, or, where this process may not write the
+    // lock file, a writer it cannot see. On read-only media no one can.
+    let (_lock, beside_writer) = match DirLock::acquire(dir) {
+        Ok(lock) => (Some(lock), false),
+        Err(Error::Locked(_)) => (None, true),
+        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EROFS) => {
+            (None, false)
+        }
         Err(Error::Io { source, .. })
-            if matches!(
-                source.raw_os_error(),
-                Some(libc::EROFS | libc::EACCES | libc::EPERM)
-            ) =>
+            if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
         {
-            None
+            (None, true)
         }
         Err(e) => return Err(e),
     };
-    verify_dir(dir)
+    verify_dir(dir, beside_writer, progress)
 }
 
 /// Fails unless `dir` is an existing directory: repair and verify never
