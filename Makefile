@@ -4,8 +4,9 @@
 #   sudo make install [PREFIX=/usr/local] [LIBDIR=lib] [DESTDIR=...]   copies only: no cargo, no rebuild
 #   sudo make uninstall [PREFIX=...] [LIBDIR=...]
 #   make example                 build, install under build/stage, build and run c_examples/ (no test tools)
-#   make test                    every test: fmt, clippy, Rust tests, packaging and ABI, C and C++ tests
-#                                (+ valgrind), the CMake consumer, the Python package, the examples
+#   make test                    every test: fmt, clippy, Rust tests, packaging and ABI, C tests (plain,
+#                                ASan+UBSan, valgrind), C++ tests (+ valgrind), the CMake consumer,
+#                                the Python package, the examples
 #   make header                  regenerate include/bitcask.h from src/ffi (cbindgen)
 #   make bench [ARGS="--keys 100000 --value-size 100"]   the benchmark (release; prints tables)
 #   make bench-micro [ARGS="reopen"]   engine micro-benchmarks (iteration, batches, point ops, reopen)
@@ -47,7 +48,13 @@ STAGE_PC   := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 C_STRICT   := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 CXX_STRICT := -std=c++17 -Wall -Wextra -Werror -pedantic -g -O1
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible --quiet
-C_TESTS    := test_core test_threads test_iter test_batch test_maint test_index test_read_only test_recovery test_snapshot
+C_TESTS    := test_core_basics test_core_open test_core_rw test_core_data test_threads test_iter test_batch test_maint test_index test_read_only test_recovery test_snapshot
+# The C tests run three ways: plain, under AddressSanitizer and
+# UndefinedBehaviorSanitizer (stack over-reads, real thread interleavings;
+# any report fails the run), and under valgrind. The sanitizer runtime comes
+# with gcc; the test program is built with it, so it loads first.
+SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 EXAMPLES   := basic iterate batch threads
 PYENV      := $(BUILD)/pyenv
 
@@ -168,9 +175,10 @@ lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked --all-targets --features failpoints,bench-internals -- -D warnings
 
-# With the crash points of the merge crash test compiled in (tests only).
+# With the test points of src/failpoint.rs compiled in (tests only), and
+# without BITCASK_UPDATE_HEADER, which would rewrite the header under test.
 rust-test:
-	$(CARGO) test --locked --features failpoints
+	env -u BITCASK_UPDATE_HEADER $(CARGO) test --locked --features failpoints
 
 # Install (without cargo), soname, pkg-config (shared and --static), the
 # exported symbols against abi/libbitcask.symbols, the archive under nm and
@@ -183,7 +191,10 @@ c-test: stage
 	@for t in $(C_TESTS); do \
 	    echo "== $$t"; \
 	    $(CC) $(C_STRICT) tests/c/$$t.c -o $(BUILD)/$$t $$($(STAGE_PC) --cflags --libs bitcask) -pthread || exit 1; \
+	    $(CC) $(C_STRICT) $(SANITIZE) tests/c/$$t.c -o $(BUILD)/$$t-san $$($(STAGE_PC) --cflags --libs bitcask) -pthread || exit 1; \
 	    LD_LIBRARY_PATH=$(STAGE)/lib $(BUILD)/$$t || exit 1; \
+	    echo "== $$t under AddressSanitizer and UndefinedBehaviorSanitizer"; \
+	    LD_LIBRARY_PATH=$(STAGE)/lib $(SAN_ENV) $(BUILD)/$$t-san || exit 1; \
 	    echo "== $$t under valgrind"; \
 	    LD_LIBRARY_PATH=$(STAGE)/lib $(VALGRIND) $(BUILD)/$$t || exit 1; \
 	done

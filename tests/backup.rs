@@ -144,3 +144,40 @@ fn a_backup_refuses_a_destination_that_is_not_empty_and_changes_nothing() {
     assert_eq!(fs::read(&file).unwrap(), b"x");
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+/// Across file systems nothing can be hard-linked: every file is copied,
+/// and the copy is a database of its own with everything in it.
+#[test]
+fn a_backup_onto_another_file_system_copies_every_file() {
+    let tmp = TempDir::new("backup-cross-fs");
+    let db = Bitcask::open(tmp.db(), opts()).unwrap();
+    for i in 0..2000 {
+        db.put(&key(i), format!("value {i}").as_bytes()).unwrap();
+    }
+    for i in (0..2000).step_by(3) {
+        db.delete(&key(i)).unwrap();
+    }
+    let other = TempDir::on_another_file_system(tmp.path(), "backup-dest");
+    let dest = other.path().join("backup");
+    let source_dev = fs::metadata(tmp.db()).unwrap().dev();
+    assert_ne!(fs::metadata(other.path()).unwrap().dev(), source_dev);
+    db.backup(&dest).unwrap();
+    let files = common::data_files(&dest);
+    assert_eq!(files.len(), db.data_file_count());
+    for file in &files {
+        let copy = fs::metadata(file).unwrap();
+        let source = fs::metadata(tmp.db().join(file.file_name().unwrap())).unwrap();
+        assert_ne!(copy.dev(), source_dev);
+        assert_eq!(copy.nlink(), 1, "{}", file.display());
+        if file != files.last().unwrap() {
+            // A full file whole, the active one up to its last record.
+            assert_eq!(copy.len(), source.len(), "{}", file.display());
+        }
+    }
+    let copy = Bitcask::open(&dest, opts()).unwrap();
+    assert_eq!(copy.key_count(), db.key_count());
+    for i in 0..2000 {
+        let want = (i % 3 != 0).then(|| format!("value {i}").into_bytes());
+        assert_eq!(copy.get(&key(i)).unwrap(), want, "key {i}");
+    }
+}

@@ -104,6 +104,95 @@ fn a_batch_that_outgrows_max_batch_bytes_is_refused_unchanged() {
     assert_eq!(db.get(b"c").unwrap().unwrap().len(), 100);
 }
 
+/// A batch counts exactly the bytes it takes in a data file: each record's
+/// header (11 bytes here: checksums, type, two varints), key and value,
+/// and the 23-byte commit record. One that reaches max_batch_bytes exactly
+/// is accepted and takes exactly that on disk; one byte more, by a put or
+/// by a delete, is refused and leaves the batch as it was.
+#[test]
+fn max_batch_bytes_counts_exactly_to_the_byte() {
+    let tmp = TempDir::new("batch-boundary");
+    let mut opts = Options::default();
+    opts.set_max_batch_bytes(4096).unwrap();
+    let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
+    let mut b = db.batch();
+    assert_eq!(b.encoded_len(), 23, "the commit record alone");
+    // 12 bytes of header with a two-byte value length, key "a", 2000 bytes.
+    b.put(b"a", &[1; 2000]).unwrap();
+    assert_eq!(b.encoded_len(), 23 + 2013);
+    // 4096 - 2036 = 2060 bytes left: key "b" and a 2047-byte value.
+    match b.put(b"b", &[2; 2048]) {
+        Err(Error::InvalidArgument(why)) => {
+            assert!(
+                why.contains("4097") && why.contains("max_batch_bytes"),
+                "{why}"
+            )
+        }
+        other => panic!("one byte over: {other:?}"),
+    }
+    assert_eq!((b.len(), b.encoded_len()), (1, 2036), "unchanged");
+    b.put(b"b", &[2; 2047]).unwrap();
+    assert_eq!(b.encoded_len(), 4096, "exactly at the limit");
+    // A delete past the limit is refused too, the batch unchanged.
+    match b.delete(b"c") {
+        Err(Error::InvalidArgument(why)) => assert!(why.contains("max_batch_bytes"), "{why}"),
+        other => panic!("a delete over the limit: {other:?}"),
+    }
+    assert_eq!((b.len(), b.encoded_len()), (2, 4096));
+    // Replacing an operation by a smaller one makes room for a delete.
+    b.put(b"b", &[2; 2000]).unwrap();
+    b.delete(b"c").unwrap();
+    b.put(b"c", b"").unwrap();
+    b.delete(b"c").unwrap();
+    let counted = b.encoded_len();
+    db.put(b"c", b"exists").unwrap(); // so that the delete writes its record
+    db.close().unwrap();
+    let db = Bitcask::open(tmp.db(), opts).unwrap();
+    let file = data_files(&tmp.db()).pop().unwrap();
+    let before = std::fs::metadata(&file).unwrap().len();
+    let mut b2 = db.batch();
+    b2.put(b"a", &[1; 2000]).unwrap();
+    b2.put(b"b", &[2; 2000]).unwrap();
+    b2.delete(b"c").unwrap();
+    assert_eq!(b2.encoded_len(), counted);
+    db.write(&mut b2).unwrap();
+    db.close().unwrap();
+    let after = std::fs::metadata(&file).unwrap().len();
+    assert_eq!(after - before, counted, "the bytes the batch took on disk");
+}
+
+/// Committing an empty batch writes nothing: no record, no sync, no batch
+/// number used up.
+#[test]
+fn an_empty_batch_commits_as_a_no_op_and_writes_nothing() {
+    let tmp = TempDir::new("batch-empty");
+    let mut opts = Options::default();
+    opts.set_sync_writes(true);
+    let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
+    db.put(b"k", b"v").unwrap();
+    let mut b = db.batch();
+    b.put(b"x", b"1").unwrap();
+    db.write(&mut b).unwrap();
+    let (stats, syncs) = (db.stats().unwrap(), db.sync_count());
+    db.write(&mut b).unwrap(); // emptied by the commit
+    let mut fresh = db.batch();
+    db.write(&mut fresh).unwrap();
+    let mut only_absent = db.batch();
+    only_absent.delete(b"never-there").unwrap();
+    db.write(&mut only_absent).unwrap(); // deletes of absent keys write nothing
+    assert_eq!(db.sync_count(), syncs, "an empty commit synced");
+    assert_eq!(db.stats().unwrap(), stats);
+    b.put(b"y", b"2").unwrap();
+    db.write(&mut b).unwrap();
+    db.close().unwrap();
+    // Exactly two batches on disk, numbered 1 and 2, and nothing else but
+    // the put: one commit record each.
+    let file = data_files(&tmp.db()).pop().unwrap();
+    let kinds: Vec<u8> = records(&file).into_iter().map(|(_, ty)| ty).collect();
+    let commits = kinds.iter().filter(|&&ty| ty == 5).count();
+    assert_eq!((kinds.len(), commits), (5, 2), "{kinds:?}");
+}
+
 #[test]
 fn batches_never_straddle_data_files() {
     let tmp = TempDir::new("batch-roll");
@@ -232,6 +321,8 @@ fn sequence_numbers_keep_growing_across_reopen() {
         for _ in 0..2 {
             let mut b = db.batch();
             b.put(b"k", b"v").unwrap();
+            db.write(&mut b).unwrap();
+            // An empty commit uses no number.
             db.write(&mut b).unwrap();
         }
         db.close().unwrap();

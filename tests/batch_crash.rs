@@ -1,19 +1,26 @@
 //! Batch atomicity across SIGKILL. A child commits batches (sync_writes on)
-//! and prints each one it got OK for; the parent SIGKILLs it at a random
-//! moment, reopens, and checks that the database is exactly the result of
-//! the acknowledged batches, or of those plus the whole batch in flight:
-//! never part of a batch. Rounds continue on the same directory.
+//! and prints each one it got OK for; the parent SIGKILLs it once it has
+//! read a random number of those acknowledgements, reopens, and checks that
+//! the database is exactly the result of the acknowledged batches, or of
+//! those plus the whole batch in flight: never part of a batch. Rounds
+//! continue on the same directory.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bitcask::{Bitcask, Options};
-use common::{child_role, crash_plan, run_writer_until_killed, Rng, TempDir};
+use common::{
+    child_opened, child_role, child_wait_for_kill, crash_plan, keep_for_inspection,
+    run_writer_until_killed, Rng, TempDir,
+};
 
 const TEST_NAME: &str = "batches_are_all_or_nothing_across_sigkill";
 const KEYS: u64 = 200;
+/// The most acknowledgements a round reads before its kill.
+const MAX_KILL_AFTER: u64 = 60;
+/// How many more batches than that a child commits before it waits for its kill.
+const SLACK: u64 = 40;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -53,8 +60,9 @@ fn options() -> Options {
 fn run_writer(dir: &std::path::Path) {
     let start: u64 = std::env::var("CRASH_START").unwrap().parse().unwrap();
     let db = Bitcask::open(dir, options()).unwrap();
+    child_opened();
     let mut b = db.batch();
-    for i in start.. {
+    for i in start..start + MAX_KILL_AFTER + SLACK {
         for (key, value) in batch(i) {
             match value {
                 Some(v) => b.put(&key, &v).unwrap(),
@@ -64,6 +72,7 @@ fn run_writer(dir: &std::path::Path) {
         db.write(&mut b).unwrap();
         println!("ACK {i}");
     }
+    child_wait_for_kill();
 }
 
 fn contents(db: &Bitcask) -> Model {
@@ -82,14 +91,17 @@ fn batches_are_all_or_nothing_across_sigkill() {
         run_writer(&dir);
         return;
     }
-    let (mut rng, seed, rounds) = crash_plan("batch crash test", 20);
+    let (mut rng, seed, rounds) = crash_plan(TEST_NAME, 20);
     let tmp = TempDir::new("batch-crash");
     let mut next = 0u64;
+    let mut waited_for = 0u64;
     let mut model = Model::new();
     let mut in_flight_landed = 0;
     for round in 0..rounds {
-        let delay = Duration::from_millis(20 + rng.below(300));
-        let last_acked = run_writer_until_killed(TEST_NAME, "batch-writer", &tmp.db(), next, delay);
+        let kill_after = rng.below(MAX_KILL_AFTER);
+        waited_for += kill_after;
+        let last_acked =
+            run_writer_until_killed(TEST_NAME, "batch-writer", &tmp.db(), next, kill_after);
         let acked_until = last_acked.map_or(next, |n| n + 1);
         for i in next..acked_until {
             apply(&mut model, i);
@@ -97,8 +109,14 @@ fn batches_are_all_or_nothing_across_sigkill() {
         let mut with_in_flight = model.clone();
         apply(&mut with_in_flight, acked_until);
 
-        let db = Bitcask::open(tmp.db(), options())
-            .unwrap_or_else(|e| panic!("round {round} (seed {seed}): reopen failed: {e}"));
+        let where_ = format!("round {round} (seed {seed}, killed after {kill_after} acks)");
+        let db = Bitcask::open(tmp.db(), options()).unwrap_or_else(|e| {
+            let kept = keep_for_inspection(&tmp.db(), "batch-crash");
+            panic!(
+                "{where_}: reopen failed: {e} (directory kept at {})",
+                kept.display()
+            )
+        });
         let found = contents(&db);
         db.close().unwrap();
         if found == with_in_flight && found != model {
@@ -107,22 +125,26 @@ fn batches_are_all_or_nothing_across_sigkill() {
             model = with_in_flight;
             next = acked_until + 1;
         } else {
-            assert!(
-                found == model,
-                "round {round} (seed {seed}): the database after batch {acked_until} was in \
-                 flight is neither all nor none of it ({} keys found, {} or {} expected)",
-                found.len(),
-                model.len(),
-                with_in_flight.len()
-            );
+            if found != model {
+                let kept = keep_for_inspection(&tmp.db(), "batch-crash");
+                panic!(
+                    "{where_}: the database after batch {acked_until} was in flight is neither \
+                     all nor none of it ({} keys found, {} or {} expected; directory kept at {})",
+                    found.len(),
+                    model.len(),
+                    with_in_flight.len(),
+                    kept.display()
+                );
+            }
             next = acked_until;
         }
-        eprintln!("round {round}: {next} batches in history");
+        eprintln!("round {round}: {next} batches in history (killed after {kill_after})");
     }
     eprintln!("{in_flight_landed} rounds had the in-flight batch land whole");
+    // Each round acknowledged at least what its kill waited for.
     assert!(
-        next > 50,
-        "too few batches committed ({next}) to mean anything"
+        next >= waited_for,
+        "{next} batches acknowledged, {waited_for} waited for"
     );
 }
 

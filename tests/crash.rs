@@ -1,31 +1,91 @@
-//! Every acknowledged write survives a process crash. A child writes with
-//! sync_writes on and prints each operation it got OK for; the parent
-//! SIGKILLs it at a random moment, reopens, and checks that every key holds
-//! its last acknowledged value (or the one write in flight at the kill).
-//! Rounds continue on the same directory, so later rounds open what a killed
-//! writer left, including any torn tail.
+//! Every acknowledged write survives a process crash, in every durability
+//! mode: with sync_writes, with bytes_per_sync, and by default (where a
+//! write is only in the page cache when it returns). A child writes and
+//! prints each operation it got OK for; the parent SIGKILLs it once it has
+//! read a random number of those acknowledgements, reopens, and checks that
+//! every key holds its last acknowledged value (or the one write in flight
+//! at the kill). Rounds continue on the same directory, so later rounds
+//! open what a killed writer left, including any torn tail.
 //!
-//! The second test does the same with a writer that also merges every 150
-//! operations, so that kills land at random moments of merges too.
+//! A fourth test does the same with a writer that also merges every 150
+//! operations, so that kills land at moments of merges too.
 //!
-//! Pins: acknowledging a write before it is in the file; a torn tail that
-//! blocks the next open or hides the records before it; appending after
-//! garbage, which would lose every later write at the next reopen; a merge
-//! that loses or resurrects a key when it is cut short.
+//! Pins: acknowledging a write before it is in the file (or, by default,
+//! in the page cache); a torn tail that blocks the next open or hides the
+//! records before it; appending after garbage, which would lose every later
+//! write at the next reopen; a merge that loses or resurrects a key when it
+//! is cut short.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bitcask::{Bitcask, Options};
-use common::{child_role, crash_plan, run_writer_until_killed, Rng, TempDir};
+use common::{
+    child_opened, child_role, child_wait_for_kill, crash_plan, keep_for_inspection,
+    run_writer_until_killed, Rng, TempDir,
+};
 
-const TEST_NAME: &str = "acknowledged_writes_survive_sigkill";
-const MERGE_TEST_NAME: &str = "acknowledged_writes_survive_sigkill_during_merges";
 /// How often the merging writer merges, in operations.
 const MERGE_EVERY: u64 = 150;
 const KEYS: u64 = 300;
+/// How many more operations than the largest kill point a child writes
+/// before it waits for its kill.
+const SLACK: u64 = 100;
+
+/// A durability mode, with the test that kills writers in it.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    SyncWrites,
+    BytesPerSync,
+    Default,
+    SyncWritesMerging,
+}
+
+impl Mode {
+    fn test_name(self) -> &'static str {
+        match self {
+            Mode::SyncWrites => "acknowledged_writes_survive_sigkill",
+            Mode::BytesPerSync => "acknowledged_writes_survive_sigkill_with_bytes_per_sync",
+            Mode::Default => "acknowledged_writes_survive_sigkill_in_default_mode",
+            Mode::SyncWritesMerging => "acknowledged_writes_survive_sigkill_during_merges",
+        }
+    }
+
+    fn role(self) -> &'static str {
+        match self {
+            Mode::SyncWrites => "crash-writer",
+            Mode::BytesPerSync => "crash-writer-bps",
+            Mode::Default => "crash-writer-default",
+            Mode::SyncWritesMerging => "crash-merger",
+        }
+    }
+
+    fn options(self) -> Options {
+        let mut o = Options::default();
+        o.set_data_file_size(64 << 10).unwrap();
+        match self {
+            Mode::SyncWrites | Mode::SyncWritesMerging => {
+                o.set_sync_writes(true);
+            }
+            Mode::BytesPerSync => {
+                o.set_bytes_per_sync(16 << 10);
+            }
+            Mode::Default => {}
+        }
+        o
+    }
+
+    /// The most acknowledgements a round reads before its kill: a synced
+    /// write takes an fsync, so those rounds wait for fewer.
+    fn max_kill_after(self) -> u64 {
+        match self {
+            Mode::SyncWrites => 300,
+            Mode::SyncWritesMerging => 400,
+            Mode::BytesPerSync | Mode::Default => 1000,
+        }
+    }
+}
 
 /// Operation `i` of the deterministic sequence: the key, and the value
 /// (`None` for a delete). Values vary in size so records straddle pages and
@@ -42,92 +102,138 @@ fn op(i: u64) -> (Vec<u8>, Option<Vec<u8>>) {
     (key, Some(value))
 }
 
-fn options() -> Options {
-    let mut o = Options::default();
-    o.set_sync_writes(true);
-    o.set_data_file_size(64 << 10).unwrap();
-    o
-}
-
-fn run_writer(dir: &std::path::Path, merge: bool) {
+fn run_writer(dir: &std::path::Path, mode: Mode) {
     let start: u64 = std::env::var("CRASH_START").unwrap().parse().unwrap();
-    let db = Bitcask::open(dir, options()).unwrap();
-    println!();
-    for i in start.. {
+    let db = Bitcask::open(dir, mode.options()).unwrap();
+    child_opened();
+    for i in start..start + mode.max_kill_after() + SLACK {
         let (key, value) = op(i);
         match value {
             Some(v) => db.put(&key, &v).unwrap(),
             None => db.delete(&key).unwrap(),
         }
         println!("ACK {i}");
-        if merge && i % MERGE_EVERY == 0 {
+        if matches!(mode, Mode::SyncWritesMerging) && i % MERGE_EVERY == 0 {
             db.merge().unwrap();
         }
     }
+    child_wait_for_kill();
+}
+
+/// The parent's side of a test, or the child's when this process is one.
+fn crash_test(mode: Mode) {
+    if let Some(dir) = child_role(mode.role()) {
+        run_writer(&dir, mode);
+        return;
+    }
+    kill_rounds(mode);
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
-    if let Some(dir) = child_role("crash-writer") {
-        run_writer(&dir, false);
-        return;
-    }
-    kill_rounds(TEST_NAME, "crash-writer");
+    crash_test(Mode::SyncWrites);
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_with_bytes_per_sync() {
+    crash_test(Mode::BytesPerSync);
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_in_default_mode() {
+    crash_test(Mode::Default);
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill_during_merges() {
-    if let Some(dir) = child_role("crash-merger") {
-        run_writer(&dir, true);
-        return;
-    }
-    kill_rounds(MERGE_TEST_NAME, "crash-merger");
+    crash_test(Mode::SyncWritesMerging);
 }
 
-/// Runs the writer in `role` and kills it, round after round, checking
+type Model = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// What a key of `db` holds that neither its acknowledged value nor (for
+/// the op in flight at the kill) that op's value is, if any.
+fn first_wrong_key(
+    db: &Bitcask,
+    model: &Model,
+    in_flight: &(Vec<u8>, Option<Vec<u8>>),
+) -> Option<String> {
+    let short = |v: &Option<Vec<u8>>| {
+        v.as_ref()
+            .map(|v| String::from_utf8_lossy(&v[..v.len().min(12)]).to_string())
+    };
+    for (key, expected) in model {
+        let got = db.get(key).unwrap();
+        let ok = got == *expected || (*key == in_flight.0 && got == in_flight.1);
+        if !ok {
+            return Some(format!(
+                "{} holds {:?}, acknowledged {:?}",
+                String::from_utf8_lossy(key),
+                short(&got),
+                short(expected)
+            ));
+        }
+    }
+    None
+}
+
+/// Runs the writer of `mode` and kills it, round after round, checking
 /// after each round that every acknowledged write is there.
-fn kill_rounds(test_name: &str, role: &str) {
-    let (mut rng, seed, rounds) = crash_plan(test_name, 12);
-    let tmp = TempDir::new(role);
+fn kill_rounds(mode: Mode) {
+    let (mut rng, seed, rounds) = crash_plan(mode.test_name(), 12);
+    let tmp = TempDir::new(mode.role());
     // Every op before `next` is acknowledged; the model is their result.
     let mut next = 0u64;
-    let mut model: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    let mut waited_for = 0u64;
+    let mut model = Model::new();
     for round in 0..rounds {
-        let delay = Duration::from_millis(20 + rng.below(400));
-        let last_acked = run_writer_until_killed(test_name, role, &tmp.db(), next, delay);
+        let kill_after = rng.below(mode.max_kill_after());
+        waited_for += kill_after;
+        let last_acked =
+            run_writer_until_killed(mode.test_name(), mode.role(), &tmp.db(), next, kill_after);
         let acked_until = last_acked.map_or(next, |n| n + 1);
         for i in next..acked_until {
             let (key, value) = op(i);
             model.insert(key, value);
         }
         // The op after the last acknowledged one may or may not have landed.
-        let (in_flight_key, in_flight_value) = op(acked_until);
+        let in_flight = op(acked_until);
 
-        let db = Bitcask::open(tmp.db(), options())
-            .unwrap_or_else(|e| panic!("round {round} (seed {seed}): reopen failed: {e}"));
-        for (key, expected) in &model {
-            let got = db.get(key).unwrap();
-            let ok = got == *expected || (*key == in_flight_key && got == in_flight_value);
-            assert!(
-                ok,
-                "round {round} (seed {seed}): {} holds {:?}, acknowledged {:?}",
-                String::from_utf8_lossy(key),
-                got.map(|v| String::from_utf8_lossy(&v[..v.len().min(12)]).to_string()),
-                expected
-                    .as_ref()
-                    .map(|v| String::from_utf8_lossy(&v[..v.len().min(12)]).to_string()),
-            );
+        let where_ = format!(
+            "{} round {round} (seed {seed}, killed after {kill_after} acks)",
+            mode.test_name()
+        );
+        let db = match Bitcask::open(tmp.db(), mode.options()) {
+            Ok(db) => db,
+            Err(e) => {
+                let kept = keep_for_inspection(&tmp.db(), mode.role());
+                panic!(
+                    "{where_}: reopen failed: {e} (directory kept at {})",
+                    kept.display()
+                );
+            }
+        };
+        if let Some(wrong) = first_wrong_key(&db, &model, &in_flight) {
+            drop(db);
+            let kept = keep_for_inspection(&tmp.db(), mode.role());
+            panic!("{where_}: {wrong} (directory kept at {})", kept.display());
+        }
+        // Now and then a merge, so that the directory stays small over
+        // many rounds (BITCASK_CRASH_ROUNDS).
+        if round % 10 == 9 {
+            db.merge().unwrap();
         }
         db.close().unwrap();
         eprintln!(
-            "round {round}: {} ops acknowledged, all present",
+            "round {round}: {} ops acknowledged (killed after {kill_after}), all present",
             acked_until - next
         );
         // Redo the in-flight op next round: it is idempotent, and then the model is exact.
         next = acked_until;
     }
+    // Each round acknowledged at least what its kill waited for.
     assert!(
-        next > 100,
-        "too few writes acknowledged ({next}) for the test to mean anything"
+        next >= waited_for,
+        "{next} ops acknowledged, {waited_for} waited for"
     );
 }

@@ -1,6 +1,7 @@
-//! Synced puts from many threads share fdatasyncs (group commit), and each
-//! is durable and visible once its put returns: checked by reading it right
-//! away, and after reopen. The rate is measured by `make bench`, not here.
+//! Synced puts from many threads (group commit) are each durable and visible
+//! once their put returns: checked by reading each right away, and after
+//! reopen. That they share fdatasyncs is checked exactly in
+//! tests/failpoints.rs; the rate is measured by `make bench`, not here.
 
 mod common;
 
@@ -10,7 +11,7 @@ use bitcask::{Bitcask, Options};
 use common::TempDir;
 
 #[test]
-fn synced_puts_from_many_threads_are_all_there_and_share_syncs() {
+fn synced_puts_from_many_threads_are_each_there_once_they_return() {
     let tmp = TempDir::new("group-commit");
     let mut opts = Options::default();
     opts.set_sync_writes(true);
@@ -37,9 +38,10 @@ fn synced_puts_from_many_threads_are_all_there_and_share_syncs() {
     }
     let syncs = db.sync_count();
     eprintln!("{} synced puts, {syncs} fdatasyncs", THREADS * PUTS);
-    // While one group's fdatasync runs, the other seven threads queue up:
-    // without group commit this would be exactly one sync per put.
-    assert!(syncs < THREADS * PUTS, "no put shared a sync: {syncs}");
+    // At most one sync per put. How many puts share one depends on how the
+    // threads meet, so it is not asserted here: tests/failpoints.rs holds a
+    // sync while puts queue up behind it, and counts exactly.
+    assert!(syncs <= THREADS * PUTS, "more syncs than puts: {syncs}");
     assert!(db.data_file_count() > 3);
     drop(db);
     let db = Bitcask::open(tmp.db(), opts).unwrap();

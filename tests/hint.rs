@@ -164,7 +164,7 @@ fn long_hints_load_like_a_scan_with_either_index() {
         opts.set_data_file_size(1 << 20).unwrap();
         opts.set_auto_merge_ratio(0.0).unwrap();
         let db = Bitcask::open(&dir, opts.clone()).unwrap();
-        let (mut rng, seed) = common::Rng::from_time();
+        let (mut rng, seed) = common::test_seed("long_hints_load_like_a_scan_with_either_index");
         let mut model = BTreeMap::new();
         for n in 0..120_000u32 {
             let k = format!("key{:05}", rng.below(30_000)).into_bytes();

@@ -31,9 +31,9 @@ fn a_holder_in_another_process_locks_out_until_it_is_killed() {
         db.put(b"held", b"by child").unwrap();
         // libtest has printed "test NAME ... " without a newline: start a fresh line.
         println!("\nHOLDING");
-        std::thread::sleep(std::time::Duration::from_secs(30));
-        drop(db);
-        return;
+        // Holds the lock until the parent kills it, however long that takes.
+        let _held = db;
+        common::child_wait_for_kill();
     }
     let tmp = TempDir::new("lock-other");
     let mut child = spawn_child(

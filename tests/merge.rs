@@ -5,9 +5,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Barrier};
 
 use bitcask::{Bitcask, IndexType, Options};
 use common::{data_files, Rng, TempDir};
@@ -175,14 +174,20 @@ fn merge_frees_space_online_and_keeps_every_latest_value(index: IndexType) {
     db.merge().unwrap();
     let after = db.stats().unwrap();
     assert_eq!(after.reclaimable_bytes, 0, "{after:?}");
-    assert!(after.disk_bytes < before.disk_bytes - before.reclaimable_bytes / 2);
     assert!(after.data_file_count < before.data_file_count);
-    // The space is freed now, not at the next open.
+    // The space is freed now, not at the next open: the data files shrink
+    // by at least what was reclaimable, less the new active file's growth
+    // ahead (at most 64 KiB while small). Hint files are not counted: the
+    // background thread writes them at its own pace.
     let on_disk: u64 = data_files(&tmp.db())
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();
-    assert!(on_disk <= after.disk_bytes && on_disk * 2 < before.disk_bytes);
+    assert!(
+        on_disk <= data_bytes - before.reclaimable_bytes + (64 << 10),
+        "{on_disk} bytes of data files after the merge, {data_bytes} before, {before:?}"
+    );
+    assert!(on_disk * 2 < data_bytes, "{on_disk} of {data_bytes}");
     assert_holds(&db, &model, "after merge");
     for k in &deleted {
         assert_eq!(db.get(k).unwrap(), None);
@@ -263,28 +268,70 @@ fn an_iterator_keeps_its_snapshot_across_a_merge(index: IndexType) {
     }
     assert_eq!(seen, model.len());
     assert_eq!(db.get(&key(1)).unwrap().as_deref(), Some(&b"changed"[..]));
+    // The merged files are gone from the directory, but the iterator still
+    // holds them open; they are freed with it.
+    let held = deleted_files_held_open(&tmp.db());
+    assert!(
+        held > 0,
+        "the iterator read deleted files it does not hold?"
+    );
+    drop(it);
+    assert_eq!(
+        deleted_files_held_open(&tmp.db()),
+        0,
+        "held after the iterator was freed"
+    );
+}
+
+/// How many descriptors and maps of this process point at files of `dir`
+/// that were deleted (their space is freed when the last one goes).
+fn deleted_files_held_open(dir: &std::path::Path) -> usize {
+    let dir = format!("{}/", dir.display());
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| {
+            let t = target.to_string_lossy();
+            t.starts_with(&dir) && t.ends_with(" (deleted)")
+        })
+        .count();
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&dir) && l.ends_with(" (deleted)"))
+        .count();
+    fds + maps
 }
 
 /// Writers and readers run through repeated merges: every read sees a value
 /// its key really had, and at the end every key has its last written value,
-/// also after reopen.
+/// also after reopen. The amounts are counts, not times: each writer makes
+/// 3000 writes, the main thread merges until they are done (at least five
+/// times), and the reader reads until they are done and it has made 2000
+/// reads, then reads every key once more.
 fn merge_under_concurrent_writers_and_readers(index: IndexType) {
     let tmp = TempDir::new("merge-concurrent");
     let opts = small_files(index);
     let db = Arc::new(Bitcask::open(tmp.db(), opts.clone()).unwrap());
     const WRITERS: u32 = 3;
     const KEYS: u32 = 200;
-    let stop = Arc::new(AtomicBool::new(false));
+    const WRITES: u64 = 3000;
+    const MIN_READS: u64 = 2000;
+    let writers_done = Arc::new(AtomicU32::new(0));
+    let start = Arc::new(Barrier::new(WRITERS as usize + 2));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+            let (db, done, start) = (
+                Arc::clone(&db),
+                Arc::clone(&writers_done),
+                Arc::clone(&start),
+            );
             std::thread::spawn(move || {
                 // Each writer owns its keys: "w{w}-{i}" = "{w}-{i}-{version}".
                 let mut rng = Rng::new(u64::from(w) + 1);
                 let mut last = BTreeMap::new();
-                let mut version = 0u64;
-                while !stop.load(Ordering::Relaxed) || version < 2000 {
-                    version += 1;
+                start.wait();
+                for version in 1..=WRITES {
                     let i = rng.below(u64::from(KEYS));
                     let k = format!("w{w}-{i:04}").into_bytes();
                     if rng.below(10) == 0 {
@@ -296,34 +343,53 @@ fn merge_under_concurrent_writers_and_readers(index: IndexType) {
                         last.insert(k, Some(v));
                     }
                 }
+                done.fetch_add(1, Ordering::SeqCst);
                 last
             })
         })
         .collect();
     let reader = {
-        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+        let (db, done, start) = (
+            Arc::clone(&db),
+            Arc::clone(&writers_done),
+            Arc::clone(&start),
+        );
         std::thread::spawn(move || {
-            let mut rng = Rng::new(99);
-            let mut reads = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let (w, i) = (rng.below(u64::from(WRITERS)), rng.below(u64::from(KEYS)));
+            let check = |w: u64, i: u64| -> bool {
                 let k = format!("w{w}-{i:04}");
-                if let Some(v) = db.get(k.as_bytes()).unwrap() {
-                    let v = String::from_utf8(v).unwrap();
-                    assert!(v.starts_with(&format!("{w}-{i}-")), "{k} read {v}");
+                match db.get(k.as_bytes()).unwrap() {
+                    Some(v) => {
+                        let v = String::from_utf8(v).unwrap();
+                        assert!(v.starts_with(&format!("{w}-{i}-")), "{k} read {v}");
+                        true
+                    }
+                    None => false,
                 }
+            };
+            let mut rng = Rng::new(99);
+            let (mut reads, mut found) = (0u64, 0u64);
+            start.wait();
+            while done.load(Ordering::SeqCst) < WRITERS || reads < MIN_READS {
+                let (w, i) = (rng.below(u64::from(WRITERS)), rng.below(u64::from(KEYS)));
+                found += u64::from(check(w, i));
                 reads += 1;
             }
-            reads
+            // Once more every key, with every write made.
+            let mut found_at_end = 0;
+            for w in 0..u64::from(WRITERS) {
+                for i in 0..u64::from(KEYS) {
+                    found_at_end += u64::from(check(w, i));
+                }
+            }
+            (reads, found, found_at_end)
         })
     };
+    start.wait();
     let mut merges = 0;
-    let started = Instant::now();
-    while merges < 5 || started.elapsed() < Duration::from_millis(500) {
+    while writers_done.load(Ordering::SeqCst) < WRITERS || merges < 5 {
         db.merge().unwrap();
         merges += 1;
     }
-    stop.store(true, Ordering::Relaxed);
     let mut model = BTreeMap::new();
     for w in writers {
         for (k, v) in w.join().unwrap() {
@@ -332,49 +398,16 @@ fn merge_under_concurrent_writers_and_readers(index: IndexType) {
             }
         }
     }
-    assert!(reader.join().unwrap() > 0);
+    let (reads, found, found_at_end) = reader.join().unwrap();
+    eprintln!("{merges} merges; {reads} reads during the writes found {found} values");
+    assert!(reads >= MIN_READS);
+    assert_eq!(found_at_end, model.len() as u64, "the reader's last pass");
     assert_holds(&db, &model, "after concurrent merges");
     db.merge().unwrap();
     assert_eq!(db.stats().unwrap().reclaimable_bytes, 0);
     drop(db);
     let db = Bitcask::open(tmp.db(), opts).unwrap();
     assert_holds(&db, &model, "after reopen");
-}
-
-#[test]
-fn automatic_merge_runs_in_the_background_and_close_stops_it_cleanly() {
-    let tmp = TempDir::new("merge-auto");
-    let mut opts = small_files(IndexType::Ordered);
-    opts.set_auto_merge_ratio(0.3).unwrap();
-    // No minimum: a merge that ran in the middle of the writes leaves a
-    // few KiB behind, which must still be merged once the ratio passes.
-    opts.set_auto_merge_min_bytes(0);
-    let db = Bitcask::open(tmp.db(), opts.clone()).unwrap();
-    let (model, _) = churn(&db, 300, 4);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = db.stats().unwrap();
-        let (total, reclaimable) = (s.disk_bytes, s.reclaimable_bytes);
-        // Without a merge, over half of it would be reclaimable.
-        if (reclaimable as f64) < 0.3 * total as f64 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no automatic merge: {s:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_holds(&db, &model, "after an automatic merge");
-    // Keep the thread busy and close at once: close must not hang or leave
-    // anything half done.
-    churn(&db, 300, 3);
-    let started = Instant::now();
-    db.close().unwrap();
-    eprintln!("close took {:?}", started.elapsed());
-    let db = Bitcask::open(tmp.db(), opts).unwrap();
-    assert_eq!(db.key_count(), model.len());
-    for entry in std::fs::read_dir(tmp.db()).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        assert!(!name.ends_with(".tmp"), "leftover {name}");
-    }
 }
 
 #[test]

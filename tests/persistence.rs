@@ -170,6 +170,67 @@ fn bytes_per_sync_syncs_once_per_that_many_bytes() {
     assert_eq!(db_sync.sync_count(), 50, "sync_writes syncs every write");
 }
 
+/// sync_writes syncs every write before it returns: puts, deletes and batch
+/// commits, each once; a delete of an absent key writes nothing and syncs
+/// nothing. bytes_per_sync changes nothing while sync_writes is on.
+#[test]
+fn sync_writes_syncs_every_put_delete_and_batch_once_whatever_bytes_per_sync_says() {
+    let tmp = TempDir::new("sync-writes");
+    for bytes_per_sync in [0, 4096, 1] {
+        let mut o = Options::default();
+        o.set_sync_writes(true);
+        o.set_bytes_per_sync(bytes_per_sync);
+        let db = Bitcask::open(tmp.path().join(format!("bps-{bytes_per_sync}")), o).unwrap();
+        let value = [3u8; 300];
+        let mut writes = 0;
+        let mut check = |db: &Bitcask, what: &str| {
+            writes += 1;
+            assert_eq!(
+                db.sync_count(),
+                writes,
+                "{what}, bytes_per_sync {bytes_per_sync}"
+            );
+        };
+        for i in 0..30u32 {
+            db.put(format!("key{i:03}").as_bytes(), &value).unwrap();
+            check(&db, "a put");
+        }
+        for i in 0..30u32 {
+            db.delete(format!("key{i:03}").as_bytes()).unwrap();
+            check(&db, "a delete");
+        }
+        for i in 0..10u32 {
+            let mut b = db.batch();
+            b.put(format!("batch{i}").as_bytes(), &value).unwrap();
+            b.delete(format!("batch{}", i.wrapping_sub(1)).as_bytes())
+                .unwrap();
+            db.write(&mut b).unwrap();
+            check(&db, "a batch");
+        }
+        db.delete(b"never-there").unwrap();
+        assert_eq!(db.sync_count(), writes, "a delete that writes nothing");
+    }
+}
+
+/// Without any sync option, a write syncs nothing, but the data file that
+/// fills up is synced when the next one begins (rollover): one fdatasync
+/// per rollover, none more.
+#[test]
+fn each_rollover_syncs_the_full_file() {
+    let tmp = TempDir::new("rollover-sync");
+    let mut o = Options::default();
+    o.set_data_file_size(4096).unwrap();
+    o.set_auto_merge_ratio(0.0).unwrap();
+    let db = Bitcask::open(tmp.db(), o).unwrap();
+    for i in 0..200u32 {
+        db.put(format!("key{i:03}").as_bytes(), &[9u8; 200])
+            .unwrap();
+        let rollovers = db.data_file_count() as u64 - 1;
+        assert_eq!(db.sync_count(), rollovers, "after put {i}");
+    }
+    assert!(db.data_file_count() > 5);
+}
+
 fn many_threads_share_one_handle(index_type: IndexType) {
     let tmp = TempDir::new("threads");
     let db = Arc::new(Bitcask::open(tmp.db(), small_files(index_type)).unwrap());
@@ -253,15 +314,39 @@ fn damage_found_by_a_read_is_corruption_never_wrong_data() {
         .unwrap();
     file.write_all_at(b"X", (at + b"original value".len() - 1) as u64)
         .unwrap();
+    // The report names the file and the offset of the record that failed:
+    // the first record, right after the 16-byte file header.
     match db.get(b"k") {
-        Err(Error::Corruption(msg)) => assert!(msg.contains("000000001.data"), "{msg}"),
+        Err(Error::Corruption(msg)) => {
+            assert!(
+                msg.contains("000000001.data") && msg.contains("at offset 16;"),
+                "{msg}"
+            )
+        }
         other => panic!("expected corruption, got {other:?}"),
     }
     let mut buf = [0u8; 64];
-    assert!(matches!(
-        db.get_into(b"k", &mut buf),
-        Err(Error::Corruption(_))
-    ));
+    match db.get_into(b"k", &mut buf) {
+        Err(Error::Corruption(msg)) => assert!(msg.contains("at offset 16;"), "{msg}"),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    // A record further in: its own offset.
+    db.put(b"k2", b"second value").unwrap();
+    db.sync().unwrap();
+    let bytes = std::fs::read(&data_files(&tmp.db())[0]).unwrap();
+    let at = bytes
+        .windows(b"second value".len())
+        .position(|w| w == b"second value")
+        .unwrap();
+    file.write_all_at(b"X", at as u64).unwrap();
+    // Record k: 11 bytes of header, the key, the value.
+    let second = 16 + 11 + 1 + b"original value".len();
+    match db.get(b"k2") {
+        Err(Error::Corruption(msg)) => {
+            assert!(msg.contains(&format!("at offset {second};")), "{msg}")
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
 }
 
 test_each_index_type!(

@@ -303,6 +303,10 @@ impl Engine {
 
     /// Takes the maintenance lock: one merge, hint write or backup at a time.
     pub fn maintenance(&self) -> MutexGuard<'_, ()> {
+        if let Some(free) = self.maintenance.try_lock() {
+            return free;
+        }
+        crate::failpoint::hit("maintenance:waiting");
         self.maintenance.lock()
     }
 

@@ -136,13 +136,38 @@ fn long_keys_up_to_the_limit() {
     }
 }
 
-/// A seed that differs from run to run (odd, so never 0), for tests
-/// that print it in every message.
-fn time_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        | 1
+/// The seed of a random test: BITCASK_TEST_SEED if set (to replay a
+/// failing run), else one that differs from run to run. Printed, so that a
+/// failure's output says how to replay it; it also seeds the hash
+/// indexes' hash function (see [`seeded_indexes`]).
+fn test_seed(test: &str) -> u64 {
+    let seed = std::env::var("BITCASK_TEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+        | 1;
+    eprintln!("{test}: seed {seed} (BITCASK_TEST_SEED={seed} replays it)");
+    seed
+}
+
+/// [`indexes`], with the hash indexes' hash function seeded from `seed`,
+/// so that a replay has the same table layout too.
+fn seeded_indexes(seed: u64) -> Vec<(&'static str, Box<dyn Index>)> {
+    vec![
+        ("ordered", new_index(IndexType::Ordered)),
+        (
+            "hash",
+            Box::new(HashIndex::with_shards_and_seed(hash::SHARDS, seed)),
+        ),
+        (
+            "hash, 1 shard",
+            Box::new(HashIndex::with_shards_and_seed(1, seed)),
+        ),
+    ]
 }
 
 /// xorshift64 from `seed`: each call gives a number below `n`.
@@ -159,8 +184,8 @@ fn xorshift(mut rng: u64) -> impl FnMut(u64) -> u64 {
 /// BTreeMap, with the seed in every message.
 #[test]
 fn random_operations_match_a_btreemap() {
-    let seed = time_seed();
-    for (name, index) in indexes() {
+    let seed = test_seed("random_operations_match_a_btreemap");
+    for (name, index) in seeded_indexes(seed) {
         let mut next = xorshift(seed);
         let mut model = BTreeMap::new();
         for op in 0..60_000u32 {
@@ -211,7 +236,7 @@ fn random_operations_match_a_btreemap() {
 /// change the position it replaced.
 #[test]
 fn apply_in_runs_matches_one_by_one() {
-    let seed = time_seed();
+    let seed = test_seed("apply_in_runs_matches_one_by_one");
     let mut next = xorshift(seed);
     // Keys 0..5000 in changes of every kind; each change's position is
     // its own number, so a report names its change.
@@ -239,7 +264,7 @@ fn apply_in_runs_matches_one_by_one() {
             }
         })
         .collect();
-    for (name, index) in indexes() {
+    for (name, index) in seeded_indexes(seed) {
         let why = format!("{name}, seed {seed}");
         let mut reported = vec![None; changes.len()];
         let mut count = 0;
@@ -299,29 +324,50 @@ fn reserve_and_shrink_to_fit_keep_every_key() {
 }
 
 /// Readers never see a torn or foreign position while one writer puts,
-/// overwrites and removes (each key's positions carry its number).
+/// overwrites and removes (each key's positions carry its number). Each
+/// reader counts what it saw: it reads until the writer is done and it has
+/// made at least `MIN_GETS` gets, the writer starts only once every reader
+/// has, and a last pass finds exactly the keys the writer left.
 #[test]
 fn readers_see_whole_positions_during_writes() {
+    const READERS: u32 = 3;
+    const MIN_GETS: u64 = 20_000;
+    const ROUNDS: u32 = 20;
     for (name, index) in indexes() {
         let index: std::sync::Arc<dyn Index> = index.into();
         let keys = 2000u32;
         let done = std::sync::atomic::AtomicBool::new(false);
+        let start = std::sync::Barrier::new(READERS as usize + 1);
         std::thread::scope(|s| {
-            for t in 0..3u32 {
-                let (index, done) = (&index, &done);
-                s.spawn(move || {
-                    let mut i = t;
-                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                        let k = i % keys;
-                        if let Some(p) = index.get(format!("key{k}").as_bytes()) {
-                            assert_eq!(p.file_id, k, "{name}");
-                            assert_eq!(p.size, (p.offset ^ k) | 1 << 31, "{name}");
+            let readers: Vec<_> = (0..READERS)
+                .map(|t| {
+                    let (index, done, start) = (&index, &done, &start);
+                    s.spawn(move || {
+                        let check = |k: u32| -> bool {
+                            match index.get(format!("key{k}").as_bytes()) {
+                                Some(p) => {
+                                    assert_eq!(p.file_id, k, "{name}");
+                                    assert_eq!(p.size, (p.offset ^ k) | 1 << 31, "{name}");
+                                    true
+                                }
+                                None => false,
+                            }
+                        };
+                        let (mut gets, mut found) = (0u64, 0u64);
+                        let mut i = t;
+                        start.wait();
+                        while !done.load(std::sync::atomic::Ordering::SeqCst) || gets < MIN_GETS {
+                            found += u64::from(check(i % keys));
+                            gets += 1;
+                            i = i.wrapping_add(7);
                         }
-                        i = i.wrapping_add(7);
-                    }
-                });
-            }
-            for round in 0..20u32 {
+                        let at_end = (0..keys).filter(|&k| check(k)).count();
+                        (gets, found, at_end)
+                    })
+                })
+                .collect();
+            start.wait();
+            for round in 0..ROUNDS {
                 for k in 0..keys {
                     let key = format!("key{k}");
                     if (k + round) % 3 == 0 {
@@ -337,7 +383,14 @@ fn readers_see_whole_positions_during_writes() {
                     }
                 }
             }
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            let left = (0..keys).filter(|k| (k + ROUNDS - 1) % 3 != 0).count();
+            for reader in readers {
+                let (gets, found, at_end) = reader.join().unwrap();
+                assert!(gets >= MIN_GETS, "{name}: {gets} gets");
+                assert!(found > 0, "{name}: {gets} gets found nothing");
+                assert_eq!(at_end, left, "{name}: the last pass");
+            }
         });
     }
 }
@@ -431,7 +484,7 @@ fn model_pairs(model: &BTreeMap<Vec<u8>, RecordPos>, prefix: &[u8]) -> Vec<(Vec<
 /// snapshot registered and copied in the middle of the first.
 #[test]
 fn a_snapshot_holds_the_keys_of_its_moment_whatever_changes_while_it_is_copied() {
-    let seed = time_seed();
+    let seed = test_seed("a_snapshot_holds_the_keys_of_its_moment");
     let indexes = [
         ("ordered", new_index(IndexType::Ordered)),
         ("hash", new_index(IndexType::Hash)),

@@ -31,6 +31,7 @@ pub fn backup(engine: &Engine, dest: &Path) -> Result<()> {
         writer.check_open()?;
         (engine.files().snapshot(), writer.active())
     };
+    crate::failpoint::hit("backup:files-listed");
     let mut made = Vec::new();
     let copied = copy_files(engine.dir(), dest, &files, active, &mut made)
         .and_then(|()| sync_dir(dest))

@@ -532,11 +532,14 @@ struct Output {
 impl Output {
     fn create(dir: &Path, id: u32) -> Result<Output> {
         let temp = dir.join(FileName::TempData(id).name());
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
+        let file = failpoint::fail("merge:create-output")
+            .and_then(|()| {
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&temp)
+            })
             .map_err(|e| Error::io("create merge output", &temp, e))?;
         let mut buf = Vec::with_capacity(OUTPUT_BUFFER + 4096);
         buf.extend_from_slice(&format::encode_file_header());

@@ -54,6 +54,7 @@ fn run(engine: &Engine) {
                 _ => backoff.failed(Instant::now()),
             }
         }
+        crate::failpoint::hit("worker:checked");
     }
 }
 

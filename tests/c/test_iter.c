@@ -6,6 +6,7 @@
 #define _DEFAULT_SOURCE
 #include <bitcask.h>
 #include <stdio.h>
+#include "guard.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,12 +168,99 @@ static void test_snapshot_and_close(void) {
     remove_dir();
 }
 
+/* A pointer no call writes, to see that a failing call left an
+   out-parameter alone (NULL would not tell). */
+static int sentinel_object;
+#define SENT ((void *)&sentinel_object)
+#define SENT_LEN ((size_t)0x5e5e5e5e)
+
+/* Sets the thread's last error to a text no call below produces, so that a
+   check of last_error after a failing call sees that call's own text. */
+static char primed[256];
+static void prime_last_error(void) {
+    bitcask_options_set_index_type(NULL, BITCASK_INDEX_HASH);
+    snprintf(primed, sizeof primed, "%s", bitcask_last_error());
+}
+
+/* The failing call replaced the primed last error by one that mentions word. */
+static int fresh_error_mentions(const char *word) {
+    return strcmp(bitcask_last_error(), primed) != 0 && strstr(bitcask_last_error(), word) != NULL;
+}
+
+/* Every argument check of bitcask_iter_new, bitcask_iter_value,
+   bitcask_iter_seek and bitcask_fold, each with its last error set and the
+   out-parameters untouched; over-long prefixes and keys are passed as
+   MAX_KEY_LEN + 1 readable bytes followed by an unmapped page, so that a
+   read past the limit kills the test. */
+static void test_arguments_and_last_error(void) {
+    bitcask_db *db = open_fresh();
+    CHECK(bitcask_put(db, "a", 1, "1", 1) == BITCASK_OK);
+    size_t over = (size_t)BITCASK_MAX_KEY_LEN + 1;
+    unsigned char *long_key = guarded_bytes(over);
+    CHECK(long_key != NULL);
+    bitcask_iter *it = SENT;
+    prime_last_error();
+    CHECK(bitcask_iter_new(NULL, NULL, 0, false, &it) == BITCASK_INVALID_ARGUMENT && it == SENT);
+    CHECK(fresh_error_mentions("db is NULL"));
+    prime_last_error();
+    CHECK(bitcask_iter_new(db, NULL, 0, false, NULL) == BITCASK_INVALID_ARGUMENT);
+    CHECK(fresh_error_mentions("iter_out is NULL"));
+    prime_last_error();
+    CHECK(bitcask_iter_new(db, NULL, 1, false, &it) == BITCASK_INVALID_ARGUMENT && it == SENT);
+    CHECK(fresh_error_mentions("prefix"));
+    prime_last_error();
+    CHECK(bitcask_iter_new(db, long_key, over, false, &it) == BITCASK_INVALID_ARGUMENT && it == SENT);
+    CHECK(fresh_error_mentions("prefix"));
+    /* the longest prefix is fine */
+    it = NULL;
+    CHECK(bitcask_iter_new(db, long_key + 1, over - 1, true, &it) == BITCASK_OK && it != NULL);
+    CHECK(!bitcask_iter_valid(it));
+    bitcask_iter_free(it);
+
+    struct { int calls; } ctx = {0};
+    prime_last_error();
+    CHECK(bitcask_fold(db, long_key, over, NULL, &ctx) == BITCASK_INVALID_ARGUMENT);
+    prime_last_error();
+    CHECK(bitcask_fold(NULL, NULL, 0, NULL, &ctx) == BITCASK_INVALID_ARGUMENT);
+    CHECK(fresh_error_mentions("db is NULL"));
+
+    /* iter_value: NULL arguments, exhausted, closed; outputs untouched */
+    CHECK(bitcask_iter_new(db, NULL, 0, false, &it) == BITCASK_OK);
+    const void *v = SENT;
+    size_t vlen = SENT_LEN;
+    prime_last_error();
+    CHECK(bitcask_iter_value(NULL, &v, &vlen) == BITCASK_INVALID_ARGUMENT);
+    CHECK(fresh_error_mentions("it is NULL"));
+    prime_last_error();
+    CHECK(bitcask_iter_value(it, NULL, &vlen) == BITCASK_INVALID_ARGUMENT);
+    CHECK(fresh_error_mentions("value is NULL"));
+    prime_last_error();
+    CHECK(bitcask_iter_value(it, &v, NULL) == BITCASK_INVALID_ARGUMENT);
+    CHECK(fresh_error_mentions("value_len is NULL"));
+    CHECK(v == SENT && vlen == SENT_LEN);
+    /* seek with an over-long key leaves the iterator exhausted */
+    CHECK(bitcask_iter_valid(it));
+    bitcask_iter_seek(it, long_key, over);
+    CHECK(!bitcask_iter_valid(it));
+    CHECK(bitcask_iter_value(it, &v, &vlen) == BITCASK_NOT_FOUND && v == SENT && vlen == SENT_LEN);
+    bitcask_iter_rewind(it);
+    CHECK(bitcask_iter_valid(it));
+    CHECK(bitcask_close(db) == BITCASK_OK);
+    prime_last_error();
+    CHECK(bitcask_iter_value(it, &v, &vlen) == BITCASK_CLOSED);
+    CHECK(fresh_error_mentions("closed"));
+    CHECK(v == SENT && vlen == SENT_LEN);
+    bitcask_iter_free(it);
+    free_guarded(long_key, over);
+    remove_dir();
+}
+
 static void test_null_and_edges(void) {
     bitcask_db *db = open_fresh();
-    bitcask_iter *it = NULL;
-    CHECK(bitcask_iter_new(NULL, NULL, 0, false, &it) == BITCASK_INVALID_ARGUMENT && it == NULL);
+    bitcask_iter *it = SENT;
+    CHECK(bitcask_iter_new(NULL, NULL, 0, false, &it) == BITCASK_INVALID_ARGUMENT && it == SENT);
     CHECK(bitcask_iter_new(db, NULL, 0, false, NULL) == BITCASK_INVALID_ARGUMENT);
-    CHECK(bitcask_iter_new(db, NULL, 1, false, &it) == BITCASK_INVALID_ARGUMENT && it == NULL);
+    CHECK(bitcask_iter_new(db, NULL, 1, false, &it) == BITCASK_INVALID_ARGUMENT && it == SENT);
     CHECK(!bitcask_iter_valid(NULL));
     size_t klen = 4;
     CHECK(bitcask_iter_key(NULL, &klen) == NULL && klen == 0);
@@ -226,9 +314,25 @@ static void test_fold(void) {
     struct fold_ctx s = {db, 0, 3, 0};
     CHECK(bitcask_fold(db, NULL, 0, fold_cb, &s) == BITCASK_OK);
     CHECK(s.calls == 3 && s.get_ok == 3);
+    prime_last_error();
     CHECK(bitcask_fold(NULL, NULL, 0, fold_cb, &c) == BITCASK_INVALID_ARGUMENT);
+    CHECK(fresh_error_mentions("db is NULL"));
+    prime_last_error();
     CHECK(bitcask_fold(db, NULL, 0, NULL, &c) == BITCASK_INVALID_ARGUMENT);
+    CHECK(fresh_error_mentions("fn is NULL"));
+    prime_last_error();
     CHECK(bitcask_fold(db, NULL, 2, fold_cb, &c) == BITCASK_INVALID_ARGUMENT);
+    CHECK(fresh_error_mentions("prefix"));
+    {
+        size_t over = (size_t)BITCASK_MAX_KEY_LEN + 1;
+        unsigned char *long_prefix = guarded_bytes(over);
+        CHECK(long_prefix != NULL);
+        struct fold_ctx none = {db, 0, -1, 0};
+        prime_last_error();
+        CHECK(bitcask_fold(db, long_prefix, over, fold_cb, &none) == BITCASK_INVALID_ARGUMENT);
+        CHECK(fresh_error_mentions("prefix") && none.calls == 0);
+        free_guarded(long_prefix, over);
+    }
     struct fold_ctx none = {db, 0, -1, 0};
     CHECK(bitcask_fold(db, "nothing", 7, fold_cb, &none) == BITCASK_OK && none.calls == 0);
     CHECK(bitcask_close(db) == BITCASK_OK);
@@ -240,6 +344,7 @@ int main(void) {
     test_seek();
     test_snapshot_and_close();
     test_null_and_edges();
+    test_arguments_and_last_error();
     test_fold();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -29,6 +29,7 @@ impl TempDir {
         }
     }
 
+    /// A scratch directory under `base`.
     pub fn new_in(base: &Path, name: &str) -> TempDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let unique = format!(
@@ -40,6 +41,32 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
+    }
+
+    /// A scratch directory on another file system than `than`: /dev/shm
+    /// (tmpfs) or the build's own temporary directory, whichever differs.
+    /// Panics if neither does: the test needs two file systems.
+    pub fn on_another_file_system(than: &Path, name: &str) -> TempDir {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        let here = dev(than).expect("stat the first directory");
+        let candidates = [
+            PathBuf::from("/dev/shm"),
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+            PathBuf::from("/var/tmp"),
+            PathBuf::from("/tmp"),
+        ];
+        let base = candidates
+            .iter()
+            .find(|c| dev(c).is_some_and(|d| d != here))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no directory on another file system than {} among {candidates:?}: this \
+                     test needs two (e.g. /dev/shm as tmpfs)",
+                    than.display()
+                )
+            });
+        TempDir::new_in(base, name)
     }
 
     pub fn path(&self) -> &Path {
@@ -165,6 +192,21 @@ impl Rng {
     }
 }
 
+/// The generator of a random test and its seed: BITCASK_TEST_SEED if set
+/// (to replay a failing run), else one from the clock. Prints the seed, so
+/// that a failure's output says how to replay it.
+pub fn test_seed(name: &str) -> (Rng, u64) {
+    let (rng, seed) = match std::env::var("BITCASK_TEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(seed) => (Rng::new(seed), seed),
+        None => Rng::from_time(),
+    };
+    eprintln!("{name}: seed {seed} (BITCASK_TEST_SEED={seed} replays it)");
+    (rng, seed)
+}
+
 /// The data files of a database directory, in id order.
 pub fn data_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -190,37 +232,71 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// In a writer child: tells the parent the database is open, on a line of
+/// its own (libtest printed `test NAME ... ` without a newline before it).
+pub fn child_opened() {
+    println!("\n{OPENED}");
+}
+
+/// What a writer child prints once its database is open.
+const OPENED: &str = "OPENED";
+
+/// In a writer child: after the last op it was asked for, waits for the
+/// parent's kill, so that a writer never exits on its own.
+pub fn child_wait_for_kill() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
 /// Runs a writer child (this test binary in `role`, continuing from op
-/// `start`) that prints `ACK n` after each acknowledged op n, SIGKILLs it
-/// after `delay`, and returns the last op it acknowledged. Panics if the
-/// child exits on its own first.
+/// `start`) that says when its database is open ([`child_opened`]) and then
+/// prints `ACK n` after each acknowledged op n. The parent SIGKILLs it once
+/// it has read `kill_after` acknowledgements after the open (0: as soon as
+/// the child says it opened), reads what the child printed to the end, and
+/// returns the last op acknowledged. The kill depends on how far the child
+/// got, never on time: a slow machine only makes a round take longer.
+/// Panics if the child exits on its own first.
 pub fn run_writer_until_killed(
     test_name: &str,
     role: &str,
     dir: &Path,
     start: u64,
-    delay: std::time::Duration,
+    kill_after: u64,
 ) -> Option<u64> {
     use std::io::{BufRead, BufReader};
     let mut child = spawn_child(test_name, role, dir, &[("CRASH_START", start.to_string())]);
     let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| acked_op(&l))
-            .last()
-    });
-    let started = std::time::Instant::now();
-    while started.elapsed() < delay {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the writer exited on its own: {status}");
+    let (mut opened, mut acks_after_open, mut last_acked) = (false, 0u64, None);
+    let mut killed = false;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if line.ends_with(OPENED) {
+            opened = true;
+        } else if let Some(op) = acked_op(&line) {
+            last_acked = Some(op);
+            acks_after_open += u64::from(opened);
         }
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        if opened && !killed && acks_after_open >= kill_after {
+            child.kill().unwrap(); // SIGKILL
+            killed = true;
+        }
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    reader.join().unwrap()
+    let status = child.wait().unwrap();
+    assert!(
+        killed,
+        "the writer exited on its own ({status}) after {acks_after_open} acknowledgements \
+         (opened: {opened}), before the {kill_after} the kill waited for"
+    );
+    last_acked
+}
+
+/// Copies a crash test's directory to a place that outlives the test, so
+/// that a failing round can be looked at; returns where.
+pub fn keep_for_inspection(dir: &Path, label: &str) -> PathBuf {
+    let kept = std::env::temp_dir().join(format!("bitcask-kept-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&kept);
+    copy_dir(dir, &kept);
+    kept
 }
 
 /// The op number of an `ACK n` line, wherever on the line it stands: the
@@ -233,9 +309,16 @@ pub fn acked_op(line: &str) -> Option<u64> {
     rest.trim_end().parse().ok()
 }
 
-/// The random plan of a crash test: its generator, the seed it printed
-/// (BITCASK_CRASH_SEED repeats a failing run), and how many rounds to run
-/// (BITCASK_CRASH_ROUNDS, else `default_rounds`).
+/// The random plan of a crash test: its generator, its seed, and how many
+/// rounds to run (BITCASK_CRASH_ROUNDS, else `default_rounds`).
+///
+/// The seed (BITCASK_CRASH_SEED sets it, else the clock) draws each round's
+/// kill point, counted in acknowledgements, and so fixes the whole plan:
+/// which ops every round runs and after how many acknowledgements each
+/// child is killed. It cannot fix where in the next op the kill lands
+/// (that is the scheduler's), so a failure that depends on it may need
+/// several runs with the same seed to show again; the failing round's
+/// directory is kept for that reason, and its path printed.
 pub fn crash_plan(name: &str, default_rounds: u32) -> (Rng, u64, u32) {
     let env = |var: &str| std::env::var(var).ok().and_then(|v| v.parse().ok());
     let rounds = env("BITCASK_CRASH_ROUNDS").map_or(default_rounds, |r: u64| r as u32);
@@ -243,6 +326,8 @@ pub fn crash_plan(name: &str, default_rounds: u32) -> (Rng, u64, u32) {
         Some(seed) => (Rng::new(seed), seed),
         None => Rng::from_time(),
     };
-    eprintln!("{name}: seed {seed} (BITCASK_CRASH_SEED={seed} repeats it), {rounds} rounds");
+    eprintln!(
+        "{name}: seed {seed} (BITCASK_CRASH_SEED={seed} repeats its kill points), {rounds} rounds"
+    );
     (rng, seed, rounds)
 }

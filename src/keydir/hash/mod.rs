@@ -119,6 +119,13 @@ impl HashIndex {
         }
     }
 
+    /// An empty index whose hash function has a given seed, so that a
+    /// random test can repeat a run exactly, its table layout included.
+    #[cfg(test)]
+    pub fn with_shards_and_seed(shards: usize, seed: u64) -> HashIndex {
+        HashIndex::with_hasher(KeyHasher::with_seed(seed), shards)
+    }
+
     /// Shard `no`, locked for writing.
     fn write(&self, no: usize) -> RwLockWriteGuard<'_, Arc<Shard>> {
         self.shards[no].0.write()
