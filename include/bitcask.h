@@ -162,7 +162,10 @@ typedef struct bitcask_stats {
 /**
  * What `bitcask_open` found and did, filled in by
  * `bitcask_get_recovery_report`. Frozen: its size and fields never change;
- * more get a new struct and function.
+ * more get a new struct and function. After a clean close, open usually
+ * loads the index that close saved (the `KEYDIR` file) and reads no hint
+ * or data file: every count is then 0, and `bitcask_get_recovery_text`
+ * says so.
  */
 typedef struct bitcask_recovery_report {
   /**

@@ -183,3 +183,25 @@ fn a_damaged_or_cut_keydir_file_is_not_used() {
     fs::write(dir.join("KEYDIR"), &good).unwrap();
     assert_eq!(check(&dir, IndexType::Hash, &model), (true, reclaimable));
 }
+
+/// A hint file removed since the clean close (by hand, or by a test that
+/// makes the directory look as a crash leaves it): the keydir file is not
+/// used, so open treats that data file as it would without a clean close,
+/// as `bitcask_verify` predicts. (The damage tests in tests/damage.rs rely
+/// on it: with the keydir file used, a damaged sealed file would open.)
+#[test]
+fn a_hint_file_removed_since_close_makes_open_read_the_files() {
+    let tmp = TempDir::new("keydir-hint-gone");
+    let dir = tmp.db();
+    let model = build(&dir);
+    let second = common::data_files(&dir)[1].with_extension("hint");
+    fs::remove_file(&second).unwrap();
+    let (loaded, _) = check(&dir, IndexType::Hash, &model);
+    assert!(
+        !loaded,
+        "a keydir file is not used when a hint file is gone"
+    );
+    // That open's close saved the index again, with every hint file there.
+    assert!(second.exists(), "the missing hint file was written again");
+    assert!(check(&dir, IndexType::Hash, &model).0);
+}

@@ -66,7 +66,7 @@ impl Engine {
             report,
             unhinted,
         } = match saved {
-            Some((saved, opened)) => load_saved(saved, opened, &options, &dir),
+            Some((saved, opened)) => load_saved(saved, opened, &options),
             None => loop {
                 if let Some(loaded) = load_files(&dir, &ids, &options, &mut rejected)? {
                     break loaded;
@@ -203,13 +203,20 @@ fn load_files(
 }
 
 /// The data files a keydir file names, opened, if every one has a valid
-/// header; `None` (open then loads from hints and scans, which deals with a
-/// torn header) if one has not. A header of another format version is the
-/// error it is on any open.
+/// header and every one that holds records still has its hint file;
+/// `None` if not (open then loads from hints and scans, which deals with a
+/// torn header). A hint file gone since close means the directory was
+/// changed by hand, or a crash is being simulated: open then does what it
+/// does without a clean close, and what verify predicts for such a file
+/// (refusing damage in it) stays true. A header of another format version
+/// is the error it is on any open.
 fn saved_files_with_headers(dir: &Path, saved: Saved) -> Result<Option<(Saved, Vec<DataFile>)>> {
     let mut opened = Vec::with_capacity(saved.files.len());
     for (i, f) in saved.files.iter().enumerate() {
         let newest = i + 1 == saved.files.len();
+        if f.len > FILE_HEADER_LEN && !dir.join(hint_file_name(f.id)).exists() {
+            return Ok(None);
+        }
         let file = DataFile::open(dir, f.id, newest)?;
         if let Header::Invalid(_) = read_header(file.file(), file.path(), f.len)? {
             return Ok(None);
@@ -220,14 +227,11 @@ fn saved_files_with_headers(dir: &Path, saved: Saved) -> Result<Option<(Saved, V
 }
 
 /// The data files as a keydir file describes them, with its index: nothing
-/// to recover (close sealed and synced every file), so the report counts
-/// every file as loaded from its hint. Sealed files without a hint file
-/// get one in the background, as after a load from hints.
-fn load_saved(saved: Saved, opened: Vec<DataFile>, options: &Options, dir: &Path) -> Loaded {
+/// to recover (close sealed and synced every file), as the report says.
+fn load_saved(saved: Saved, opened: Vec<DataFile>, options: &Options) -> Loaded {
     let mut files = FileMap::new();
     let mut liveness = Liveness::default();
     let mut active = None;
-    let mut unhinted = Vec::new();
     let count = saved.files.len();
     for (i, (f, file)) in saved.files.iter().zip(opened).enumerate() {
         let newest = i + 1 == count;
@@ -244,10 +248,6 @@ fn load_saved(saved: Saved, opened: Vec<DataFile>, options: &Options, dir: &Path
             active = Some((Arc::clone(&file), f.len));
         } else {
             file.map_for_reads();
-            // Only whether one is there: it is checked when used.
-            if !dir.join(hint_file_name(f.id)).exists() {
-                unhinted.push(f.id);
-            }
         }
         files.insert(f.id, file);
     }
@@ -258,10 +258,11 @@ fn load_saved(saved: Saved, opened: Vec<DataFile>, options: &Options, dir: &Path
         active,
         max_batch_seq: saved.max_batch_seq,
         report: RecoveryReport {
-            files_from_hint: count as u64,
+            from_saved_keydir: true,
             ..RecoveryReport::default()
         },
-        unhinted,
+        // Every file with records has its hint (see above).
+        unhinted: Vec::new(),
     }
 }
 

@@ -14,7 +14,10 @@ use super::status::bitcask_status;
 
 /// What `bitcask_open` found and did, filled in by
 /// `bitcask_get_recovery_report`. Frozen: its size and fields never change;
-/// more get a new struct and function.
+/// more get a new struct and function. After a clean close, open usually
+/// loads the index that close saved (the `KEYDIR` file) and reads no hint
+/// or data file: every count is then 0, and `bitcask_get_recovery_text`
+/// says so.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct bitcask_recovery_report {

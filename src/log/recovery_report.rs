@@ -51,6 +51,10 @@ pub struct TailCut {
 /// [`crate::Bitcask::recovery`] (C: `bitcask_get_recovery_report`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// Whether open loaded the index that the last clean close saved (the
+    /// `KEYDIR` file) instead of any hint or data file: then nothing else
+    /// was read and nothing needed recovering, and the counts are 0.
+    pub from_saved_keydir: bool,
     /// Data files loaded from their hint files (not read).
     pub files_from_hint: u64,
     /// Data files read in full (no usable hint file).
@@ -96,6 +100,13 @@ impl RecoveryReport {
 
 impl std::fmt::Display for RecoveryReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.from_saved_keydir {
+            return write!(
+                f,
+                "open loaded the index saved by the last clean close (KEYDIR); no hint or data \
+                 file needed reading"
+            );
+        }
         write!(
             f,
             "open loaded {} data file(s) from hint files and scanned {}",
