@@ -277,6 +277,12 @@ struct Pool {
     regions: HashMap<usize, Region>,
     /// Per block size, the regions that had a free block when last seen.
     with_room: [Vec<usize>; CLASSES],
+    /// Blocks handed out and not yet taken back. At 0 (the last index of
+    /// the process dropped: every database closed) the pool gives back
+    /// everything, regions and bookkeeping, so that a program that closes
+    /// its databases holds nothing of the library's (and valgrind finds no
+    /// block reachable only from inside a table).
+    live: usize,
 }
 
 struct Region {
@@ -303,9 +309,11 @@ impl Pool {
                 region.listed = false;
                 self.with_room[class].pop();
             }
+            self.live += 1;
             return NonNull::new((base + i as usize * size) as *mut u8);
         }
         let base = map_regions(REGION)?.as_ptr() as usize;
+        self.live += 1;
         let blocks = (REGION / size) as u32;
         self.regions.insert(
             base,
@@ -328,6 +336,14 @@ impl Pool {
             return;
         };
         region.free.push(((addr - base) / size) as u32);
+        self.live -= 1;
+        if self.live == 0 {
+            for &base in self.regions.keys() {
+                unmap(base, REGION);
+            }
+            *self = Pool::default();
+            return;
+        }
         let all_free = region.free.len() == REGION / size;
         // Another region of this size with room: this one can go.
         let others = self.with_room[class].iter().any(|&b| b != base);
