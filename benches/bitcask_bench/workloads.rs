@@ -562,10 +562,14 @@ fn reopen(b: &mut Bench, what: &str) -> Res<Measured> {
     let db = b.reopen_db()?;
     let elapsed = start.elapsed();
     check_count(&db, b.keys)?;
+    let loaded = if db.recovery().from_saved_keydir {
+        "the index from the keydir file".to_string()
+    } else {
+        format!("{} from hint files", db.hint_files_used())
+    };
     let note = format!(
-        "{what}; warm cache; data files: {} ({} from hint files), {:.1} MB on disk",
+        "{what}; warm cache; data files: {} ({loaded}), {:.1} MB on disk",
         db.data_file_count(),
-        db.hint_files_used(),
         scanned as f64 / 1e6
     );
     b.db = Some(db);
