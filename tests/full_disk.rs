@@ -26,7 +26,11 @@ use common::{child_role, spawn_child, TempDir};
 use faultshim::{Fault, ShimConfig, Times};
 
 const TEST_NAME: &str = "full_disk_child";
-const VALUE_LEN: usize = 3000;
+/// Values of two sizes, alternating: below the appender's `MAP_WRITE_MAX`
+/// (copied into the map, which grows the file with `fallocate` first) and
+/// above it (positioned writes), so that a full disk meets both ways of
+/// appending.
+const VALUE_LENS: [usize; 2] = [1500, 3000];
 const KEY_SPACE: u32 = 600;
 
 /// Says loudly that a test did not run (on the real stderr: libtest
@@ -134,7 +138,7 @@ fn key(k: u32) -> Vec<u8> {
 /// The value of the `n`-th put: non-zero bytes that name it.
 fn value(n: u32) -> Vec<u8> {
     let mut v = format!("{n}:").into_bytes();
-    v.resize(VALUE_LEN, b'a' + (n % 26) as u8);
+    v.resize(VALUE_LENS[n as usize % 2], b'a' + (n % 26) as u8);
     v
 }
 
