@@ -5,7 +5,8 @@
 //!   into the file's shared map (the page cache: once copied it survives a
 //!   crash of the process as a `write` would), or by one positioned write
 //!   where the map does not reach, and for appends of [`MAP_WRITE_MAX`]
-//!   bytes or more (large values, write batches);
+//!   bytes or more (large values, write batches) unless every write is
+//!   synced;
 //! - the map needs the file to be as long as what is copied into it, so the
 //!   appender grows the file ahead of its end [`GROW_STEP`] at a time, with
 //!   its blocks allocated (`fallocate`), so that a full disk is an error of
@@ -64,7 +65,12 @@ pub const MIN_GROW_STEP: u64 = 64 << 10;
 /// each, alternating: overwrite 0.81x Kyoto's rate through the map, 1.11x
 /// by `pwrite`; fillrandom 0.97x and 1.03x (in a profile of the map path,
 /// the prefault took 24% of the time and the writeback's write-protection
-/// 5%). 100-byte values, which stay in the map, are unchanged.
+/// 5%). 100-byte values, which stay in the map, are unchanged. The file is
+/// still grown ahead for them, without the prefault (see `append_encoded`).
+/// Under `sync_writes` every append goes through the map all the same:
+/// there, with an fdatasync after each, synced 4 KiB puts by `pwrite` ran at
+/// half the rate (2,071 and 2,375 against 4,393 and 4,449 a second, runs
+/// alternating), for a reason not yet found.
 pub const MAP_WRITE_MAX: usize = 2048;
 /// Every this many bytes appended, the appender asks the kernel to start
 /// writing them to disk ([`Appender::writeback_due`]), so that dirty pages do
@@ -169,10 +175,14 @@ impl Appender {
         self.check_usable()?;
         let offset = self.offset;
         let end = offset + bytes.len() as u64;
-        let mut via_map = self.map_writes
-            && bytes.len() < MAP_WRITE_MAX
-            && self.file.map_takes(offset, bytes.len());
-        if via_map && end > self.file_len && self.grow(end)? == Grown::Unsupported {
+        let in_map = self.map_writes && self.file.map_takes(offset, bytes.len());
+        let mut via_map = in_map && (bytes.len() < MAP_WRITE_MAX || self.policy.every_write);
+        // Grown ahead for a positioned write too: one into space already
+        // allocated leaves the file's length alone, so a sync after it has
+        // no new length to commit (extending the file at every synced 4 KiB
+        // put halved their rate). Its pages are not prefaulted: nothing
+        // copies into them through the map.
+        if in_map && end > self.file_len && self.grow(end, via_map)? == Grown::Unsupported {
             self.map_writes = false;
             via_map = false;
         }
@@ -277,8 +287,10 @@ impl Appender {
     /// to `end` when the larger step fails (a file size limit, a nearly
     /// full disk). On failure nothing was written, the file is cut back to
     /// its length before (a `fallocate` that runs out of space part-way
-    /// may extend the file), and the error is the append's.
-    fn grow(&mut self, end: u64) -> Result<Grown> {
+    /// may extend the file), and the error is the append's. With
+    /// `prefault`, the new pages are faulted in writable at once, for the
+    /// copies into the map that follow.
+    fn grow(&mut self, end: u64, prefault: bool) -> Result<Grown> {
         let step = self.file_len.clamp(MIN_GROW_STEP, GROW_STEP);
         let step_end = end.saturating_add(step).min(self.file.map_len()).max(end);
         let file = self.file.file();
@@ -289,7 +301,9 @@ impl Appender {
         };
         match grown {
             Ok(Some(len)) => {
-                self.file.prefault(self.file_len, len - self.file_len);
+                if prefault {
+                    self.file.prefault(self.file_len, len - self.file_len);
+                }
                 self.file_len = len;
                 Ok(Grown::Allocated)
             }
