@@ -177,11 +177,10 @@ impl Appender {
         let end = offset + bytes.len() as u64;
         let in_map = self.map_writes && self.file.map_takes(offset, bytes.len());
         let mut via_map = in_map && (bytes.len() < MAP_WRITE_MAX || self.policy.every_write);
-        // Grown ahead for a positioned write too: one into space already
-        // allocated leaves the file's length alone, so a sync after it has
-        // no new length to commit (extending the file at every synced 4 KiB
-        // put halved their rate). Its pages are not prefaulted: nothing
-        // copies into them through the map.
+        // Grown ahead for a positioned write too, so that the file's length
+        // changes once a step rather than at every append, and a full disk
+        // is met the same way by both (nothing written). Its pages are not
+        // prefaulted: nothing copies into them through the map.
         if in_map && end > self.file_len && self.grow(end, via_map)? == Grown::Unsupported {
             self.map_writes = false;
             via_map = false;
