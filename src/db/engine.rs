@@ -25,10 +25,11 @@ use super::lock::DirLock;
 use super::saved_keydir::{self, SavedFile};
 use super::writer::Writer;
 use crate::error::{Error, Result};
-use crate::keydir::Index;
+use crate::keydir::{self, Index};
 use crate::log::data_file::DataFile;
 use crate::log::dir::directory_bytes;
 use crate::log::format::{self, check_key, check_value, FILE_HEADER_LEN};
+use crate::log::io_helper::{IoHelper, IoHint};
 use crate::log::recovery_report::RecoveryReport;
 use crate::log::{hint, recovery, RecordPos};
 use crate::options::Options;
@@ -57,6 +58,9 @@ pub struct Engine {
     pub(super) jobs: Arc<Jobs>,
     /// Puts under `sync_writes` waiting to be committed together.
     pub(super) commit_queue: CommitQueue,
+    /// The thread that starts writeback and prefaults grown space for the
+    /// writer (see `log/io_helper.rs`); stopped at shutdown.
+    pub(super) io: IoHelper,
     /// Set when shutdown begins: a running merge stops at its next step.
     pub(super) closing: AtomicBool,
     /// What open found and did (files from hints, a tail cut, ...).
@@ -85,22 +89,21 @@ impl Engine {
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
         check_value(value)?;
-        if self.options.sync_writes() {
-            return self.commit_queue.put(&self.writer, key, value);
-        }
-        let mut writer = self.writer.lock();
-        writer.put(key, value)?;
-        start_writeback(writer);
-        Ok(())
+        let done = if self.options.sync_writes() {
+            self.commit_queue.put(&self.writer, key, value)
+        } else {
+            self.writer.lock().put(key, value)
+        };
+        self.warm_up_index_memory();
+        done
     }
 
     /// Deletes `key` (see [`crate::Bitcask::delete`]).
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         check_key(key)?;
-        let mut writer = self.writer.lock();
-        writer.delete(key)?;
-        start_writeback(writer);
-        Ok(())
+        let done = self.writer.lock().delete(key);
+        self.warm_up_index_memory();
+        done
     }
 
     /// Calls `f` with the value of `key` (see [`crate::Bitcask::get_with`]).
@@ -187,11 +190,21 @@ impl Engine {
 
     /// Commits `batch` (see [`crate::Bitcask::write`]).
     pub fn write(&self, batch: &mut Batch) -> Result<()> {
-        let mut writer = self.writer.lock();
-        writer.commit_batch(batch)?;
-        start_writeback(writer);
+        let done = self.writer.lock().commit_batch(batch);
+        self.warm_up_index_memory();
+        done?;
         batch.clear();
         Ok(())
+    }
+
+    /// After a write, outside the writer lock: if the index took memory it
+    /// had faulted in ahead of need, the I/O thread faults in more, so that
+    /// no later write waits for it (see `keydir/hash/pages.rs`).
+    fn warm_up_index_memory(&self) {
+        if keydir::index_memory_wanted() {
+            self.io
+                .give(IoHint::Call(Box::new(keydir::warm_up_index_memory)));
+        }
     }
 
     /// Number of live keys.
@@ -238,6 +251,8 @@ impl Engine {
         let Some((active, sealed)) = self.writer.lock().close() else {
             return Ok(());
         };
+        // Nothing appends any more: the hints still queued are only hints.
+        self.io.stop();
         // A merge on another thread sees `closing` and stops at its next step.
         let maintenance = self.maintenance.lock();
         // The active file gets a hint too, so that the next open reads no
@@ -344,17 +359,6 @@ impl Engine {
             ));
         }
         Ok(())
-    }
-}
-
-/// Lets go of the writer lock, then starts the writeback of what the
-/// writer has appended since the last one, if that is due: the system call
-/// may wait for the device's queue, and other writers should not wait too.
-fn start_writeback(mut writer: MutexGuard<'_, Writer>) {
-    let due = writer.writeback_due();
-    drop(writer);
-    if let Some(range) = due {
-        range.start();
     }
 }
 

@@ -48,6 +48,7 @@ use crate::log::data_file::DataFile;
 use crate::log::dir::{data_file_ids, directory_bytes};
 use crate::log::follow::{follow_file, FollowMode, Followed, Following};
 use crate::log::format::FILE_HEADER_LEN;
+use crate::log::io_helper::IoHelper;
 use crate::log::recovery_report::RecoveryReport;
 use crate::options::Options;
 
@@ -129,6 +130,8 @@ pub fn open(dir: &Path, options: Options) -> Result<(Engine, Follower)> {
         writer: Mutex::new(writer),
         maintenance: Mutex::new(()),
         jobs,
+        // Nothing is ever appended: no thread for hints.
+        io: IoHelper::none(),
         commit_queue: CommitQueue::default(),
         closing: AtomicBool::new(false),
         // A read-only open changes nothing: it only loads.

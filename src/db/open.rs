@@ -28,6 +28,7 @@ use crate::log::dir::{data_file_ids, ensure_dir};
 use crate::log::filename::hint_file_name;
 use crate::log::format::FILE_HEADER_LEN;
 use crate::log::hint::{Hint, HintKind};
+use crate::log::io_helper::IoHelper;
 use crate::log::recovery::{self, LoadMode, Loading};
 use crate::log::recovery_report::RecoveryReport;
 use crate::log::replay::Apply;
@@ -98,8 +99,9 @@ impl Engine {
             jobs.write_hint(id);
         }
         let files = Arc::new(Files::new(files));
+        let io = IoHelper::start();
         let writer = Writer::new(WriterParts {
-            appender: Appender::new(active, end, policy),
+            appender: Appender::new(active, end, policy).with_hints(io.sink()),
             next_batch_seq: max_batch_seq.saturating_add(1),
             liveness,
             dir: dir.clone(),
@@ -116,6 +118,7 @@ impl Engine {
             writer: Mutex::new(writer),
             maintenance: Mutex::new(()),
             jobs,
+            io,
             commit_queue: CommitQueue::default(),
             closing: AtomicBool::new(false),
             recovery: report,

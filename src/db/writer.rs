@@ -20,7 +20,7 @@ use super::liveness::{FileUsage, Liveness};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::keydir::Index;
-use crate::log::appender::{Appender, Writeback};
+use crate::log::appender::Appender;
 use crate::log::data_file::DataFile;
 use crate::log::format::{self, RecordKind, FILE_HEADER_LEN};
 use crate::log::{Change, RecordPos};
@@ -348,11 +348,6 @@ impl Writer {
     /// How many syncs (fdatasync) the appender has issued since open.
     pub fn syncs(&self) -> u64 {
         self.appender.syncs()
-    }
-
-    /// The writeback to start, if one is due (see [`Appender::writeback_due`]).
-    pub fn writeback_due(&mut self) -> Option<Writeback> {
-        self.appender.writeback_due()
     }
 }
 

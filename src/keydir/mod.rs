@@ -16,6 +16,9 @@ mod snapshot;
 mod tests;
 
 pub use hash::HashIndex;
+/// The hash index's memory ahead of need: whether a warm-up is due, and
+/// the warm-up, to run where it delays no writer (see `hash/pages.rs`).
+pub(crate) use hash::{warm_up as warm_up_index_memory, warm_up_wanted as index_memory_wanted};
 #[cfg(feature = "bench-internals")]
 pub use hash::{KeyHasher, SHARDS};
 pub use ordered::OrderedIndex;

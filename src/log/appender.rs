@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use super::data_file::DataFile;
 use super::format::{self, RecordKind};
+use super::io_helper::{HintSink, IoHint};
 use crate::error::{Error, Result};
 use crate::failpoint;
 
@@ -47,10 +48,12 @@ pub struct SyncPolicy {
     pub bytes_per_sync: u64,
 }
 
-/// How far ahead of the last record the appender grows the active file at
-/// most: one `fallocate` per this many bytes appended, and at most this much
-/// space allocated and not yet used. A small file grows by its own length
-/// (at least [`MIN_GROW_STEP`]), so that a small database stays small.
+/// How far ahead of the last record the appender grows the active file:
+/// one `fallocate` per this many bytes appended, and at most this much
+/// space (one and a half steps while appends go through the map, see
+/// `append_encoded`) allocated and not yet used. A small file grows by its
+/// own length (at least [`MIN_GROW_STEP`]), so that a small database stays
+/// small.
 pub const GROW_STEP: u64 = 1 << 20;
 /// The least the appender grows the active file by.
 pub const MIN_GROW_STEP: u64 = 64 << 10;
@@ -73,8 +76,8 @@ pub const MIN_GROW_STEP: u64 = 64 << 10;
 /// alternating), for a reason not yet found.
 pub const MAP_WRITE_MAX: usize = 2048;
 /// Every this many bytes appended, the appender asks the kernel to start
-/// writing them to disk ([`Appender::writeback_due`]), so that dirty pages do
-/// not pile up for the next sync, rollover or close to wait on.
+/// writing them to disk ([`IoHint::Writeback`]), so that dirty pages do not
+/// pile up for the next sync, rollover or close to wait on.
 pub const WRITEBACK_STEP: u64 = 4 << 20;
 
 /// Appends records to the active data file.
@@ -84,7 +87,7 @@ pub struct Appender {
     offset: u64,
     /// The file's length: `offset` plus the zeros grown ahead of it.
     file_len: u64,
-    /// Where the last writeback started by [`Appender::writeback_due`] ended.
+    /// Where the last writeback hint ([`IoHint::Writeback`]) ended.
     written_back: u64,
     /// Bytes appended since the last sync of `file`.
     unsynced: u64,
@@ -98,6 +101,11 @@ pub struct Appender {
     /// Whether appends may be copies into the file's map: until the file
     /// system is found unable to allocate ahead.
     map_writes: bool,
+    /// Where the writeback and prefault hints go.
+    hints: HintSink,
+    /// Set when growing ahead of need failed (a nearly full disk): the
+    /// file then grows only when an append needs it, until that succeeds.
+    early_grow_failed: bool,
 }
 
 /// What growing the file ahead came to.
@@ -124,7 +132,16 @@ impl Appender {
             buf: Vec::new(),
             syncs: 0,
             map_writes: true,
+            hints: HintSink::inline(),
+            early_grow_failed: false,
         }
+    }
+
+    /// The same appender, giving its hints to the kernel through `sink`
+    /// (a helper thread) rather than on the writer's thread.
+    pub fn with_hints(mut self, sink: HintSink) -> Appender {
+        self.hints = sink;
+        self
     }
 
     /// The active file.
@@ -185,6 +202,15 @@ impl Appender {
             self.map_writes = false;
             via_map = false;
         }
+        // With a helper thread to prefault it, the next step is allocated
+        // half a step before the copies reach it, so that its pages are in
+        // by then and no put waits for them.
+        if via_map && self.hints.is_threaded() && !self.early_grow_failed {
+            let half_step = self.file_len.clamp(MIN_GROW_STEP, GROW_STEP) / 2;
+            if self.file_len - end < half_step && self.file_len < self.file.map_len() {
+                self.grow_early();
+            }
+        }
         if via_map {
             // SAFETY: the file is at least `end` long, with its blocks
             // allocated (grown above, or earlier), and the range lies past
@@ -202,6 +228,7 @@ impl Appender {
         failpoint::hit("append:written");
         self.offset = end;
         self.unsynced += bytes.len() as u64;
+        self.give_writeback_hint();
         let policy = self.policy;
         if policy.every_write
             || (policy.bytes_per_sync > 0 && self.unsynced >= policy.bytes_per_sync)
@@ -262,23 +289,48 @@ impl Appender {
         self.file_len = format::FILE_HEADER_LEN;
         self.written_back = format::FILE_HEADER_LEN;
         self.unsynced = 0;
+        self.early_grow_failed = false;
     }
 
-    /// Once [`WRITEBACK_STEP`] bytes were appended since the last time, the
-    /// range of them, for the caller to pass to [`Writeback::start`] after
-    /// it lets go of the writer lock. Without a sync policy that syncs every
-    /// write (which leaves nothing to write back).
-    pub fn writeback_due(&mut self) -> Option<Writeback> {
+    /// Once [`WRITEBACK_STEP`] bytes were appended since the last hint,
+    /// asks for their writeback to start. Not under a sync policy that syncs
+    /// every write, which leaves nothing to write back.
+    fn give_writeback_hint(&mut self) {
         if self.policy.every_write || self.offset - self.written_back < WRITEBACK_STEP {
-            return None;
+            return;
         }
-        let range = Writeback {
+        self.hints.give(IoHint::Writeback {
             file: Arc::clone(&self.file),
             start: self.written_back,
             len: self.offset - self.written_back,
-        };
+        });
         self.written_back = self.offset;
-        Some(range)
+    }
+
+    /// Allocates the next step past the file's end before an append needs
+    /// it, and has its pages prefaulted. Failing is not the append's
+    /// failure (it fits already): the file is cut back and grows only when
+    /// an append needs it, which then reports a full disk.
+    fn grow_early(&mut self) {
+        let step = self.file_len.clamp(MIN_GROW_STEP, GROW_STEP);
+        let step_end = (self.file_len + step).min(self.file.map_len());
+        let file = self.file.file();
+        match allocate(file, self.file_len, step_end) {
+            Ok(true) => {
+                self.hints.give(IoHint::Prefault {
+                    file: Arc::clone(&self.file),
+                    start: self.file_len,
+                    len: step_end - self.file_len,
+                });
+                self.file_len = step_end;
+            }
+            Ok(false) => self.early_grow_failed = true,
+            Err(_) => {
+                // Best effort: `seal` cuts the file to its last record anyway.
+                let _ = file.set_len(self.file_len);
+                self.early_grow_failed = true;
+            }
+        }
     }
 
     /// Grows the file to at least `end` bytes, allocating its blocks: a
@@ -301,9 +353,14 @@ impl Appender {
         match grown {
             Ok(Some(len)) => {
                 if prefault {
-                    self.file.prefault(self.file_len, len - self.file_len);
+                    self.hints.give(IoHint::Prefault {
+                        file: Arc::clone(&self.file),
+                        start: self.file_len,
+                        len: len - self.file_len,
+                    });
                 }
                 self.file_len = len;
+                self.early_grow_failed = false;
                 Ok(Grown::Allocated)
             }
             Ok(None) => Ok(Grown::Unsupported),
@@ -346,41 +403,6 @@ impl Appender {
     }
 }
 
-/// Appended bytes whose writeback is to start: the writer's hint to the
-/// kernel, taken under the writer lock and started outside it.
-pub struct Writeback {
-    file: Arc<DataFile>,
-    start: u64,
-    len: u64,
-}
-
-impl Writeback {
-    /// Starts writing the range to disk and returns without waiting
-    /// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE` only). It makes
-    /// nothing durable and promises nothing: only fdatasync does. Errors
-    /// are ignored: a write error stays recorded for the file, and the next
-    /// fdatasync reports it (without a wait flag this call does not consume
-    /// it).
-    pub fn start(self) {
-        let (Ok(start), Ok(len)) = (
-            libc::off64_t::try_from(self.start),
-            libc::off64_t::try_from(self.len),
-        ) else {
-            return;
-        };
-        // SAFETY: a plain system call on a descriptor the file owns (kept
-        // open by the Arc), with no pointers.
-        unsafe {
-            libc::sync_file_range(
-                self.file.file().as_raw_fd(),
-                start,
-                len,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-}
-
 /// Grows `file` from `len` to `new_len` bytes with the new blocks
 /// allocated, so that copies into them through a map cannot fail for want
 /// of space; retried when a signal interrupts it. Returns false, with the
@@ -416,6 +438,50 @@ fn allocate(file: &std::fs::File, len: u64, new_len: u64) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::io_helper::IoHelper;
+
+    /// With a helper thread, the file is grown half a step before the
+    /// copies reach its end (so the helper can prefault it); without one,
+    /// only when an append needs it. Sealing cuts either back.
+    #[test]
+    fn with_a_helper_the_file_grows_before_an_append_needs_it() {
+        let dir = std::env::temp_dir().join(format!("bitcask-grow-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let policy = SyncPolicy {
+            every_write: false,
+            bytes_per_sync: 0,
+        };
+        let helper = IoHelper::start();
+        for (id, threaded) in [(1, true), (2, false)] {
+            let file = Arc::new(DataFile::create(&dir, id).unwrap());
+            file.map_ahead(64 << 20);
+            let mut appender = Appender::new(Arc::clone(&file), format::FILE_HEADER_LEN, policy);
+            if threaded {
+                appender = appender.with_hints(helper.sink());
+            }
+            let value = [7u8; 100];
+            let mut least_ahead = u64::MAX;
+            for i in 0u32..100_000 {
+                appender
+                    .append(RecordKind::Put, &i.to_be_bytes(), &value)
+                    .unwrap();
+                let ahead = file.len().unwrap() - appender.offset();
+                if appender.offset() > 4 << 20 {
+                    least_ahead = least_ahead.min(ahead);
+                }
+            }
+            if threaded {
+                assert!(least_ahead >= GROW_STEP / 2 - 200, "{least_ahead}");
+            } else {
+                assert!(least_ahead < 200, "{least_ahead}");
+            }
+            appender.seal().unwrap();
+            assert_eq!(file.len().unwrap(), appender.offset());
+        }
+        helper.stop();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn when_a_failed_append_cannot_be_cut_back_every_later_write_is_refused() {

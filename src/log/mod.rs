@@ -16,6 +16,8 @@
 //!   (what a crash leaves; not an error) from corruption (an error);
 //! - [`appender`]: appending to the active data file, its sync policy, and
 //!   refusing writes after a failure that cannot be undone;
+//! - [`io_helper`]: the thread that gives the kernel the appender's hints
+//!   (start writeback, prefault grown space) off the writer's path;
 //! - [`hint`]: hint files, the keys and positions of an immutable data file;
 //! - [`quarantine`]: quarantine files, the bytes taken out of data files
 //!   (a cut tail, a damaged range), kept and never loaded;
@@ -51,6 +53,7 @@ pub mod format;
 #[cfg(test)]
 mod fuzz;
 pub mod hint;
+pub mod io_helper;
 pub mod quarantine;
 pub mod recovery;
 pub mod recovery_report;

@@ -58,6 +58,7 @@ mod persist;
 mod shard;
 
 pub use key_hash::KeyHasher;
+pub(crate) use pages::{warm_up, warm_up_wanted};
 use shard::{Shard, Slot};
 
 use super::snapshot::{PendingSnapshot, SnapshotKeys};

@@ -16,7 +16,16 @@
 //! gains nothing); 2 MiB and larger get regions of their own.
 //!
 //! A region whose blocks are all free is given back to the kernel, unless it
-//! is the only one of its size with room. Blocks are handed out by one lock
+//! is the only one of its size with room.
+//!
+//! The first touch of a new region faults in a whole huge page, which the
+//! kernel zeroes there and then: 15-55 ms on the development machine (a
+//! virtual machine whose host hands memory back lazily), measured with
+//! `perf` as the cause of every put over 15 ms in a 10M-key fill once the
+//! writeback and prefault hints had left the writer's path. So the pool
+//! keeps [`WARM_REGIONS`] regions mapped and faulted in ahead of need,
+//! refilled by [`warm_up`] on another thread (the database's I/O thread)
+//! whenever [`warm_up_wanted`] says one was taken. Blocks are handed out by one lock
 //! for the whole process: the index asks for one when a shard's table
 //! grows, its arena needs a chunk, or a shard is copied for a snapshot,
 //! not per key.
@@ -25,6 +34,7 @@ use std::alloc::Layout;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
@@ -35,6 +45,64 @@ const REGION: usize = 2 << 20;
 const MIN_POOLED: usize = 4 << 10;
 /// Block sizes served from shared regions: 4 KiB << 0 ..= 4 KiB << 8 (1 MiB).
 const CLASSES: usize = 9;
+/// Regions the pool keeps faulted in ahead of need (see the module doc).
+const WARM_REGIONS: usize = 2;
+/// Set when the pool took a warm region or found none: [`warm_up`] is due.
+static WARM_UP_WANTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a region was taken since the last call (or none was warm): the
+/// caller is to have [`warm_up`] run on a thread where it delays nothing.
+/// True for one caller only, until a region is taken again.
+pub(crate) fn warm_up_wanted() -> bool {
+    WARM_UP_WANTED.load(Ordering::Relaxed) && WARM_UP_WANTED.swap(false, Ordering::Relaxed)
+}
+
+/// Maps and faults in regions until the pool holds [`WARM_REGIONS`] of
+/// them. Does nothing while no index holds a block (nothing would use
+/// them), or if the kernel refuses the memory.
+pub(crate) fn warm_up() {
+    loop {
+        {
+            let pool = pool().lock();
+            if pool.live == 0 || pool.warm.len() >= WARM_REGIONS {
+                return;
+            }
+        }
+        let Some(region) = map_regions(REGION) else {
+            return;
+        };
+        fault_in(region, REGION);
+        let mut pool = pool().lock();
+        if pool.live == 0 || pool.warm.len() >= WARM_REGIONS {
+            drop(pool);
+            unmap(region.as_ptr() as usize, REGION);
+            return;
+        }
+        pool.warm.push(region.as_ptr() as usize);
+    }
+}
+
+/// Faults in `len` bytes of fresh memory at `at`, writable.
+fn fault_in(at: NonNull<u8>, len: usize) {
+    // SAFETY: a plain system call over memory this module just mapped and
+    // owns; no byte of it is read or written here.
+    let populated = unsafe {
+        libc::madvise(
+            at.as_ptr() as *mut libc::c_void,
+            len,
+            libc::MADV_POPULATE_WRITE,
+        )
+    } == 0;
+    if !populated {
+        // An older kernel (before 5.14): a write per page does the same.
+        for offset in (0..len).step_by(4096) {
+            // SAFETY: inside the fresh private mapping of `len` bytes at
+            // `at`, which nothing else uses yet; it reads as zeros, so a zero
+            // written changes nothing.
+            unsafe { at.as_ptr().add(offset).write_volatile(0) };
+        }
+    }
+}
 
 /// Values that a block of zero bytes holds validly, that need no drop, and
 /// that may be copied byte for byte.
@@ -283,6 +351,9 @@ struct Pool {
     /// its databases holds nothing of the library's (and valgrind finds no
     /// block reachable only from inside a table).
     live: usize,
+    /// Regions mapped and faulted in, not yet given to a block size (see
+    /// [`warm_up`]).
+    warm: Vec<usize>,
 }
 
 struct Region {
@@ -312,7 +383,11 @@ impl Pool {
             self.live += 1;
             return NonNull::new((base + i as usize * size) as *mut u8);
         }
-        let base = map_regions(REGION)?.as_ptr() as usize;
+        WARM_UP_WANTED.store(true, Ordering::Relaxed);
+        let base = match self.warm.pop() {
+            Some(base) => base,
+            None => map_regions(REGION)?.as_ptr() as usize,
+        };
         self.live += 1;
         let blocks = (REGION / size) as u32;
         self.regions.insert(
@@ -338,7 +413,7 @@ impl Pool {
         region.free.push(((addr - base) / size) as u32);
         self.live -= 1;
         if self.live == 0 {
-            for &base in self.regions.keys() {
+            for &base in self.regions.keys().chain(&self.warm) {
                 unmap(base, REGION);
             }
             *self = Pool::default();
@@ -393,6 +468,26 @@ mod tests {
         drop(many);
         let z = Buf::<u8>::zeroed(64 << 10);
         assert!(z.iter().all(|&x| x == 0));
+    }
+
+    /// A pool of its own, not the process's: other tests use that one at
+    /// the same time.
+    #[test]
+    fn a_new_region_is_a_warm_one_if_any_and_the_last_free_gives_back_the_rest() {
+        let mut pool = Pool::default();
+        for _ in 0..2 {
+            let region = map_regions(REGION).unwrap();
+            fault_in(region, REGION);
+            pool.warm.push(region.as_ptr() as usize);
+        }
+        let last_warm = *pool.warm.last().unwrap();
+        let block = pool.alloc(8).unwrap();
+        assert_eq!(block.as_ptr() as usize, last_warm);
+        assert_eq!(pool.warm.len(), 1);
+        // SAFETY: the block is 1 MiB of the region, handed to this test.
+        unsafe { block.as_ptr().write_bytes(0xAB, 1 << 20) };
+        pool.free(block.as_ptr() as usize, 8);
+        assert!(pool.regions.is_empty() && pool.warm.is_empty() && pool.live == 0);
     }
 
     #[test]
