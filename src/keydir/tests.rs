@@ -525,3 +525,51 @@ fn a_snapshot_holds_the_keys_of_its_moment_whatever_changes_while_it_is_copied()
         }
     }
 }
+
+/// A snapshot's sort gives the order of a plain sort of the keys, below
+/// and above the size it sorts in two halves, whatever the keys share at
+/// their front (the sort skips those bytes) and however they tie past it.
+#[test]
+fn snapshot_sort_orders_keys_as_a_plain_sort_does() {
+    let seed = test_seed("snapshot_sort_orders_keys_as_a_plain_sort_does");
+    let mut rand = xorshift(seed);
+    // Bytes that make ties and edge cases: the ends of the range, the
+    // zero padding a short key's head gets, and one ordinary digit.
+    let alphabet = [0x00u8, 0x01, b'5', 0x7F, 0x80, 0xFE, 0xFF];
+    for (count, shared) in [
+        (1_000, 0),
+        (2_000, 7),
+        (3_000, 16),
+        (1_500, 23),
+        (140_000, 9),
+    ] {
+        let prefix: Vec<u8> = (0..shared).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut model = BTreeMap::new();
+        while model.len() < count {
+            let mut key = prefix.clone();
+            for _ in 0..rand(13) {
+                key.push(alphabet[rand(alphabet.len() as u64) as usize]);
+            }
+            let n = model.len() as u32;
+            model.entry(key).or_insert(pos(n));
+        }
+        // Inserted in a scrambled order (the model's order reversed in
+        // blocks), then sorted.
+        let mut pairs: Vec<_> = model.iter().map(|(k, p)| (k.clone(), *p)).collect();
+        for chunk in pairs.chunks_mut(7) {
+            chunk.reverse();
+        }
+        pairs.reverse();
+        let mut keys = SnapshotKeys::with_capacity(pairs.len());
+        for (k, p) in &pairs {
+            keys.push(k, *p);
+        }
+        keys.sort();
+        let expected: Vec<_> = model.into_iter().collect();
+        assert_same_pairs(
+            &snapshot_pairs(&keys),
+            &expected,
+            &format!("{count} keys sharing {shared} bytes, seed {seed}"),
+        );
+    }
+}
