@@ -16,19 +16,19 @@
 //! gains nothing); 2 MiB and larger get regions of their own.
 //!
 //! A region whose blocks are all free is given back to the kernel, unless it
-//! is the only one of its size with room.
+//! is the only one of its size with room. Blocks are handed out by one lock
+//! for the whole process: the index asks for one when a shard's table
+//! grows, its arena needs a chunk, or a shard is copied for a snapshot,
+//! not per key.
 //!
 //! The first touch of a new region faults in a whole huge page, which the
 //! kernel zeroes there and then: 15-55 ms on the development machine (a
 //! virtual machine whose host hands memory back lazily), measured with
-//! `perf` as the cause of every put over 15 ms in a 10M-key fill once the
+//! `perf` as the cause of most puts over 15 ms in a 10M-key fill once the
 //! writeback and prefault hints had left the writer's path. So the pool
 //! keeps [`WARM_REGIONS`] regions mapped and faulted in ahead of need,
 //! refilled by [`warm_up`] on another thread (the database's I/O thread)
-//! whenever [`warm_up_wanted`] says one was taken. Blocks are handed out by one lock
-//! for the whole process: the index asks for one when a shard's table
-//! grows, its arena needs a chunk, or a shard is copied for a snapshot,
-//! not per key.
+//! whenever [`warm_up_wanted`] says one was taken.
 
 use std::alloc::Layout;
 use std::collections::HashMap;
