@@ -17,6 +17,10 @@
  *  - Threads: any number of threads may use one bitcask_db at once, except
  *    bitcask_close, which must be the last call. An options object is used
  *    by one thread at a time. Do not use a handle in a child after fork().
+ *    A writable open starts two threads of its own, which bitcask_close
+ *    stops and joins: "bitcask-background" (hint files, automatic merges)
+ *    and "bitcask-io" (writeback starts and prefaults for the writer). An
+ *    iterator over many keys sorts them with a short-lived second thread.
  *  - Processes: one opener per directory at a time; a second open, even in
  *    the same process, returns BITCASK_LOCKED. Read-only opens
  *    (bitcask_options_set_read_only) take no lock and work beside it.
