@@ -199,9 +199,11 @@ impl Engine {
 
     /// After a write, outside the writer lock: if the index took memory it
     /// had faulted in ahead of need, the I/O thread faults in more, so that
-    /// no later write waits for it (see `keydir/hash/pages.rs`).
+    /// no later write waits for it (see `keydir/hash/pages.rs`). Never on
+    /// the caller's thread: without an I/O thread (a read-only open, whose
+    /// writes are refused) nothing is done.
     fn warm_up_index_memory(&self) {
-        if keydir::index_memory_wanted() {
+        if self.io.is_threaded() && keydir::index_memory_wanted() {
             self.io
                 .give(IoHint::Call(Box::new(keydir::warm_up_index_memory)));
         }

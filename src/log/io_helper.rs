@@ -186,6 +186,11 @@ impl IoHelper {
         self.sink.clone()
     }
 
+    /// Whether there is a thread (see [`HintSink::is_threaded`]).
+    pub fn is_threaded(&self) -> bool {
+        self.sink.is_threaded()
+    }
+
     /// Hands `hint` to the thread (see [`HintSink::give`]).
     pub fn give(&self, hint: IoHint) {
         self.sink.give(hint);
