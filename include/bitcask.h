@@ -18,7 +18,7 @@
  *    bitcask_close, which must be the last call. An options object is used
  *    by one thread at a time. Do not use a handle in a child after fork().
  *    A writable open starts two threads of its own, which bitcask_close
- *    stops and joins: "bitcask-background" (hint files, automatic merges)
+ *    stops and joins: "bitcask-worker" (hint files, automatic merges)
  *    and "bitcask-io" (writeback starts and prefaults for the writer). An
  *    iterator over many keys sorts them with a short-lived second thread.
  *  - Processes: one opener per directory at a time; a second open, even in

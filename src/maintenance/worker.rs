@@ -31,7 +31,8 @@ const MAX_MERGE_RETRY: Duration = Duration::from_secs(3600);
 /// Starts the background thread of `engine`.
 pub fn spawn(engine: Arc<Engine>) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
-        .name("bitcask-background".to_string())
+        // At most 15 bytes: the kernel cuts a thread's name there (ps, top).
+        .name("bitcask-worker".to_string())
         .spawn(move || run(&engine))
 }
 
