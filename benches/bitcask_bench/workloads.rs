@@ -201,21 +201,18 @@ pub(crate) fn fill_random(b: &mut Bench) -> Res<Measured> {
     let db = b.open_fresh("db", b.opts.clone())?;
     let order = b.shuffled(b.keys);
     let start = Instant::now();
-    // The longest single put: a resize of the index, a rollover.
-    let mut longest = Duration::ZERO;
+    // The longest single put, and how many were slow (see SlowPuts).
+    let mut slow = SlowPuts::default();
     for &i in &order {
         let t = Instant::now();
         db.put(&present_key(i), b.values.get(i, 0))?;
-        longest = longest.max(t.elapsed());
+        slow.add(t.elapsed());
     }
     db.sync()?;
     let elapsed = start.elapsed();
     check_count(&db, b.keys)?;
     b.db = Some(db);
-    let note = format!(
-        "random order, empty db; one final sync; longest put {:.2} ms",
-        longest.as_secs_f64() * 1e3
-    );
+    let note = format!("random order, empty db; one final sync; {slow}");
     Ok(Measured::timed(
         b.keys,
         elapsed,
@@ -230,19 +227,18 @@ pub(crate) fn overwrite(b: &mut Bench) -> Res<Measured> {
     let db = b.db()?;
     let start = Instant::now();
     // The longest single put, to compare with the stalls during a merge.
-    let mut longest = Duration::ZERO;
+    let mut slow = SlowPuts::default();
     for &i in &order {
         let t = Instant::now();
         db.put(&present_key(i), b.values.get(i, 1))?;
-        longest = longest.max(t.elapsed());
+        slow.add(t.elapsed());
     }
     db.sync()?;
     let elapsed = start.elapsed();
     check_count(db, b.keys)?;
     let note = format!(
-        "every key once, random order; one final sync; data files: {}; longest put {:.2} ms",
+        "every key once, random order; one final sync; data files: {}; {slow}",
         db.data_file_count(),
-        longest.as_secs_f64() * 1e3
     );
     Ok(Measured::timed(
         b.keys,
@@ -803,6 +799,36 @@ pub(crate) fn batch_commits(b: &mut Bench, size: u64) -> Res<Measured> {
         Some(b.payload(total)),
         note,
     ))
+}
+
+/// The longest of a run of puts, and how many took over 10 and over 20 ms:
+/// the longest alone is one event, which on a shared machine may be the
+/// host's; the counts say how often a put waits that long.
+#[derive(Default)]
+pub(crate) struct SlowPuts {
+    longest: Duration,
+    over_10ms: u64,
+    over_20ms: u64,
+}
+
+impl SlowPuts {
+    pub(crate) fn add(&mut self, took: Duration) {
+        self.longest = self.longest.max(took);
+        self.over_10ms += u64::from(took > Duration::from_millis(10));
+        self.over_20ms += u64::from(took > Duration::from_millis(20));
+    }
+}
+
+impl std::fmt::Display for SlowPuts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "longest put {:.2} ms; puts over 10 ms: {}, over 20 ms: {}",
+            self.longest.as_secs_f64() * 1e3,
+            self.over_10ms,
+            self.over_20ms
+        )
+    }
 }
 
 /// How long one operation took, and how much of that its thread spent
