@@ -226,6 +226,15 @@ impl Shard {
         larger
     }
 
+    /// Starts loading what [`Shard::prefetch_slot`] and
+    /// [`Shard::prefetch_entry`] read before their own loads: this
+    /// struct's fields and the arena's chunk table.
+    #[inline]
+    pub(super) fn prefetch_header(&self) {
+        prefetch(self);
+        self.arena.prefetch_chunk_table();
+    }
+
     /// Starts loading the home slot of `hash` into the cache.
     #[inline]
     pub(super) fn prefetch_slot(&self, hash: u64) {
