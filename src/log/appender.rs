@@ -316,14 +316,7 @@ impl Appender {
         let step_end = (self.file_len + step).min(self.file.map_len());
         let file = self.file.file();
         match allocate(file, self.file_len, step_end) {
-            Ok(true) => {
-                self.hints.give(IoHint::Prefault {
-                    file: Arc::clone(&self.file),
-                    start: self.file_len,
-                    len: step_end - self.file_len,
-                });
-                self.file_len = step_end;
-            }
+            Ok(true) => self.allocated_to(step_end, true),
             Ok(false) => self.early_grow_failed = true,
             Err(_) => {
                 // Best effort: `seal` cuts the file to its last record anyway.
@@ -352,14 +345,7 @@ impl Appender {
         };
         match grown {
             Ok(Some(len)) => {
-                if prefault {
-                    self.hints.give(IoHint::Prefault {
-                        file: Arc::clone(&self.file),
-                        start: self.file_len,
-                        len: len - self.file_len,
-                    });
-                }
-                self.file_len = len;
+                self.allocated_to(len, prefault);
                 self.early_grow_failed = false;
                 Ok(Grown::Allocated)
             }
@@ -370,6 +356,19 @@ impl Appender {
                 Err(Error::io("append to", self.file.path(), e))
             }
         }
+    }
+
+    /// The file's blocks now reach `len`: its new length, the new pages
+    /// prefaulted on the I/O thread (if there is one) with `prefault`.
+    fn allocated_to(&mut self, len: u64, prefault: bool) {
+        if prefault {
+            self.hints.give(IoHint::Prefault {
+                file: Arc::clone(&self.file),
+                start: self.file_len,
+                len: len - self.file_len,
+            });
+        }
+        self.file_len = len;
     }
 
     /// Cuts the file back to the end of the last good record after a failed
