@@ -20,7 +20,9 @@
  *    A writable open starts two threads of its own, which bitcask_close
  *    stops and joins: "bitcask-worker" (hint files, automatic merges)
  *    and "bitcask-io" (writeback starts and prefaults for the writer). An
- *    iterator over many keys sorts them with a short-lived second thread.
+ *    iterator over many keys sorts them with a short-lived second thread,
+ *    and an open or a batch of 32768 or more changes applies its keys to
+ *    the index with one ("bitcask-apply").
  *  - Processes: one opener per directory at a time; a second open, even in
  *    the same process, returns BITCASK_LOCKED. Read-only opens
  *    (bitcask_options_set_read_only) take no lock and work beside it.

@@ -226,10 +226,7 @@ impl Follower {
             ignore_hint: self.rejected_hints.contains(&id),
         };
         let still_newest = new_files.is_empty();
-        let mut sink = KeydirLoader {
-            index: engine.index(),
-            liveness: &mut self.liveness,
-        };
+        let mut sink = KeydirLoader::live(engine.index(), &mut self.liveness);
         let newest_mode = mode(still_newest, newest.id());
         // Only a file read from its start (its header was still being
         // written last time) may use its hint file, and so have it rejected.
@@ -247,10 +244,7 @@ impl Follower {
             // Readable before any key points into it.
             file.map_for_reads();
             engine.files().insert(Arc::clone(&file));
-            let mut sink = KeydirLoader {
-                index: engine.index(),
-                liveness: &mut self.liveness,
-            };
+            let mut sink = KeydirLoader::live(engine.index(), &mut self.liveness);
             let file_mode = mode(i + 1 == last, file.id());
             let followed = match follow_file(dir, &file, 0, file_mode, &mut sink)? {
                 Following::Read(followed) => followed,
@@ -391,10 +385,7 @@ fn try_load(
         let Some(file) = open_listed(dir, id, held)? else {
             return Ok(Attempt::FileGone);
         };
-        let mut sink = KeydirLoader {
-            index: &*index,
-            liveness: &mut liveness,
-        };
+        let mut sink = KeydirLoader::unseen(&*index, &mut liveness);
         let is_newest = id == newest;
         let mode = FollowMode {
             newest: is_newest,

@@ -270,7 +270,7 @@ fn apply_in_runs_matches_one_by_one() {
         let mut count = 0;
         // Runs of several lengths, a one-change run and an empty one.
         let mut rest = &changes[..];
-        for len in [0, 1, 7, 4096, 30_000].into_iter().cycle() {
+        for len in [0, 1, 7, 4096, 40_000].into_iter().cycle() {
             let (run, later) = rest.split_at(len.min(rest.len()));
             index.apply(run, &mut |change, old| {
                 reported[change.pos.file_id as usize] = Some(old);
@@ -290,6 +290,39 @@ fn apply_in_runs_matches_one_by_one() {
         assert_eq!(index.len(), model.len(), "{why}");
         let all: Vec<_> = model.iter().map(|(k, p)| (k.to_vec(), *p)).collect();
         assert_eq!(scan(&*index, b""), all, "{why}");
+    }
+}
+
+/// A run long enough to be applied on two threads (the hash index copies
+/// every shard a snapshot holds first) leaves a snapshot registered
+/// before it as it was, and the index as one-by-one changes would.
+#[test]
+fn a_long_run_leaves_a_snapshot_taken_before_it_unchanged() {
+    let keys: Vec<Vec<u8>> = (0..6000u32).map(|i| format!("k{i}").into_bytes()).collect();
+    for (name, index) in indexes() {
+        let mut model = BTreeMap::new();
+        for (n, key) in keys.iter().enumerate().take(3000) {
+            index.put(key, pos(n as u32));
+            model.insert(key.clone(), pos(n as u32));
+        }
+        let before: Vec<_> = model.iter().map(|(k, p)| (k.clone(), *p)).collect();
+        let pending = index.snapshot(b"");
+        // Overwrites, deletes and new keys, 40,000 changes in one run.
+        let changes: Vec<Change> = (0..40_000u32)
+            .map(|n| Change {
+                key: &keys[(n as usize * 7) % keys.len()],
+                pos: pos(100_000 + n),
+                delete: n % 5 == 0,
+            })
+            .collect();
+        apply_to_both(&*index, &mut model, &changes);
+        assert_eq!(
+            snapshot_pairs(&pending.collect()),
+            before,
+            "{name}: the snapshot"
+        );
+        let after: Vec<_> = model.iter().map(|(k, p)| (k.clone(), *p)).collect();
+        assert_eq!(scan(&*index, b""), after, "{name}: the index");
     }
 }
 
@@ -440,15 +473,20 @@ fn random_changes(
                         }
                     })
                     .collect();
-                index.apply(&changes, &mut |_, _| {});
-                for c in &changes {
-                    if c.delete {
-                        model.remove(c.key);
-                    } else {
-                        model.insert(c.key.to_vec(), c.pos);
-                    }
-                }
+                apply_to_both(index, model, &changes);
             }
+        }
+    }
+}
+
+/// Applies `changes` as one run to `index`, and one by one to `model`.
+fn apply_to_both(index: &dyn Index, model: &mut BTreeMap<Vec<u8>, RecordPos>, changes: &[Change]) {
+    index.apply(changes, &mut |_, _| {});
+    for c in changes {
+        if c.delete {
+            model.remove(c.key);
+        } else {
+            model.insert(c.key.to_vec(), c.pos);
         }
     }
 }

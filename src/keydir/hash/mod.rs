@@ -26,7 +26,10 @@
 //!
 //! Open loads a hint file's entries in runs ([`Index::apply`]): every
 //! shard locked once per run, and the slot and entry of changes a few ahead
-//! prefetched, so that their cache misses overlap. Before a file, each
+//! prefetched, so that their cache misses overlap; a long run is split by
+//! shard between two threads (the lower half of the shards on one, the
+//! upper on the other), since one key's changes all go to one shard.
+//! Open's scans of data files come in the same runs. Before a file, each
 //! shard grows once for its share of the file's new keys
 //! ([`Index::reserve`]); after the last, any table left larger than growth
 //! would have made it shrinks ([`Index::shrink_to_fit`]).
@@ -49,7 +52,7 @@
 
 use std::sync::Arc;
 
-use parking_lot::{RwLock, RwLockWriteGuard};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 mod arena;
 mod key_hash;
@@ -84,6 +87,12 @@ const SHARD_SHIFT: u32 = 30;
 const PREFETCH_SHARD_AHEAD: usize = 24;
 const PREFETCH_SLOT_AHEAD: usize = 16;
 const PREFETCH_ENTRY_AHEAD: usize = 8;
+/// From how many changes [`Index::apply`] splits a run between two threads
+/// (by shard: the lower half's on one, the upper half's on the other): a
+/// thread's start (hundreds of microseconds on a VM, measured) is then
+/// small next to the run's work (100-200 ns a change). Open loads in runs
+/// of 65536 (`db/open.rs`); a batch of this many changes is also split.
+const APPLY_IN_TWO_FROM: usize = 1 << 15;
 /// A shard on a cache line of its own, so that two threads locking two
 /// shards do not contend for one line. Shared with the snapshots that hold
 /// it (see the module documentation).
@@ -259,27 +268,15 @@ impl Index for HashIndex {
         }
         let hashes: Vec<u64> = changes.iter().map(|c| self.hasher.hash(c.key)).collect();
         let mut locked = self.lock_for(&hashes);
-        for (i, (change, &hash)) in changes.iter().zip(&hashes).enumerate() {
-            if let Some(&ahead) = hashes.get(i + PREFETCH_SHARD_AHEAD) {
-                locked.peek(self.shard_no(ahead)).prefetch_header();
+        if changes.len() >= APPLY_IN_TWO_FROM {
+            if let LockedShards::All(guards) = &mut locked {
+                self.apply_in_two(changes, &hashes, guards, replaced);
+                return;
             }
-            if let Some(&ahead) = hashes.get(i + PREFETCH_SLOT_AHEAD) {
-                locked.peek(self.shard_no(ahead)).prefetch_slot(ahead);
-            }
-            if let Some(&ahead) = hashes.get(i + PREFETCH_ENTRY_AHEAD) {
-                let remove = changes[i + PREFETCH_ENTRY_AHEAD].delete;
-                locked
-                    .peek(self.shard_no(ahead))
-                    .prefetch_entry(ahead, remove);
-            }
-            let shard = locked.shard(self.shard_no(hash));
-            let old = if change.delete {
-                shard.remove(&self.hasher, change.key, hash)
-            } else {
-                shard.put(&self.hasher, change.key, hash, change.pos)
-            };
-            replaced(change, old);
         }
+        self.apply_picked(changes, &hashes, None, &mut locked, |i, old| {
+            replaced(&changes[i], old)
+        });
     }
 
     fn len(&self) -> usize {
@@ -308,6 +305,120 @@ impl Index for HashIndex {
 }
 
 impl HashIndex {
+    /// Applies `changes` (all of them, or those at `picks`, in that order)
+    /// to the shards `shards` holds, each of those changes' shards among
+    /// them, and reports each by its index in `changes` with the position
+    /// it replaced. Asks for the shard, slot and entry of the changes a few
+    /// ahead, so that their cache misses overlap.
+    fn apply_picked(
+        &self,
+        changes: &[Change<'_>],
+        hashes: &[u64],
+        picks: Option<&[u32]>,
+        shards: &mut impl ShardsOf,
+        mut done: impl FnMut(usize, Option<RecordPos>),
+    ) {
+        let count = picks.map_or(changes.len(), <[u32]>::len);
+        let at = |j: usize| picks.map_or(j, |p| p[j] as usize);
+        for j in 0..count {
+            if j + PREFETCH_SHARD_AHEAD < count {
+                let ahead = hashes[at(j + PREFETCH_SHARD_AHEAD)];
+                shards.peek(self.shard_no(ahead)).prefetch_header();
+            }
+            if j + PREFETCH_SLOT_AHEAD < count {
+                let ahead = hashes[at(j + PREFETCH_SLOT_AHEAD)];
+                shards.peek(self.shard_no(ahead)).prefetch_slot(ahead);
+            }
+            if j + PREFETCH_ENTRY_AHEAD < count {
+                let i = at(j + PREFETCH_ENTRY_AHEAD);
+                let ahead = hashes[i];
+                shards
+                    .peek(self.shard_no(ahead))
+                    .prefetch_entry(ahead, changes[i].delete);
+            }
+            let i = at(j);
+            let (change, hash) = (&changes[i], hashes[i]);
+            let shard = shards.shard(self.shard_no(hash));
+            let old = if change.delete {
+                shard.remove(&self.hasher, change.key, hash)
+            } else {
+                shard.put(&self.hasher, change.key, hash, change.pos)
+            };
+            done(i, old);
+        }
+    }
+
+    /// [`Index::apply`] of a long run, every shard locked (`guards`): the
+    /// lower half of the shards' changes on this thread, the upper half's on
+    /// a helper thread ("bitcask-apply", for as long as the run takes) if one
+    /// can be started. One key's changes all go to one shard, so each half
+    /// keeps their order; `replaced` hears of every change, in order, once
+    /// both halves are done, still under every lock.
+    fn apply_in_two(
+        &self,
+        changes: &[Change<'_>],
+        hashes: &[u64],
+        guards: &mut [RwLockWriteGuard<'_, Arc<Shard>>],
+        replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
+    ) {
+        // The run has several changes a shard: nearly every shard is about
+        // to change, so each is made this run's own (copied if a snapshot
+        // holds it) up front.
+        let mut shards: Vec<&mut Shard> =
+            guards.iter_mut().map(|g| Arc::make_mut(&mut **g)).collect();
+        let split = shards.len() / 2;
+        let (lower, upper) = shards.split_at_mut(split);
+        let (mut lower_picks, mut upper_picks) = (Vec::new(), Vec::new());
+        for (i, &hash) in hashes.iter().enumerate() {
+            match self.shard_no(hash) < split {
+                true => lower_picks.push(i as u32),
+                false => upper_picks.push(i as u32),
+            }
+        }
+        // Taken once: by the helper, or by this thread if none started.
+        let upper = Mutex::new(Some(Half {
+            shards: upper,
+            first: split,
+        }));
+        let apply_upper = || {
+            let mut olds = Vec::with_capacity(upper_picks.len());
+            if let Some(mut half) = upper.lock().take() {
+                self.apply_picked(changes, hashes, Some(&upper_picks), &mut half, |_, old| {
+                    olds.push(old)
+                });
+            }
+            olds
+        };
+        let mut lower_olds = Vec::with_capacity(lower_picks.len());
+        let upper_olds = std::thread::scope(|scope| {
+            let helper = std::thread::Builder::new()
+                .name("bitcask-apply".into())
+                .spawn_scoped(scope, apply_upper);
+            let mut half = Half {
+                shards: lower,
+                first: 0,
+            };
+            self.apply_picked(changes, hashes, Some(&lower_picks), &mut half, |_, old| {
+                lower_olds.push(old)
+            });
+            match helper {
+                Ok(helper) => helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => apply_upper(),
+            }
+        });
+        let mut olds = vec![None; changes.len()];
+        for (picks, half_olds) in [(&lower_picks, lower_olds), (&upper_picks, upper_olds)] {
+            for (&i, old) in picks.iter().zip(half_olds) {
+                olds[i as usize] = old;
+            }
+        }
+        for (change, old) in changes.iter().zip(olds) {
+            replaced(change, old);
+        }
+    }
+
     /// The write locks of the shards of `hashes`, taken in shard order:
     /// all of them for a run at least as long as there are shards.
     fn lock_for(&self, hashes: &[u64]) -> LockedShards<'_> {
@@ -334,7 +445,15 @@ enum LockedShards<'a> {
     Some(Vec<(usize, RwLockWriteGuard<'a, Arc<Shard>>)>),
 }
 
-impl LockedShards<'_> {
+/// Shards that [`HashIndex::apply_picked`] changes, by shard number.
+trait ShardsOf {
+    /// Shard `no`, to change (copied first if a snapshot holds it).
+    fn shard(&mut self, no: usize) -> &mut Shard;
+    /// Shard `no`, to look at (the prefetches ahead of each change).
+    fn peek(&self, no: usize) -> &Shard;
+}
+
+impl ShardsOf for LockedShards<'_> {
     /// Shard `no`, which must be among those locked, to change (copied
     /// first if a snapshot holds it).
     #[inline]
@@ -358,6 +477,24 @@ impl LockedShards<'_> {
             LockedShards::All(all) => &all[no],
             LockedShards::Some(some) => &some[some.partition_point(|(n, _)| *n < no)].1,
         }
+    }
+}
+
+/// Half of the shards of an index, from number `first` on, each already
+/// made the run's own: what one thread of [`HashIndex::apply_in_two`]
+/// changes.
+struct Half<'s, 'a> {
+    shards: &'s mut [&'a mut Shard],
+    first: usize,
+}
+
+impl ShardsOf for Half<'_, '_> {
+    fn shard(&mut self, no: usize) -> &mut Shard {
+        self.shards[no - self.first]
+    }
+
+    fn peek(&self, no: usize) -> &Shard {
+        self.shards[no - self.first]
     }
 }
 
