@@ -469,7 +469,7 @@ impl ShardsOf for LockedShards<'_> {
     }
 
     /// Shard `no`, which must be among those locked, to look at: unlike
-    /// [`LockedShards::shard`], no atomic check that it is not shared (what
+    /// [`ShardsOf::shard`], no atomic check that it is not shared (what
     /// the prefetches ahead of each change need; a shared shard's slots
     /// are the same until the change copies them).
     fn peek(&self, no: usize) -> &Shard {
