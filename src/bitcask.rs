@@ -337,7 +337,7 @@ pub fn repair_with_progress(
 ///   without the writer can tell). Files the writer creates after the
 ///   listing (new data files, merge outputs) are not read; a file its merge
 ///   deletes before verify opens it is skipped, with a note. A damaged
-///   range's [`DamagedRange::at_open`] is what an open would do now; the
+///   range's [`crate::log::verify_report::DamagedRange::at_open`] is what an open would do now; the
 ///   writer's close writes hint files that may change it. The report says
 ///   nothing about which values the writer's keys hold.
 ///
