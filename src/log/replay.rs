@@ -207,10 +207,10 @@ struct BatchRecord {
 /// Applies the records of `file` that `scanner` walks, from where it stands,
 /// to `sink`, in file order and in runs: plain records as they come, the
 /// records of a batch as one run at its commit record. Every record let in
-/// has been given to `sink` when it returns, `Err` included. Stops at the end of the file or at the
-/// first record that fails a check (a commit record that counts more batch
-/// records than precede it, or a record beyond the 4 GiB a position can
-/// name, is one).
+/// has been given to `sink` when it returns, `Err` included. Stops at the
+/// end of the file or at the first record that fails a check (a commit
+/// record that counts more batch records than precede it, or a record
+/// beyond the 4 GiB a position can name, is one).
 pub fn replay<S: Source>(
     file: &DataFile,
     mut scanner: Scanner<S>,
