@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::error::Error;
 use crate::log::data_file::DataFile;
@@ -22,13 +22,11 @@ use crate::log::filename::data_file_name;
 /// cache line of its own, and a thread reads the copy of its stripe: every
 /// get takes a read lock, which writes the lock's word, and with one lock
 /// two threads doing gets handed that line back and forth on every get.
-/// Changes (rare: a rollover, a merge) go into every copy, one after the
-/// other, under `changing`; each returns once every copy has it.
+/// A change (rare: a rollover, a merge) write-locks every copy, in stripe
+/// order, and goes into all of them before it lets go, so two changes
+/// reach the copies in one order.
 pub struct Files {
     stripes: Box<[Stripe]>,
-    /// Held by a change across all the copies, so that they all take the
-    /// changes in one order.
-    changing: Mutex<()>,
 }
 
 /// How many copies of the map [`Files`] keeps: more than the threads that
@@ -59,7 +57,6 @@ impl Files {
             stripes: (0..STRIPES)
                 .map(|_| Stripe(RwLock::new(by_id.clone())))
                 .collect(),
-            changing: Mutex::new(()),
         }
     }
 
@@ -102,11 +99,11 @@ impl Files {
         });
     }
 
-    /// Makes `change` to every copy; returns when all have it.
+    /// Makes `change` to every copy, all locked; returns when all have it.
     fn change(&self, change: impl Fn(&mut FileMap)) {
-        let _changing = self.changing.lock();
-        for stripe in self.stripes.iter() {
-            change(&mut stripe.0.write());
+        let mut all: Vec<_> = self.stripes.iter().map(|s| s.0.write()).collect();
+        for by_id in &mut all {
+            change(by_id);
         }
     }
 }

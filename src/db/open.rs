@@ -313,23 +313,19 @@ impl<'a> KeydirLoader<'a> {
     /// Loads into `index`, which no reader sees yet (an open's, a read-only
     /// handle's reload): in long runs.
     pub(super) fn unseen(index: &'a dyn Index, liveness: &'a mut Liveness) -> Self {
-        let run_len = index.run_len().max(UNSEEN_RUN_LEN);
-        KeydirLoader {
-            index,
-            liveness,
-            run_len,
-        }
+        let mut loader = KeydirLoader::live(index, liveness);
+        loader.run_len = loader.run_len.max(UNSEEN_RUN_LEN);
+        loader
     }
 
     /// Loads into `index` while readers use it (a read-only handle's
     /// refresh): in the index's own runs, during each of which the shards
     /// it touches are locked.
     pub(super) fn live(index: &'a dyn Index, liveness: &'a mut Liveness) -> Self {
-        let run_len = index.run_len();
         KeydirLoader {
             index,
             liveness,
-            run_len,
+            run_len: index.run_len(),
         }
     }
 }
