@@ -369,6 +369,18 @@ fn readers_see_whole_positions_during_writes() {
     for (name, index) in indexes() {
         let index: std::sync::Arc<dyn Index> = index.into();
         let keys = 2000u32;
+        // Every key is there before the readers start: a reader that ran
+        // all its gets before the writer's first put (both threads are
+        // scheduled as the machine pleases) still finds keys, rather than
+        // failing `found > 0` by chance.
+        for k in 0..keys {
+            let p = RecordPos {
+                file_id: k,
+                offset: k,
+                size: 1 << 31,
+            };
+            index.put(format!("key{k}").as_bytes(), p);
+        }
         let done = std::sync::atomic::AtomicBool::new(false);
         let start = std::sync::Barrier::new(READERS as usize + 1);
         std::thread::scope(|s| {
