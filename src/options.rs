@@ -17,7 +17,7 @@ pub enum IndexType {
     /// the fastest gets, puts and deletes and the least memory per key.
     /// Iterators and folds still go in key order: each copies its keys out
     /// of the table and sorts them when it is created (a million keys in
-    /// about 100 ms), and holds that copy.
+    /// about 50 ms), and holds that copy.
     #[default]
     Hash,
 }

@@ -1,14 +1,14 @@
 //! Ordered iteration over a snapshot of the keydir.
 //!
 //! At creation the iterator takes a point-in-time snapshot of the matching
-//! keys and their record positions (`keydir/snapshot.rs`: registered under
-//! the writer lock, so between two writes, then copied while writers go on)
-//! and holds on to every data file open at that moment. From then on it
-//! needs no lock: later puts and deletes change the index, not the copy, and
-//! the records it points at stay readable because data files are append-only
-//! and the iterator's `Arc`s keep them open (a merge that deletes a file
-//! only unlinks it; the open descriptor still reads it). Values are read
-//! only when asked for, with one positioned read each.
+//! keys and their record positions (`keydir/snapshot/mod.rs`: registered
+//! under the writer lock, so between two writes, then copied while writers
+//! go on) and holds on to every data file open at that moment. From then
+//! on it needs no lock: later puts and deletes change the index, not the
+//! copy, and the records it points at stay readable because data files are
+//! append-only and the iterator's `Arc`s keep them open (a merge that
+//! deletes a file only unlinks it; the open descriptor still reads it).
+//! Values are read only when asked for, with one positioned read each.
 
 use std::collections::BTreeMap;
 use std::ops::Range;

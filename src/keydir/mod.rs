@@ -97,7 +97,7 @@ pub trait Index: Send + Sync {
     /// half applied meanwhile (the engine holds its writer lock), and then
     /// copies the keys with [`PendingSnapshot::collect`] without it: writers
     /// go on, copying a part the snapshot still holds before they change it
-    /// (see `snapshot.rs`).
+    /// (see `snapshot/mod.rs`).
     fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_>;
     /// Writes the whole index in a form [`load_saved`] reads back (the
     /// keydir file close writes), and returns true; or writes nothing and

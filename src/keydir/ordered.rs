@@ -12,7 +12,7 @@
 //! every segment under the read lock, in microseconds, and copies the keys
 //! out of them afterwards, holding no lock; a writer that changes a segment
 //! a snapshot still holds copies that segment first (copy on write, see
-//! `snapshot.rs`). A writer so never waits for a snapshot's copy of the
+//! `snapshot/mod.rs`). A writer so never waits for a snapshot's copy of the
 //! whole tree, only, once per snapshot and segment, for the copy of one
 //! segment (512 keys at most).
 

@@ -577,21 +577,29 @@ fn a_snapshot_holds_the_keys_of_its_moment_whatever_changes_while_it_is_copied()
 }
 
 /// A snapshot's sort gives the order of a plain sort of the keys, below
-/// and above the size it sorts in two halves, whatever the keys share at
-/// their front (the sort skips those bytes) and however they tie past it.
+/// and above the size it sorts in two parts, whatever the keys share at
+/// their front (the sort skips those bytes), however many bits vary in a
+/// byte, and however they tie past the bits a rank keeps.
 #[test]
 fn snapshot_sort_orders_keys_as_a_plain_sort_does() {
     let seed = test_seed("snapshot_sort_orders_keys_as_a_plain_sort_does");
     let mut rand = xorshift(seed);
     // Bytes that make ties and edge cases: the ends of the range, the
     // zero padding a short key's head gets, and one ordinary digit.
-    let alphabet = [0x00u8, 0x01, b'5', 0x7F, 0x80, 0xFE, 0xFF];
-    for (count, shared) in [
-        (1_000, 0),
-        (2_000, 7),
-        (3_000, 16),
-        (1_500, 23),
-        (140_000, 9),
+    let wide = [0x00u8, 0x01, b'5', 0x7F, 0x80, 0xFE, 0xFF];
+    // Three varying bits a byte: 32 is no whole number of bytes, so a
+    // rank ends inside a byte.
+    let narrow = [0x10u8, 0x13, 0x15, 0x16];
+    let digits = *b"0123456789";
+    for (count, shared, alphabet) in [
+        (1_000, 0, &wide[..]),
+        (2_000, 7, &wide),
+        (3_000, 16, &wide),
+        (1_500, 23, &wide),
+        (140_000, 9, &wide),
+        (5_000, 3, &narrow),
+        (140_000, 0, &narrow),
+        (140_000, 4, &digits),
     ] {
         let prefix: Vec<u8> = (0..shared).map(|i| b'a' + (i % 26) as u8).collect();
         let mut model = BTreeMap::new();
@@ -616,10 +624,34 @@ fn snapshot_sort_orders_keys_as_a_plain_sort_does() {
         }
         keys.sort();
         let expected: Vec<_> = model.into_iter().collect();
-        assert_same_pairs(
-            &snapshot_pairs(&keys),
-            &expected,
-            &format!("{count} keys sharing {shared} bytes, seed {seed}"),
-        );
+        let why = format!("{count} keys sharing {shared} bytes, seed {seed}");
+        assert_same_pairs(&snapshot_pairs(&keys), &expected, &why);
+        let walked: Vec<_> = keys.iter().map(|(k, p)| (k.to_vec(), p)).collect();
+        assert_same_pairs(&walked, &expected, &why);
+        // Seeks: every 97th key, and each of those with a byte added (a
+        // key that is not there, between two that are).
+        for (key, _) in expected.iter().step_by(97) {
+            let mut past = key.clone();
+            past.push(0x00);
+            for probe in [key, &past] {
+                for strictly in [false, true] {
+                    let want =
+                        expected.partition_point(
+                            |(k, _)| {
+                                if strictly {
+                                    k <= probe
+                                } else {
+                                    k < probe
+                                }
+                            },
+                        );
+                    assert_eq!(
+                        keys.partition_point(probe, strictly),
+                        want,
+                        "{why}: seek to {probe:?}, strictly {strictly}"
+                    );
+                }
+            }
+        }
     }
 }

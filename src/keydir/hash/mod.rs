@@ -42,13 +42,14 @@
 //! an `Arc`. A snapshot takes a reference to every shard (a moment under
 //! each read lock, all while the engine's writer lock keeps writes out),
 //! then copies the matching keys out of those shards holding no lock at
-//! all, and sorts them: O(m log m) key comparisons for m matching keys,
-//! most of them on the keys' first 16 bytes held inline. A writer that
-//! changes a shard a snapshot still holds first copies it (copy on write:
-//! the table and arena of one shard, 1/[`SHARDS`] of the index, a memcpy),
-//! and changes its own copy; the snapshot lets go of each shard as soon as
-//! it has copied its keys. So a writer never waits for a snapshot's copy,
-//! only for a copy of one shard, once per snapshot.
+//! all, and sorts them: a radix sort on the bits in which the keys' first
+//! 16 bytes differ (`keydir/snapshot/sort.rs`), comparisons only among
+//! keys those bits do not tell apart. A writer that changes a shard a
+//! snapshot still holds first copies it (copy on write: the table and
+//! arena of one shard, 1/[`SHARDS`] of the index, a memcpy), and changes
+//! its own copy; the snapshot lets go of each shard as soon as it has
+//! copied its keys. So a writer never waits for a snapshot's copy, only
+//! for a copy of one shard, once per snapshot.
 
 use std::sync::Arc;
 

@@ -37,11 +37,15 @@
 //!   copies while any snapshot lives; copying whole parts costs one copy per
 //!   part and snapshot, and nothing at all when no snapshot is taken.
 //!
-//! A snapshot's keys are sorted entries with the key's first 16 bytes
-//! inline ([`SnapshotKeys`]): most comparisons of the sort, and of a seek,
-//! end there without touching the key buffer.
+//! A snapshot's keys are entries with the key's first 16 bytes inline
+//! ([`SnapshotKeys`]): the sort ([`sort`]) orders them by the bits of those
+//! 16 bytes in which the keys differ, and most comparisons of a seek end
+//! there without touching the key buffer.
 
+use super::prefetch;
 use crate::log::RecordPos;
+
+mod sort;
 
 /// Keys up to this long live inside their [`SnapshotEntry`]; longer ones in
 /// the snapshot's key buffer (the first bytes inside too, for sorting).
@@ -53,7 +57,15 @@ pub const INLINE_KEY: usize = 16;
 pub struct SnapshotKeys {
     /// The bytes of every key longer than [`INLINE_KEY`], back to back.
     long_keys: Vec<u8>,
+    /// In the order they were added until sorted; then in key order, or
+    /// left where they were with `order` giving that.
     entries: Vec<SnapshotEntry>,
+    /// Once sorted, if the sort left the entries where they were: their
+    /// indices in key order.
+    order: Option<Vec<u32>>,
+    /// The bits in which some key's head differs from the first key's
+    /// (so from another key's): the bits the sort orders by.
+    differing: u128,
 }
 
 /// One key of a snapshot: its first [`INLINE_KEY`] bytes (zero-padded),
@@ -88,6 +100,8 @@ impl SnapshotKeys {
         SnapshotKeys {
             long_keys: Vec::new(),
             entries,
+            order: None,
+            differing: 0,
         }
     }
 
@@ -104,6 +118,8 @@ impl SnapshotKeys {
         } else {
             0
         };
+        let first = self.entries.first().map_or(head, |e| e.head);
+        self.differing |= u128::from_be_bytes(head) ^ u128::from_be_bytes(first);
         self.entries.push(SnapshotEntry {
             head,
             // Keys are at most 64 KiB.
@@ -123,27 +139,50 @@ impl SnapshotKeys {
         self.entries.is_empty()
     }
 
-    /// The key and position of entry `i`.
+    /// The key and position of entry `i` (in key order, once sorted).
     #[inline]
     pub fn get(&self, i: usize) -> Option<(&[u8], RecordPos)> {
-        self.entries.get(i).map(|e| (self.key_of(e), e.pos))
+        self.entry(i).map(|e| (self.key_of(e), e.pos))
     }
 
-    /// Every key and its position, in key order.
+    /// Every key and its position, in key order once sorted.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], RecordPos)> + '_ {
-        self.entries.iter().map(|e| (self.key_of(e), e.pos))
+        (0..self.len()).filter_map(|i| self.get(i))
     }
 
     /// The first place whose key is not below `key` (`strictly`: above it).
     pub fn partition_point(&self, key: &[u8], strictly: bool) -> usize {
-        self.entries.partition_point(|e| {
+        let below = |e: &SnapshotEntry| {
             let k = self.key_of(e);
             if strictly {
                 k <= key
             } else {
                 k < key
             }
-        })
+        };
+        match &self.order {
+            None => self.entries.partition_point(below),
+            Some(order) => order.partition_point(|&i| below(&self.entries[i as usize])),
+        }
+    }
+
+    /// Entry `i` in key order. Through `order`, entries lie anywhere in a
+    /// buffer far larger than the caches, and every one would be a cache
+    /// miss: iterators walk the order one place at a time, either way, so
+    /// the entries [`ORDER_AHEAD`] places on both sides are asked for now.
+    #[inline]
+    fn entry(&self, i: usize) -> Option<&SnapshotEntry> {
+        let Some(order) = &self.order else {
+            return self.entries.get(i);
+        };
+        for ahead in [i.wrapping_add(ORDER_AHEAD), i.wrapping_sub(ORDER_AHEAD)] {
+            if let Some(&j) = order.get(ahead) {
+                if let Some(e) = self.entries.get(j as usize) {
+                    prefetch(e);
+                }
+            }
+        }
+        self.entries.get(*order.get(i)? as usize)
     }
 
     #[inline]
@@ -156,48 +195,18 @@ impl SnapshotKeys {
         }
     }
 
-    /// Sorts the keys ascending. Most comparisons end at the inline heads,
-    /// compared as two big-endian words, without touching the key buffer.
-    ///
-    /// Many keys are first split at their median into a lower and an upper
-    /// half, which are then sorted at once, the lower one on a helper thread
-    /// (if one can be started): both cores sort a million keys in about
-    /// half the time of one.
+    /// Sorts the keys ascending ([`sort::sort`]: a radix sort on the
+    /// bits in which the keys' heads differ, comparisons only among keys
+    /// those bits do not tell apart).
     pub fn sort(&mut self) {
-        let long_keys = &self.long_keys;
-        let by_key = |a: &SnapshotEntry, b: &SnapshotEntry| compare(long_keys, a, b);
-        let n = self.entries.len();
-        if n < SORT_IN_TWO_FROM {
-            self.entries.sort_unstable_by(by_key);
-            return;
-        }
-        let (lower, _, upper) = self.entries.select_nth_unstable_by(n / 2, by_key);
-        // The lower half, for whichever thread sorts it.
-        let lower = std::sync::Mutex::new(Some(lower));
-        let sort_lower = || {
-            if let Some(half) = lower.lock().ok().and_then(|mut l| l.take()) {
-                half.sort_unstable_by(by_key);
-            }
-        };
-        std::thread::scope(|scope| {
-            let helper = std::thread::Builder::new()
-                .name("bitcask-sort".into())
-                .spawn_scoped(scope, sort_lower);
-            upper.sort_unstable_by(by_key);
-            if let Ok(helper) = helper {
-                if let Err(panic) = helper.join() {
-                    std::panic::resume_unwind(panic);
-                }
-            }
-        });
-        // No thread to be had: this one sorts the lower half too.
-        sort_lower();
+        self.order = sort::sort(&mut self.entries, &self.long_keys, self.differing);
     }
 }
 
-/// From how many keys [`SnapshotKeys::sort`] sorts two halves at once: a
-/// thread's start (tens of microseconds) is then small next to the sort.
-const SORT_IN_TWO_FROM: usize = 1 << 17;
+/// How many places ahead of an iterator [`SnapshotKeys::get`] asks for
+/// the entry it will want: enough to cover a cache miss while the
+/// iterator handles the keys before it.
+const ORDER_AHEAD: usize = 16;
 
 /// Asks the kernel to back the buffer of `v` with 2 MiB pages where it
 /// can (transparent huge pages, when the system leaves them to madvise):
