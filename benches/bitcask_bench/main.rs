@@ -24,6 +24,7 @@ use std::time::Instant;
 use bitcask::Options;
 
 mod args;
+mod stalls;
 mod workloads;
 
 use args::{default_keys, parse_args, Args};

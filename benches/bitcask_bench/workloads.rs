@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bitcask::{Bitcask, Options};
 
+use crate::stalls::{thread_cpu_time, SlowPuts, Stall};
 use crate::Res;
 
 /// The pause of the threads that probe for stalls (during a merge, while
@@ -202,12 +203,13 @@ pub(crate) fn fill_random(b: &mut Bench) -> Res<Measured> {
     let order = b.shuffled(b.keys);
     let start = Instant::now();
     // The longest single put, and how many were slow (see SlowPuts).
-    let mut slow = SlowPuts::default();
+    let mut slow = SlowPuts::new();
     for &i in &order {
         let t = Instant::now();
         db.put(&present_key(i), b.values.get(i, 0))?;
         slow.add(t.elapsed());
     }
+    slow.finish();
     db.sync()?;
     let elapsed = start.elapsed();
     check_count(&db, b.keys)?;
@@ -227,12 +229,13 @@ pub(crate) fn overwrite(b: &mut Bench) -> Res<Measured> {
     let db = b.db()?;
     let start = Instant::now();
     // The longest single put, to compare with the stalls during a merge.
-    let mut slow = SlowPuts::default();
+    let mut slow = SlowPuts::new();
     for &i in &order {
         let t = Instant::now();
         db.put(&present_key(i), b.values.get(i, 1))?;
         slow.add(t.elapsed());
     }
+    slow.finish();
     db.sync()?;
     let elapsed = start.elapsed();
     check_count(db, b.keys)?;
@@ -799,105 +802,6 @@ pub(crate) fn batch_commits(b: &mut Bench, size: u64) -> Res<Measured> {
         Some(b.payload(total)),
         note,
     ))
-}
-
-/// The longest of a run of puts, and how many took over 10 and over 20 ms:
-/// the longest alone is one event, which on a shared machine may be the
-/// host's; the counts say how often a put waits that long.
-#[derive(Default)]
-pub(crate) struct SlowPuts {
-    longest: Duration,
-    over_10ms: u64,
-    over_20ms: u64,
-}
-
-impl SlowPuts {
-    pub(crate) fn add(&mut self, took: Duration) {
-        self.longest = self.longest.max(took);
-        self.over_10ms += u64::from(took > Duration::from_millis(10));
-        self.over_20ms += u64::from(took > Duration::from_millis(20));
-    }
-}
-
-impl std::fmt::Display for SlowPuts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "longest put {:.2} ms; puts over 10 ms: {}, over 20 ms: {}",
-            self.longest.as_secs_f64() * 1e3,
-            self.over_10ms,
-            self.over_20ms
-        )
-    }
-}
-
-/// How long one operation took, and how much of that its thread spent
-/// waiting for a core (ready to run while other threads had both): on a
-/// shared machine, a long operation is often one whose thread was not
-/// running, rather than one the engine made wait.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Stall {
-    took: Duration,
-    queued: Duration,
-}
-
-/// A [`Stall`] being measured.
-pub(crate) struct StallStart {
-    at: Instant,
-    queued: Duration,
-}
-
-impl Stall {
-    pub(crate) fn start() -> StallStart {
-        StallStart {
-            queued: run_queue_time(),
-            at: Instant::now(),
-        }
-    }
-}
-
-impl StallStart {
-    pub(crate) fn end(self) -> Stall {
-        let took = self.at.elapsed();
-        Stall {
-            took,
-            queued: run_queue_time().saturating_sub(self.queued),
-        }
-    }
-}
-
-impl std::fmt::Display for Stall {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:.2} ms ({:.2} ms of it waiting for a core)",
-            self.took.as_secs_f64() * 1e3,
-            self.queued.as_secs_f64() * 1e3
-        )
-    }
-}
-
-/// How long the calling thread has waited for a core so far (the second
-/// field of /proc/thread-self/schedstat); zero where that is unreadable.
-pub(crate) fn run_queue_time() -> Duration {
-    fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_nanos)
-}
-
-/// CPU time of the calling thread so far.
-pub(crate) fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec, which `ts` is.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 pub(crate) fn check_count(db: &Bitcask, expected: u64) -> Res<()> {
