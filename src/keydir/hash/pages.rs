@@ -82,25 +82,24 @@ pub(crate) fn warm_up() {
     }
 }
 
-/// Faults in `len` bytes of fresh memory at `at`, writable.
+/// Faults in `len` bytes of fresh memory at `at`, writable, by writing a
+/// zero to each page (the first write of a region faults in its whole huge
+/// page, where the kernel gives one; the others then fault nothing).
+///
+/// Not `MADV_POPULATE_WRITE`: that holds the process's memory map lock
+/// while the kernel zeroes the huge page (4-8 ms on the development
+/// machine), and a thread that maps or unmaps memory meanwhile queues for
+/// the lock, with every page fault that needs the lock behind it: in a
+/// 10M-key fill (`perf sched`), the writer's page faults waited up to
+/// 11 ms behind the warm-up, a hint file's buffer growing (`mremap`) and its
+/// own `munmap`. A plain write faults under the lock of this one mapping
+/// only (per-VMA locks, Linux 6.4 and later).
 fn fault_in(at: NonNull<u8>, len: usize) {
-    // SAFETY: a plain system call over memory this module just mapped and
-    // owns; no byte of it is read or written here.
-    let populated = unsafe {
-        libc::madvise(
-            at.as_ptr() as *mut libc::c_void,
-            len,
-            libc::MADV_POPULATE_WRITE,
-        )
-    } == 0;
-    if !populated {
-        // An older kernel (before 5.14): a write per page does the same.
-        for offset in (0..len).step_by(4096) {
-            // SAFETY: inside the fresh private mapping of `len` bytes at
-            // `at`, which nothing else uses yet; it reads as zeros, so a zero
-            // written changes nothing.
-            unsafe { at.as_ptr().add(offset).write_volatile(0) };
-        }
+    for offset in (0..len).step_by(4096) {
+        // SAFETY: inside the fresh private mapping of `len` bytes at `at`,
+        // which nothing else uses yet; it reads as zeros, so a zero written
+        // changes nothing.
+        unsafe { at.as_ptr().add(offset).write_volatile(0) };
     }
 }
 
