@@ -691,7 +691,7 @@ fn unsynced_pages_reaching_the_disk_in_any_subset_keep_every_synced_write() {
 /// not order them (and many do not).
 ///
 /// THIS CHECKS ISSUE 12's FIX (merge syncs the active file before it
-/// deletes its inputs, maintenance/merge.rs). On a branch without it, it
+/// deletes its inputs, maintenance/merge/mod.rs). On a branch without it, it
 /// fails: the key is gone, v1 included.
 #[test]
 fn a_merge_then_a_power_cut_loses_no_synced_write() {
@@ -768,7 +768,7 @@ fn a_merge_then_a_power_cut_loses_no_synced_write() {
             "round {round}: {} keys hold neither their synced v1 nor their v2 after a merge and \
              a power cut (first: {:?}); {} v2 puts were acknowledged during the merge. THIS \
              CHECKS ISSUE 12's FIX: merge must fdatasync the active file before deleting its \
-             inputs (maintenance/merge.rs); it fails on a branch without that fix",
+             inputs (maintenance/merge/mod.rs); it fails on a branch without that fix",
             lost.len(),
             &lost[..lost.len().min(5)],
             v2_acked.len()

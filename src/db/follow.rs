@@ -15,7 +15,7 @@
 //! stays readable through its descriptor, as an iterator's files do. Any
 //! listing of the directory is a state that a writable open could meet
 //! after a crash at that moment, and loading it in id order gives every key
-//! its latest value (see `maintenance/merge.rs` for why that holds at each
+//! its latest value (see `maintenance/merge/mod.rs` for why that holds at each
 //! step of a merge).
 //!
 //! [`Follower::refresh`] first tries to go on from where the last load

@@ -42,9 +42,9 @@
 //! inputs, never a put without the tombstone that hid it (the bug that
 //! brought deleted keys back after a merge in Riak's bitcask).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::MutexGuard;
@@ -55,17 +55,20 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::log::data_file::DataFile;
 use crate::log::dir::sync_dir;
-use crate::log::filename::{data_file_name, hint_file_name, FileName};
+use crate::log::filename::{data_file_name, hint_file_name};
 use crate::log::format::{self, RecordKind, FILE_HEADER_LEN};
-use crate::log::hint::{self, Hint, HintBuilder, HintKind};
-use crate::log::quarantine::quarantine_range;
+use crate::log::hint::{self, Hint};
 use crate::log::scanner::{FileSource, ScanEntry, Scanner};
 use crate::log::RecordPos;
 
+use damage::{damage_report, step_over_damage, MergeDamage, Salvaged};
+use output::Output;
+
+mod damage;
+mod output;
+
 /// How many keydir entries move per hold of the writer lock.
 const SWAP_CHUNK: usize = 1024;
-/// How much of an output is buffered before it is written.
-const OUTPUT_BUFFER: usize = 1 << 20;
 /// How many input records are copied between checks for a close.
 const CLOSE_CHECK_EVERY: u64 = 4096;
 
@@ -103,35 +106,6 @@ pub fn merge(engine: &Engine) -> Result<()> {
         return Ok(());
     }
     Err(damage_report(&damage))
-}
-
-/// The error a merge that finished returns when it met damage: every
-/// range, where its bytes went, and how many keys lost their value.
-fn damage_report(damage: &[MergeDamage]) -> Error {
-    let lost: usize = damage.iter().map(|d| d.lost_keys).sum();
-    let ranges: Vec<String> = damage
-        .iter()
-        .map(|d| {
-            format!(
-                "{} bytes at offset {} of {} ({}), {}",
-                d.len,
-                d.offset,
-                d.path.display(),
-                d.reason,
-                match &d.quarantine {
-                    Some(name) => format!("moved to quarantine file {name}"),
-                    None => "all zeros".to_string(),
-                }
-            )
-        })
-        .collect();
-    Error::Corruption(format!(
-        "the merge finished, but stepped over {} damaged range(s): {}. Every other record was \
-         merged; {lost} key(s) whose latest value lay in them now answer corruption, never an \
-         older value, until written again",
-        damage.len(),
-        ranges.join("; ")
-    ))
 }
 
 /// Step 1: picks the inputs and moves the writer to a new file.
@@ -314,104 +288,6 @@ fn copy_into(
     Ok(damage)
 }
 
-/// A damaged range of an input that a merge stepped over.
-struct MergeDamage {
-    path: PathBuf,
-    offset: u64,
-    len: u64,
-    reason: String,
-    /// The quarantine file that keeps its bytes (none if they were zeros).
-    quarantine: Option<String>,
-    /// Live keys whose record lay in it and failed its checks: each now
-    /// has a lost value's marker.
-    lost_keys: usize,
-}
-
-/// A live record of a damaged range, owned: the record's value if it still
-/// passes its checks, else a lost value's marker and its description.
-struct Salvaged {
-    old: RecordPos,
-    kind: RecordKind,
-    key: Vec<u8>,
-    value: Vec<u8>,
-}
-
-/// A record of `input` at `offset` fails its checks. Finds where good
-/// records start again (or the end of the file), moves the bytes between to
-/// a quarantine file, and leaves the scanner there. Returns what was found,
-/// and the live records that pointed into the range: copied as they are if
-/// they still pass their checks, as lost values' markers if not. `None`
-/// when the rest of the file is zeros: space never written, not damage.
-fn step_over_damage(
-    engine: &Engine,
-    input: &DataFile,
-    scanner: &mut Scanner<FileSource<'_>>,
-    offset: u64,
-    reason: &str,
-    len: u64,
-) -> Result<Option<(MergeDamage, Vec<Salvaged>)>> {
-    let read_err = |e| Error::io("read", input.path(), e);
-    let end = scanner.resync(offset + 1).map_err(read_err)?.unwrap_or(len);
-    let why = format!("merge: a damaged range of a merge input: {reason}");
-    let quarantine = quarantine_range(engine.dir(), input.file(), input.id(), offset, end, &why)?
-        .map(|(name, _)| name);
-    if quarantine.is_none() && end == len {
-        return Ok(None);
-    }
-    scanner.seek(end);
-    let id = input.id();
-    // Taken under the writer lock, between two writes; a key written
-    // since is not moved (the move expects the position seen here).
-    let pending = {
-        let _writer = engine.writer();
-        engine.index().snapshot(&[])
-    };
-    let live: Vec<(Vec<u8>, RecordPos)> = pending
-        .collect()
-        .iter()
-        .filter(|(_, pos)| pos.file_id == id && (offset..end).contains(&u64::from(pos.offset)))
-        .map(|(key, pos)| (key.to_vec(), pos))
-        .collect();
-    let description = format!(
-        "a merge found the record that held it damaged ({reason}) in the range of {} bytes at \
-         offset {offset} of data file {}; {}",
-        end - offset,
-        data_file_name(id),
-        match &quarantine {
-            Some(name) => format!("those bytes are in quarantine file {name}"),
-            None => "those bytes were all zeros".to_string(),
-        }
-    );
-    let mut salvaged = Vec::with_capacity(live.len());
-    let mut lost_keys = 0;
-    let mut buf = Vec::new();
-    for (key, old) in live {
-        let (kind, value) = match input.read_record(old, &key, &mut buf) {
-            Ok(value) => (RecordKind::Put, buf[value].to_vec()),
-            Err(Error::Corruption(_)) => {
-                lost_keys += 1;
-                (RecordKind::LostValue, description.clone().into_bytes())
-            }
-            Err(e) => return Err(e),
-        };
-        salvaged.push(Salvaged {
-            old,
-            kind,
-            key,
-            value,
-        });
-    }
-    let found = MergeDamage {
-        path: input.path().to_path_buf(),
-        offset,
-        len: end - offset,
-        reason: reason.to_string(),
-        quarantine,
-        lost_keys,
-    };
-    Ok(Some((found, salvaged)))
-}
-
 /// Step 3 for one output: makes it a data file of the database and
 /// moves the keydir entries it took over.
 fn install(engine: &Engine, mut output: Output, plan: &Plan) -> Result<()> {
@@ -511,80 +387,6 @@ fn remove_if_present(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("delete merged file", path, e)),
-    }
-}
-
-/// A merge output being written under its temporary name.
-struct Output {
-    id: u32,
-    file: File,
-    temp: PathBuf,
-    /// Where the next record goes (buffered bytes included).
-    len: u64,
-    /// Encoded records not yet written.
-    buf: Vec<u8>,
-    /// The new positions, for the hint file and the keydir.
-    hint: HintBuilder,
-    /// The position each hint entry's record was copied from.
-    olds: Vec<RecordPos>,
-}
-
-impl Output {
-    fn create(dir: &Path, id: u32) -> Result<Output> {
-        let temp = dir.join(FileName::TempData(id).name());
-        let file = failpoint::fail("merge:create-output")
-            .and_then(|()| {
-                OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&temp)
-            })
-            .map_err(|e| Error::io("create merge output", &temp, e))?;
-        let mut buf = Vec::with_capacity(OUTPUT_BUFFER + 4096);
-        buf.extend_from_slice(&format::encode_file_header());
-        Ok(Output {
-            id,
-            file,
-            temp,
-            len: FILE_HEADER_LEN,
-            buf,
-            hint: HintBuilder::new(id),
-            olds: Vec::new(),
-        })
-    }
-
-    fn append(&mut self, kind: RecordKind, key: &[u8], value: &[u8], old: RecordPos) -> Result<()> {
-        let start = self.buf.len();
-        format::encode_record(kind, key, value, &mut self.buf);
-        let size = (self.buf.len() - start) as u64;
-        // An output is cut before data_file_size (at most 2 GiB) unless it
-        // holds a single record, which came from a file of the same limit.
-        let new = RecordPos {
-            file_id: self.id,
-            offset: self.len as u32,
-            size: size as u32,
-        };
-        self.hint.push(HintKind::Put, key, new);
-        self.olds.push(old);
-        self.len += size;
-        if self.buf.len() >= OUTPUT_BUFFER {
-            self.flush()
-                .map_err(|e| Error::io("write merge output", &self.temp, e))?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.write_all(&self.buf)?;
-        self.buf.clear();
-        Ok(())
-    }
-
-    /// Removes an output that will not be installed.
-    fn discard(self) {
-        drop(self.file);
-        let _ = fs::remove_file(&self.temp);
     }
 }
 
