@@ -33,8 +33,10 @@ const PREFAULT_PIECE: u64 = 128 << 10;
 /// One piece of work for the I/O thread: a hint to the kernel about a range
 /// of a data file, or other work no writer should wait for.
 pub enum IoHint {
-    /// Start writing `len` bytes at `start` to disk, without waiting. Makes
-    /// nothing durable: only fdatasync does. Errors are ignored: a write
+    /// Start writing `len` bytes at `start` to disk, without waiting, their
+    /// whole pages first dropped from the writable map (see
+    /// [`DataFile::unmap_written`]). Makes nothing durable: only fdatasync
+    /// does. Errors are ignored: a write
     /// error stays recorded for the file and the next fdatasync reports it
     /// (without a wait flag `sync_file_range` does not consume it).
     Writeback {
@@ -68,6 +70,7 @@ impl IoHint {
                 else {
                     return;
                 };
+                file.unmap_written(start as u64, len as u64);
                 // SAFETY: a plain system call on a descriptor the file owns
                 // (kept open by the Arc), with no pointers.
                 unsafe {
