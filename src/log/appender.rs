@@ -62,18 +62,20 @@ pub const MIN_GROW_STEP: u64 = 64 << 10;
 /// is most of the cost of a small one; but every page it fills costs a
 /// fault to prefault it writable (`MADV_POPULATE_WRITE`, with ext4 reserving
 /// the block) and, once written back, a TLB shootdown to write-protect it
-/// again. Per byte that costs more than `pwrite`'s copy, and from about half
-/// a page per append the saved system call no longer pays for it. Measured
-/// with peerbench's 100,000 x 4 KiB values beside Kyoto Cabinet, four runs
-/// each, alternating: overwrite 0.81x Kyoto's rate through the map, 1.11x
-/// by `pwrite`; fillrandom 0.97x and 1.03x (in a profile of the map path,
-/// the prefault took 24% of the time and the writeback's write-protection
-/// 5%). 100-byte values, which stay in the map, are unchanged. The file is
-/// still grown ahead for them, without the prefault (see `append_encoded`).
-/// Under `sync_writes` every append goes through the map all the same:
-/// there, with an fdatasync after each, synced 4 KiB puts by `pwrite` ran at
-/// half the rate (2,071 and 2,375 against 4,393 and 4,449 a second, runs
-/// alternating), for a reason not yet found.
+/// again (since avoided: see [`DataFile::unmap_written`]; the prefault is
+/// the larger cost). Per byte that costs more than `pwrite`'s copy, and
+/// from about half a page per append the saved system call no longer pays
+/// for it. Measured with peerbench's 100,000 x 4 KiB values beside Kyoto
+/// Cabinet, four runs each, alternating: overwrite 0.81x Kyoto's rate
+/// through the map, 1.11x by `pwrite`; fillrandom 0.97x and 1.03x (in a
+/// profile of the map path, the prefault took 24% of the time and the
+/// writeback's write-protection 5%). 100-byte values, which stay in the
+/// map, are unchanged. The file is still grown ahead for them, without the
+/// prefault (see `append_encoded`). Under `sync_writes` every append goes
+/// through the map all the same: there, with an fdatasync after each,
+/// synced 4 KiB puts by `pwrite` ran at half the rate (2,071 and 2,375
+/// against 4,393 and 4,449 a second, runs alternating), for a reason not
+/// yet found.
 pub const MAP_WRITE_MAX: usize = 2048;
 /// Every this many bytes appended, the appender asks the kernel to start
 /// writing them to disk ([`IoHint::Writeback`]), so that dirty pages do not
