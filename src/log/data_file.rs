@@ -242,12 +242,19 @@ impl DataFile {
     /// dirty bits to the pages), so nothing written is lost, and a read of
     /// them through the map faults the page in again, read-only.
     pub fn unmap_written(&self, offset: u64, len: u64) {
-        const PAGE: u64 = 4096;
         let Some(map) = self.map.get() else {
             return;
         };
-        let start = offset.next_multiple_of(PAGE);
-        let end = offset.saturating_add(len) / PAGE * PAGE;
+        // SAFETY: a plain query with no pointers.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        // Whole pages of the system's size (16 or 64 KiB on some machines):
+        // madvise would round a part of one out to the whole page, which may
+        // be the one the writer is filling (no harm, but a fault more).
+        let Ok(page @ 1..) = u64::try_from(page) else {
+            return;
+        };
+        let start = offset.next_multiple_of(page);
+        let end = offset.saturating_add(len) / page * page;
         if !map.writable || end <= start || !map.covers(start, (end - start) as usize) {
             return;
         }
@@ -546,7 +553,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = DataFile::create(&dir, 1).unwrap();
         let start = format::FILE_HEADER_LEN;
-        let len = 5 * 4096 + 100;
+        // SAFETY: a plain query with no pointers.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+        let len = 5 * page + 100;
         file.file().set_len(start + len).unwrap();
         file.map_ahead(start + len);
         let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8 + 1).collect();
