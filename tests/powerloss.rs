@@ -17,8 +17,10 @@
 //!
 //! Modes: `sync_writes`; write batches (with `sync_writes`); `bytes_per_sync`
 //! (the writer reports each sync it saw: `sync_count`, and a rollover's
-//! seal); the default mode (the writer syncs every few hundred steps). The
-//! merge mode is its own test, below.
+//! seal); the default mode (the writer syncs every few hundred steps), with
+//! 1 MiB data files and with 16 MiB ones (past the 4 MiB steps at which the
+//! I/O thread unmaps written pages and starts their writeback). The merge
+//! mode is its own test, below.
 //!
 //! Seeds are printed; `BITCASK_POWERLOSS_SEED=N` replays one,
 //! `BITCASK_POWERLOSS_ROUNDS=N` sets the rounds per mode (default 15; the
@@ -69,14 +71,19 @@ enum Mode {
     Batches,
     BytesPerSync,
     Default,
+    /// The default mode with data files of 16 MiB: the active file passes
+    /// the 4 MiB steps at which the I/O thread unmaps its written pages
+    /// and starts their writeback (the other modes' 1 MiB files never do).
+    LargeFiles,
 }
 
 impl Mode {
-    const ALL: [Mode; 4] = [
+    const ALL: [Mode; 5] = [
         Mode::SyncWrites,
         Mode::Batches,
         Mode::BytesPerSync,
         Mode::Default,
+        Mode::LargeFiles,
     ];
 
     fn name(self) -> &'static str {
@@ -85,6 +92,7 @@ impl Mode {
             Mode::Batches => "batches",
             Mode::BytesPerSync => "bytes_per_sync",
             Mode::Default => "default",
+            Mode::LargeFiles => "default_16mib_files",
         }
     }
 
@@ -104,6 +112,9 @@ impl Mode {
                 o.set_bytes_per_sync(BYTES_PER_SYNC);
             }
             Mode::Default => {}
+            Mode::LargeFiles => {
+                o.set_data_file_size(16 << 20).unwrap();
+            }
         }
         o
     }
@@ -112,7 +123,7 @@ impl Mode {
     fn max_steps(self) -> u64 {
         match self {
             Mode::SyncWrites | Mode::Batches => 1500,
-            Mode::BytesPerSync | Mode::Default => 15_000,
+            Mode::BytesPerSync | Mode::Default | Mode::LargeFiles => 15_000,
         }
     }
 }
@@ -201,8 +212,8 @@ fn run_writer(dir: &Path) {
         println!("ACK {i}");
         match mode {
             Mode::SyncWrites | Mode::Batches => println!("SYNC {i}"),
-            Mode::BytesPerSync | Mode::Default => {
-                if mode == Mode::Default && i >= next_sync {
+            Mode::BytesPerSync | Mode::Default | Mode::LargeFiles => {
+                if matches!(mode, Mode::Default | Mode::LargeFiles) && i >= next_sync {
                     db.sync().unwrap();
                     println!("SYNC {i}");
                     next_sync = i + 50 + rng.below(400);
