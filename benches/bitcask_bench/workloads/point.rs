@@ -5,6 +5,8 @@ use std::hint::black_box;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bitcask::Bitcask;
+
 use super::{
     check_count, missing_key, present_key, remove_if_present, show, Bench, Measured, KEY_LEN,
 };
@@ -15,17 +17,7 @@ use crate::Res;
 pub(crate) fn fill_random(b: &mut Bench) -> Res<Measured> {
     let db = b.open_fresh("db", b.opts.clone())?;
     let order = b.shuffled(b.keys);
-    let start = Instant::now();
-    // The longest single put, and how many were slow (see SlowPuts).
-    let mut slow = SlowPuts::new();
-    for &i in &order {
-        let t = Instant::now();
-        db.put(&present_key(i), b.values.get(i, 0))?;
-        slow.add(t.elapsed());
-    }
-    slow.finish();
-    db.sync()?;
-    let elapsed = start.elapsed();
+    let (elapsed, slow) = timed_puts(&db, b, &order, 0)?;
     check_count(&db, b.keys)?;
     b.db = Some(db);
     let note = format!("random order, empty db; one final sync; {slow}");
@@ -41,17 +33,7 @@ pub(crate) fn fill_random(b: &mut Bench) -> Res<Measured> {
 pub(crate) fn overwrite(b: &mut Bench) -> Res<Measured> {
     let order = b.shuffled(b.keys);
     let db = b.db()?;
-    let start = Instant::now();
-    // The longest single put, to compare with the stalls during a merge.
-    let mut slow = SlowPuts::new();
-    for &i in &order {
-        let t = Instant::now();
-        db.put(&present_key(i), b.values.get(i, 1))?;
-        slow.add(t.elapsed());
-    }
-    slow.finish();
-    db.sync()?;
-    let elapsed = start.elapsed();
+    let (elapsed, slow) = timed_puts(db, b, &order, 1)?;
     check_count(db, b.keys)?;
     let note = format!(
         "every key once, random order; one final sync; data files: {}; {slow}",
@@ -63,6 +45,22 @@ pub(crate) fn overwrite(b: &mut Bench) -> Res<Measured> {
         Some(b.payload(b.keys)),
         note,
     ))
+}
+
+/// Puts the keys of `order`, each with its value of pass `pass`, then
+/// syncs once. Returns the time of the whole and the longest single puts
+/// (see [`SlowPuts`]).
+fn timed_puts(db: &Bitcask, b: &Bench, order: &[u64], pass: u64) -> Res<(Duration, SlowPuts)> {
+    let start = Instant::now();
+    let mut slow = SlowPuts::new();
+    for &i in order {
+        let t = Instant::now();
+        db.put(&present_key(i), b.values.get(i, pass))?;
+        slow.add(t.elapsed());
+    }
+    slow.finish();
+    db.sync()?;
+    Ok((start.elapsed(), slow))
 }
 
 /// Gets every key once, in random order, copying the value into one reused buffer.
