@@ -10,6 +10,7 @@ use crate::log::{Change, RecordPos};
 use crate::options::IndexType;
 
 mod hash;
+mod in_two;
 mod ordered;
 mod snapshot;
 #[cfg(test)]

@@ -53,7 +53,7 @@
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 mod arena;
 mod key_hash;
@@ -65,6 +65,7 @@ pub use key_hash::KeyHasher;
 pub(crate) use pages::{warm_up, warm_up_wanted};
 use shard::{Shard, Slot};
 
+use super::in_two::in_two;
 use super::snapshot::{PendingSnapshot, SnapshotKeys};
 use super::{release_free_heap, Index};
 use crate::log::{Change, RecordPos};
@@ -376,39 +377,19 @@ impl HashIndex {
                 false => upper_picks.push(i as u32),
             }
         }
-        // Taken once: by the helper, or by this thread if none started.
-        let upper = Mutex::new(Some(Half {
-            shards: upper,
-            first: split,
-        }));
-        let apply_upper = || {
-            let mut olds = Vec::with_capacity(upper_picks.len());
-            if let Some(mut half) = upper.lock().take() {
-                self.apply_picked(changes, hashes, Some(&upper_picks), &mut half, |_, old| {
-                    olds.push(old)
-                });
-            }
+        let apply_half = |shards, first, picks: &[u32]| {
+            let mut olds = Vec::with_capacity(picks.len());
+            let mut half = Half { shards, first };
+            self.apply_picked(changes, hashes, Some(picks), &mut half, |_, old| {
+                olds.push(old)
+            });
             olds
         };
-        let mut lower_olds = Vec::with_capacity(lower_picks.len());
-        let upper_olds = std::thread::scope(|scope| {
-            let helper = std::thread::Builder::new()
-                .name("bitcask-apply".into())
-                .spawn_scoped(scope, apply_upper);
-            let mut half = Half {
-                shards: lower,
-                first: 0,
-            };
-            self.apply_picked(changes, hashes, Some(&lower_picks), &mut half, |_, old| {
-                lower_olds.push(old)
-            });
-            match helper {
-                Ok(helper) => helper
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => apply_upper(),
-            }
-        });
+        let (upper_olds, lower_olds) = in_two(
+            "bitcask-apply",
+            || apply_half(upper, split, &upper_picks),
+            || apply_half(lower, 0, &lower_picks),
+        );
         let mut olds = vec![None; changes.len()];
         for (picks, half_olds) in [(&lower_picks, lower_olds), (&upper_picks, upper_olds)] {
             for (&i, old) in picks.iter().zip(half_olds) {

@@ -20,6 +20,7 @@
 //! there is, on two threads as before.
 
 use super::{advise_huge_pages, compare, SnapshotEntry, INLINE_KEY};
+use crate::keydir::in_two::in_two;
 
 /// The most varying bits a rank keeps: a rank then fits beside an entry's
 /// index (32 bits) in the one `u64` the passes move.
@@ -81,32 +82,29 @@ pub(super) fn sort(
         let (low_pairs, high_pairs) = other.split_at_mut(split);
         let (low_scratch, high_scratch) = pairs.split_at_mut(split);
         let (low_out, high_out) = out.split_at_mut(split);
-        let lower = std::sync::Mutex::new(Some((low_pairs, low_scratch, low_out)));
-        let sort_lower = || {
-            if let Some((pairs, scratch, out)) = lower.lock().ok().and_then(|mut l| l.take()) {
-                sort_part(entries_in, pairs, scratch, out, &digits, long_keys);
-            }
-        };
-        std::thread::scope(|scope| {
-            let helper = std::thread::Builder::new()
-                .name("bitcask-sort".into())
-                .spawn_scoped(scope, sort_lower);
-            sort_part(
-                entries_in,
-                high_pairs,
-                high_scratch,
-                high_out,
-                &digits,
-                long_keys,
-            );
-            if let Ok(helper) = helper {
-                if let Err(panic) = helper.join() {
-                    std::panic::resume_unwind(panic);
-                }
-            }
-        });
-        // No thread to be had: this one sorts the lower part too.
-        sort_lower();
+        in_two(
+            "bitcask-sort",
+            || {
+                sort_part(
+                    entries_in,
+                    low_pairs,
+                    low_scratch,
+                    low_out,
+                    &digits,
+                    long_keys,
+                )
+            },
+            || {
+                sort_part(
+                    entries_in,
+                    high_pairs,
+                    high_scratch,
+                    high_out,
+                    &digits,
+                    long_keys,
+                )
+            },
+        );
     }
     Some(order)
 }
@@ -330,26 +328,11 @@ fn sort_by_comparing(entries: &mut [SnapshotEntry], long_keys: &[u8]) {
         return;
     }
     let (lower, _, upper) = entries.select_nth_unstable_by(n / 2, by_key);
-    // The lower half, for whichever thread sorts it.
-    let lower = std::sync::Mutex::new(Some(lower));
-    let sort_lower = || {
-        if let Some(half) = lower.lock().ok().and_then(|mut l| l.take()) {
-            half.sort_unstable_by(by_key);
-        }
-    };
-    std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
-            .name("bitcask-sort".into())
-            .spawn_scoped(scope, sort_lower);
-        upper.sort_unstable_by(by_key);
-        if let Ok(helper) = helper {
-            if let Err(panic) = helper.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-    });
-    // No thread to be had: this one sorts the lower half too.
-    sort_lower();
+    in_two(
+        "bitcask-sort",
+        || lower.sort_unstable_by(by_key),
+        || upper.sort_unstable_by(by_key),
+    );
 }
 
 #[cfg(test)]
