@@ -8,11 +8,13 @@
 //!   bytes or more (large values, write batches) unless every write is
 //!   synced;
 //! - the map needs the file to be as long as what is copied into it, so the
-//!   appender grows the file ahead of its end [`GROW_STEP`] at a time, with
-//!   its blocks allocated (`fallocate`), so that a full disk is an error of
-//!   the append that finds it rather than a SIGBUS at some later copy. The
-//!   space past the last record reads as zeros: a crash leaves it behind as
-//!   a torn tail, which open cuts off; sealing a file (rollover, close) cuts
+//!   file is grown ahead of its end with its blocks allocated (`fallocate`),
+//!   so that a full disk is an error of the append that finds it rather
+//!   than a SIGBUS at some later copy: by the I/O thread, up to
+//!   [`ALLOCATE_AHEAD`] ahead, or by the appender itself [`GROW_STEP`] at a
+//!   time when the thread has not got there (see `growth.rs`). The space
+//!   past the last record reads as zeros: a crash leaves it behind as a
+//!   torn tail, which open cuts off; sealing a file (rollover, close) cuts
 //!   the file to its last record first, whatever its length (a `fallocate`
 //!   that fails part-way may have extended it);
 //! - where the file system cannot allocate ahead (`fallocate` unsupported:
@@ -28,13 +30,12 @@
 //!   error, so a retry that "succeeds" would prove nothing;
 //! - the sync policy (`sync_writes`, `bytes_per_sync`) is applied here.
 
-use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::data_file::DataFile;
 use super::format::{self, RecordKind};
+use super::growth::{allocate, Growth};
 use super::io_helper::{HintSink, IoHint};
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -48,15 +49,23 @@ pub struct SyncPolicy {
     pub bytes_per_sync: u64,
 }
 
-/// How far ahead of the last record the appender grows the active file:
-/// one `fallocate` per this many bytes appended, and at most this much
-/// space (one and a half steps while appends go through the map, see
-/// `append_encoded`) allocated and not yet used. A small file grows by its
-/// own length (at least [`MIN_GROW_STEP`]), so that a small database stays
+/// How far past an append the appender grows the active file when it
+/// allocates itself (no I/O thread, or the thread has not got there): one
+/// `fallocate` per this many bytes appended. A small file grows by its own
+/// length (at least [`MIN_GROW_STEP`]), so that a small database stays
 /// small.
 pub const GROW_STEP: u64 = 1 << 20;
 /// The least the appender grows the active file by.
 pub const MIN_GROW_STEP: u64 = 64 << 10;
+/// How far ahead of the last record the I/O thread keeps the active file
+/// allocated while appends go through the map (less while the file is
+/// smaller than this: by its own length), asked for again each time the
+/// appends have used half of it. Far enough that an allocation that waits
+/// on the disk (a block bitmap read, tens of milliseconds) is done before
+/// the appends reach it: at 250 MB/s of small puts, 8 MiB lasts 32 ms,
+/// the first half 16 ms. The cost is that much space, and page cache for
+/// the prefaulted zeros, per open database; a seal cuts it off.
+pub const ALLOCATE_AHEAD: u64 = 8 << 20;
 /// Appends of this many bytes or more are positioned writes, not copies
 /// into the map. A copy into the map saves a system call per append, which
 /// is most of the cost of a small one; but every page it fills costs a
@@ -87,8 +96,14 @@ pub struct Appender {
     file: Arc<DataFile>,
     /// End of the last good record: where the next one goes.
     offset: u64,
-    /// The file's length: `offset` plus the zeros grown ahead of it.
+    /// How long the file is, all of it allocated, as far as the appender
+    /// knows: `offset` plus the zeros grown ahead of it. The I/O thread
+    /// may have allocated further ([`Growth::ready`]).
     file_len: u64,
+    /// The allocation of the active file, shared with the I/O thread.
+    growth: Arc<Growth>,
+    /// How far the appender has asked the I/O thread to allocate.
+    asked_to: u64,
     /// Where the last writeback hint ([`IoHint::Writeback`]) ended.
     written_back: u64,
     /// Bytes appended since the last sync of `file`.
@@ -103,11 +118,8 @@ pub struct Appender {
     /// Whether appends may be copies into the file's map: until the file
     /// system is found unable to allocate ahead.
     map_writes: bool,
-    /// Where the writeback and prefault hints go.
+    /// Where the writeback, allocation and prefault hints go.
     hints: HintSink,
-    /// Set when growing ahead of need failed (a nearly full disk): the
-    /// file then grows only when an append needs it, until that succeeds.
-    early_grow_failed: bool,
 }
 
 /// What growing the file ahead came to.
@@ -127,6 +139,8 @@ impl Appender {
             file,
             offset,
             file_len: offset,
+            growth: Arc::new(Growth::new(offset)),
+            asked_to: offset,
             written_back: offset,
             unsynced: 0,
             policy,
@@ -135,7 +149,6 @@ impl Appender {
             syncs: 0,
             map_writes: true,
             hints: HintSink::inline(),
-            early_grow_failed: false,
         }
     }
 
@@ -196,6 +209,10 @@ impl Appender {
         let end = offset + bytes.len() as u64;
         let in_map = self.map_writes && self.file.map_takes(offset, bytes.len());
         let mut via_map = in_map && (bytes.len() < MAP_WRITE_MAX || self.policy.every_write);
+        if in_map && end > self.file_len {
+            // The I/O thread may have allocated it already.
+            self.file_len = self.file_len.max(self.growth.ready());
+        }
         // Grown ahead for a positioned write too, so that the file's length
         // changes once a step rather than at every append, and a full disk
         // is met the same way by both (nothing written). Its pages are not
@@ -204,14 +221,8 @@ impl Appender {
             self.map_writes = false;
             via_map = false;
         }
-        // With a helper thread to prefault it, the next step is allocated
-        // half a step before the copies reach it, so that its pages are in
-        // by then and no put waits for them.
-        if via_map && self.hints.is_threaded() && !self.early_grow_failed {
-            let half_step = self.file_len.clamp(MIN_GROW_STEP, GROW_STEP) / 2;
-            if self.file_len - end < half_step && self.file_len < self.file.map_len() {
-                self.grow_early();
-            }
+        if via_map && self.hints.is_threaded() {
+            self.ask_ahead(end);
         }
         if via_map {
             // SAFETY: the file is at least `end` long, with its blocks
@@ -267,18 +278,25 @@ impl Appender {
     /// leaves the file as it was, still the active one.
     pub fn seal(&mut self) -> Result<()> {
         self.check_usable()?;
-        // The length on disk, not the one recorded: a `fallocate` that
-        // failed part-way may have extended the file past it.
-        let len = self.file.len()?;
-        if len != self.offset {
-            self.file
-                .file()
-                .set_len(self.offset)
-                .map_err(|e| Error::io("cut the unused end off", self.file.path(), e))?;
-            // The new length must reach the disk too.
-            self.unsynced = self.unsynced.max(1);
+        {
+            // Under the lock: no allocation on the I/O thread extends the
+            // file meanwhile, nor (asked for before the cut) after it.
+            let mut allocated = self.growth.lock();
+            // The length on disk, not the one recorded: a `fallocate` that
+            // failed part-way may have extended the file past it.
+            let len = self.file.len()?;
+            if len != self.offset {
+                self.file
+                    .file()
+                    .set_len(self.offset)
+                    .map_err(|e| Error::io("cut the unused end off", self.file.path(), e))?;
+                // The new length must reach the disk too.
+                self.unsynced = self.unsynced.max(1);
+            }
+            allocated.cut_to(self.offset);
         }
         self.file_len = self.offset;
+        self.asked_to = self.offset;
         self.sync()
     }
 
@@ -289,9 +307,10 @@ impl Appender {
         self.file = file;
         self.offset = format::FILE_HEADER_LEN;
         self.file_len = format::FILE_HEADER_LEN;
+        self.growth = Arc::new(Growth::new(format::FILE_HEADER_LEN));
+        self.asked_to = format::FILE_HEADER_LEN;
         self.written_back = format::FILE_HEADER_LEN;
         self.unsynced = 0;
-        self.early_grow_failed = false;
     }
 
     /// Once [`WRITEBACK_STEP`] bytes were appended since the last hint,
@@ -309,23 +328,29 @@ impl Appender {
         self.written_back = self.offset;
     }
 
-    /// Allocates the next step past the file's end before an append needs
-    /// it, and has its pages prefaulted. Failing is not the append's
-    /// failure (it fits already): the file is cut back and grows only when
-    /// an append needs it, which then reports a full disk.
-    fn grow_early(&mut self) {
-        let step = self.file_len.clamp(MIN_GROW_STEP, GROW_STEP);
-        let step_end = (self.file_len + step).min(self.file.map_len());
-        let file = self.file.file();
-        match allocate(file, self.file_len, step_end) {
-            Ok(true) => self.allocated_to(step_end, true),
-            Ok(false) => self.early_grow_failed = true,
-            Err(_) => {
-                // Best effort: `seal` cuts the file to its last record anyway.
-                let _ = file.set_len(self.file_len);
-                self.early_grow_failed = true;
-            }
+    /// Once the appends have used half of the space asked for ahead of
+    /// them, asks the I/O thread to allocate up to [`ALLOCATE_AHEAD`] past
+    /// `end` (the file's own length while it is smaller) and fault its
+    /// pages in, so that no put waits for either. Not after an allocation
+    /// ahead failed: the file then grows only when an append needs it,
+    /// which reports a full disk, until that succeeds.
+    fn ask_ahead(&mut self, end: u64) {
+        let ahead = self.file_len.clamp(MIN_GROW_STEP, ALLOCATE_AHEAD);
+        let asked_to = self.asked_to.max(self.file_len);
+        if asked_to.saturating_sub(end) >= ahead / 2 || self.growth.ahead_failed() {
+            return;
         }
+        let to = end.saturating_add(ahead).min(self.file.map_len());
+        if to <= asked_to {
+            return;
+        }
+        self.asked_to = to;
+        self.hints.give(IoHint::Allocate {
+            file: Arc::clone(&self.file),
+            growth: Arc::clone(&self.growth),
+            to,
+            generation: self.growth.generation(),
+        });
     }
 
     /// Grows the file to at least `end` bytes, allocating its blocks: a
@@ -337,50 +362,60 @@ impl Appender {
     /// `prefault`, the new pages are faulted in writable at once, for the
     /// copies into the map that follow.
     fn grow(&mut self, end: u64, prefault: bool) -> Result<Grown> {
-        let step = self.file_len.clamp(MIN_GROW_STEP, GROW_STEP);
+        // Waits for an allocation in progress on the I/O thread, which
+        // may then have done the work.
+        let growth = Arc::clone(&self.growth);
+        let mut allocated = growth.lock();
+        let from = allocated.len().max(self.file_len);
+        if from >= end {
+            self.file_len = from;
+            return Ok(Grown::Allocated);
+        }
+        let step = from.clamp(MIN_GROW_STEP, GROW_STEP);
         let step_end = end.saturating_add(step).min(self.file.map_len()).max(end);
         let file = self.file.file();
-        let grown = match allocate(file, self.file_len, step_end) {
+        let grown = match allocate(file, from, step_end) {
             Ok(true) => Ok(Some(step_end)),
             Ok(false) => Ok(None),
-            Err(_) => allocate(file, self.file_len, end).map(|done| done.then_some(end)),
+            Err(_) => allocate(file, from, end).map(|done| done.then_some(end)),
         };
         match grown {
             Ok(Some(len)) => {
-                self.allocated_to(len, prefault);
-                self.early_grow_failed = false;
+                allocated.grown_to(len);
+                if prefault {
+                    self.hints.give(IoHint::Prefault {
+                        file: Arc::clone(&self.file),
+                        start: from,
+                        len: len - from,
+                    });
+                }
+                self.file_len = len;
+                self.asked_to = self.asked_to.max(len);
                 Ok(Grown::Allocated)
             }
             Ok(None) => Ok(Grown::Unsupported),
             Err(e) => {
                 // Best effort: `seal` cuts the file to its last record anyway.
-                let _ = file.set_len(self.file_len);
+                let _ = file.set_len(from);
                 Err(Error::io("append to", self.file.path(), e))
             }
         }
     }
 
-    /// The file's blocks now reach `len`: its new length, the new pages
-    /// prefaulted on the I/O thread (if there is one) with `prefault`.
-    fn allocated_to(&mut self, len: u64, prefault: bool) {
-        if prefault {
-            self.hints.give(IoHint::Prefault {
-                file: Arc::clone(&self.file),
-                start: self.file_len,
-                len: len - self.file_len,
-            });
-        }
-        self.file_len = len;
-    }
-
     /// Cuts the file back to the end of the last good record after a failed
     /// append, durably; refuses further writes if that fails.
     fn cut_back(&mut self) {
-        let file = self.file.file();
+        let file = Arc::clone(&self.file);
+        let file = file.file();
+        // Under the lock, as a seal (see `seal`).
+        let growth = Arc::clone(&self.growth);
+        let mut allocated = growth.lock();
         match file.set_len(self.offset).and_then(|()| file.sync_data()) {
             Ok(()) => {
+                allocated.cut_to(self.offset);
                 self.unsynced = 0;
                 self.file_len = self.offset;
+                self.asked_to = self.offset;
             }
             Err(e) => self.refuse(format!(
                 "cutting {} back to offset {} after a failed append failed: {e}",
@@ -404,60 +439,39 @@ impl Appender {
     }
 }
 
-/// Grows `file` from `len` to `new_len` bytes with the new blocks
-/// allocated, so that copies into them through a map cannot fail for want
-/// of space; retried when a signal interrupts it. Returns false, with the
-/// file left as it was, where the file system cannot allocate ahead (the
-/// caller must then not copy through the map: extending the file would
-/// leave it sparse, and a copy into a hole faults with SIGBUS once the disk
-/// is full).
-fn allocate(file: &std::fs::File, len: u64, new_len: u64) -> io::Result<bool> {
-    let (Ok(start), Ok(grow)) = (
-        libc::off_t::try_from(len),
-        libc::off_t::try_from(new_len.saturating_sub(len)),
-    ) else {
-        return Err(io::Error::from_raw_os_error(libc::EFBIG));
-    };
-    if grow == 0 {
-        return Ok(true);
-    }
-    loop {
-        // SAFETY: a plain system call on a descriptor `file` owns, with no
-        // pointers.
-        if unsafe { libc::fallocate(file.as_raw_fd(), 0, start, grow) } == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EOPNOTSUPP | libc::ENOSYS) => return Ok(false),
-            _ => return Err(err),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::io_helper::IoHelper;
 
-    /// With a helper thread, the file is grown half a step before the
-    /// copies reach its end (so the helper can prefault it); without one,
-    /// only when an append needs it. Sealing cuts either back.
+    /// Waits until the helper has run every hint given before.
+    fn drain(helper: &IoHelper) {
+        let (done, wait) = std::sync::mpsc::channel();
+        helper.give(IoHint::Call(Box::new(move || done.send(()).unwrap())));
+        wait.recv().unwrap();
+    }
+
+    fn no_sync() -> SyncPolicy {
+        SyncPolicy {
+            every_write: false,
+            bytes_per_sync: 0,
+        }
+    }
+
+    /// With a helper thread, the file is allocated at least half of
+    /// [`ALLOCATE_AHEAD`] past the last record once the helper has caught
+    /// up (so no put waits for an allocation); without one, only when an
+    /// append needs it. Sealing cuts either back.
     #[test]
     fn with_a_helper_the_file_grows_before_an_append_needs_it() {
         let dir = std::env::temp_dir().join(format!("bitcask-grow-unit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let policy = SyncPolicy {
-            every_write: false,
-            bytes_per_sync: 0,
-        };
         let helper = IoHelper::start();
         for (id, threaded) in [(1, true), (2, false)] {
             let file = Arc::new(DataFile::create(&dir, id).unwrap());
             file.map_ahead(64 << 20);
-            let mut appender = Appender::new(Arc::clone(&file), format::FILE_HEADER_LEN, policy);
+            let mut appender = Appender::new(Arc::clone(&file), format::FILE_HEADER_LEN, no_sync());
             if threaded {
                 appender = appender.with_hints(helper.sink());
             }
@@ -467,19 +481,53 @@ mod tests {
                 appender
                     .append(RecordKind::Put, &i.to_be_bytes(), &value)
                     .unwrap();
+                if threaded {
+                    drain(&helper);
+                }
                 let ahead = file.len().unwrap() - appender.offset();
-                if appender.offset() > 4 << 20 {
+                if appender.offset() > ALLOCATE_AHEAD {
                     least_ahead = least_ahead.min(ahead);
                 }
             }
             if threaded {
-                assert!(least_ahead >= GROW_STEP / 2 - 200, "{least_ahead}");
+                assert!(least_ahead >= ALLOCATE_AHEAD / 2 - 200, "{least_ahead}");
             } else {
                 assert!(least_ahead < 200, "{least_ahead}");
             }
             appender.seal().unwrap();
             assert_eq!(file.len().unwrap(), appender.offset());
         }
+        helper.stop();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An allocation the helper runs after the file was sealed must not
+    /// extend it again: the sealed file would end in zeros past its last
+    /// record (which open cuts, but a hint file written meanwhile names
+    /// the length without them).
+    #[test]
+    fn an_allocation_queued_before_a_seal_leaves_the_sealed_file_alone() {
+        let dir = std::env::temp_dir().join(format!("bitcask-grow-seal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let helper = IoHelper::start();
+        let file = Arc::new(DataFile::create(&dir, 1).unwrap());
+        file.map_ahead(64 << 20);
+        let mut appender = Appender::new(Arc::clone(&file), format::FILE_HEADER_LEN, no_sync())
+            .with_hints(helper.sink());
+        // The helper is kept busy while the appends ask it to allocate.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        helper.give(IoHint::Call(Box::new(move || held.recv().unwrap())));
+        for i in 0u32..1000 {
+            appender
+                .append(RecordKind::Put, &i.to_be_bytes(), &[1u8; 100])
+                .unwrap();
+        }
+        assert!(appender.asked_to > appender.file_len, "nothing was asked");
+        appender.seal().unwrap();
+        release.send(()).unwrap();
+        drain(&helper);
+        assert_eq!(file.len().unwrap(), appender.offset());
         helper.stop();
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -492,11 +540,7 @@ mod tests {
         drop(DataFile::create(&dir, 1).unwrap());
         // A read-only descriptor: the append fails (EBADF), and so does the cut back.
         let file = Arc::new(DataFile::open(&dir, 1, false).unwrap());
-        let policy = SyncPolicy {
-            every_write: false,
-            bytes_per_sync: 0,
-        };
-        let mut writer = Appender::new(file, format::FILE_HEADER_LEN, policy);
+        let mut writer = Appender::new(file, format::FILE_HEADER_LEN, no_sync());
         assert!(matches!(
             writer.append(RecordKind::Put, b"k", b"v"),
             Err(Error::Io { .. })

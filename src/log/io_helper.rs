@@ -1,16 +1,18 @@
-//! A thread that gives the kernel the appender's hints off the writer's
+//! A thread that does the appender's work ahead of need off the writer's
 //! path: start writing appended bytes to disk (`sync_file_range` with
-//! `SYNC_FILE_RANGE_WRITE`), and fault in the pages of space grown ahead
+//! `SYNC_FILE_RANGE_WRITE`), allocate space ahead of the last record
+//! (`fallocate`, see `growth.rs`) and fault in its pages
 //! (`MADV_POPULATE_WRITE`) before the copies that fill them.
 //!
-//! Both are speed-ups that promise nothing, and both can take tens of
-//! milliseconds when the device is busy: `sync_file_range` waits for room
-//! in the device's queue, and a 1 MiB prefault allocates and zeroes 256
-//! pages. Run by the writer, each made the put that happened to cross a
-//! step wait that long (with `strace -T` on a 3M-key fill: 5-25 ms for a
-//! 4 MiB writeback start, 5-15 ms for a 1 MiB prefault, on a loaded
-//! 2-core machine), which is what the longest put measured. Here they cost
-//! the writer one channel send.
+//! All are speed-ups that promise nothing (the writer allocates itself
+//! when the thread has not), and all can take tens of milliseconds when
+//! the device is busy: `sync_file_range` waits for room in the device's
+//! queue, `fallocate` may read a block bitmap, and a 1 MiB prefault
+//! allocates and zeroes 256 pages. Run by the writer, each made the put
+//! that happened to cross a step wait that long (with `strace -T` on a
+//! 3M-key fill: 5-25 ms for a 4 MiB writeback start, 5-15 ms for a 1 MiB
+//! prefault, on a loaded 2-core machine), which is what the longest put
+//! measured. Here they cost the writer one channel send.
 //!
 //! A hint that cannot reach the thread (it could not be started, or has
 //! stopped) is run by the caller, as before.
@@ -24,6 +26,7 @@ use std::thread::JoinHandle;
 use parking_lot::Mutex;
 
 use super::data_file::DataFile;
+use super::growth::Growth;
 
 /// How much of a prefault the kernel does under one hold of the memory map
 /// lock (see [`IoHint::run`]): an eighth of a grow step, whose prefault
@@ -54,6 +57,15 @@ pub enum IoHint {
         start: u64,
         len: u64,
     },
+    /// Allocate `file` up to `to` bytes and prefault the new pages, unless
+    /// it is that long already or was sealed or cut since the appender
+    /// asked (`generation`; see [`Growth::allocate_ahead`]).
+    Allocate {
+        file: Arc<DataFile>,
+        growth: Arc<Growth>,
+        to: u64,
+        generation: u64,
+    },
     /// Anything else that only saves a writer time later (the index's
     /// memory faulted in ahead of need).
     Call(Box<dyn FnOnce() + Send>),
@@ -82,20 +94,33 @@ impl IoHint {
                     );
                 }
             }
-            IoHint::Prefault { file, start, len } => {
-                // In pieces: the kernel holds the process's memory map lock
-                // while it faults a range in, and a writer that maps or
-                // unmaps memory meanwhile (the index growing) waits for it.
-                let end = start.saturating_add(len);
-                let mut at = start;
-                while at < end {
-                    let piece = (end - at).min(PREFAULT_PIECE);
-                    file.prefault(at, piece);
-                    at += piece;
+            IoHint::Prefault { file, start, len } => prefault(&file, start, len),
+            IoHint::Allocate {
+                file,
+                growth,
+                to,
+                generation,
+            } => {
+                if let Some((from, to)) = growth.allocate_ahead(file.file(), to, generation) {
+                    prefault(&file, from, to - from);
                 }
             }
             IoHint::Call(work) => work(),
         }
+    }
+}
+
+/// Faults the pages of `len` bytes at `start` into the file's writable
+/// map, in pieces: the kernel holds the process's memory map lock while it
+/// faults a range in, and a writer that maps or unmaps memory meanwhile
+/// (the index growing) waits for it.
+fn prefault(file: &DataFile, start: u64, len: u64) {
+    let end = start.saturating_add(len);
+    let mut at = start;
+    while at < end {
+        let piece = (end - at).min(PREFAULT_PIECE);
+        file.prefault(at, piece);
+        at += piece;
     }
 }
 

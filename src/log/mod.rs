@@ -16,8 +16,11 @@
 //!   (what a crash leaves; not an error) from corruption (an error);
 //! - [`appender`]: appending to the active data file, its sync policy, and
 //!   refusing writes after a failure that cannot be undone;
-//! - [`io_helper`]: the thread that gives the kernel the appender's hints
-//!   (start writeback, prefault grown space) off the writer's path;
+//! - [`growth`]: the space allocated ahead of the active file's last
+//!   record, and the one lock under which the file's length changes;
+//! - [`io_helper`]: the thread that does the appender's work ahead of need
+//!   (start writeback, allocate and prefault space ahead) off the writer's
+//!   path;
 //! - [`hint`]: hint files, the keys and positions of an immutable data file;
 //! - [`quarantine`]: quarantine files, the bytes taken out of data files
 //!   (a cut tail, a damaged range), kept and never loaded;
@@ -52,6 +55,7 @@ pub mod follow;
 pub mod format;
 #[cfg(test)]
 mod fuzz;
+pub mod growth;
 pub mod hint;
 pub mod io_helper;
 pub mod quarantine;
