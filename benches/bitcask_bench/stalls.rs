@@ -15,10 +15,18 @@ use std::time::{Duration, Instant};
 /// (one read a thousand puts). The window that held the longest put says
 /// how much of its time the thread was on a core, waiting for one, or
 /// neither: blocked in the kernel (I/O, a page fault that reads, a lock).
+///
+/// Each window also notes whether the count of data files changed in it
+/// (read at the window's ends): a rollover, which seals a file (an
+/// fdatasync) and creates the next one under the writer lock, or a merge
+/// installing its outputs. The puts over 20 ms are counted apart when
+/// their window held one.
 pub(crate) struct SlowPuts {
     longest: Duration,
     over_10ms: u64,
     over_20ms: u64,
+    /// Of `over_20ms`, those in a window in which the data files changed.
+    over_20ms_at_rollover: u64,
     /// The window being counted; `None` where the scheduler's times are
     /// unreadable.
     window: Option<Window>,
@@ -36,6 +44,10 @@ struct Window {
     waited: Duration,
     puts: u32,
     longest: Duration,
+    /// Puts over 20 ms in this window.
+    over_20ms: u64,
+    /// How many data files there were when the window started.
+    files: usize,
 }
 
 /// Where a window's time went.
@@ -44,46 +56,58 @@ struct WindowTimes {
     took: Duration,
     on_core: Duration,
     waited: Duration,
+    files_changed: bool,
 }
 
 impl SlowPuts {
-    /// Starts counting: the first window begins now, before the first put.
-    pub(crate) fn new() -> SlowPuts {
+    /// Starts counting: the first window begins now, before the first put,
+    /// with `files` data files.
+    pub(crate) fn new(files: usize) -> SlowPuts {
         SlowPuts {
             longest: Duration::ZERO,
             over_10ms: 0,
             over_20ms: 0,
-            window: Window::start(),
+            over_20ms_at_rollover: 0,
+            window: Window::start(files),
             longest_window: None,
         }
     }
 
-    pub(crate) fn add(&mut self, took: Duration) {
+    /// Counts a put that took `took`; `files` says how many data files
+    /// there are now (called only at a window's end).
+    pub(crate) fn add(&mut self, took: Duration, files: impl Fn() -> usize) {
         self.longest = self.longest.max(took);
         self.over_10ms += u64::from(took > Duration::from_millis(10));
-        self.over_20ms += u64::from(took > Duration::from_millis(20));
+        let over_20ms = u64::from(took > Duration::from_millis(20));
+        self.over_20ms += over_20ms;
         let Some(window) = &mut self.window else {
             return;
         };
         window.puts += 1;
+        window.over_20ms += over_20ms;
         window.longest = window.longest.max(took);
         if window.puts == WINDOW {
-            self.end_window();
+            self.end_window(files());
         }
     }
 
-    /// Ends the window being counted (call after the last put).
-    pub(crate) fn finish(&mut self) {
-        self.end_window();
+    /// Ends the window being counted (call after the last put), with
+    /// `files` data files.
+    pub(crate) fn finish(&mut self, files: usize) {
+        self.end_window(files);
     }
 
-    fn end_window(&mut self) {
+    fn end_window(&mut self, files: usize) {
         let Some(window) = self.window.take() else {
             return;
         };
         let Some((on_core, waited)) = sched_times() else {
             return;
         };
+        let files_changed = files != window.files;
+        if files_changed {
+            self.over_20ms_at_rollover += window.over_20ms;
+        }
         let holds_longest = window.puts > 0 && window.longest == self.longest;
         if holds_longest {
             self.longest_window = Some(WindowTimes {
@@ -91,14 +115,15 @@ impl SlowPuts {
                 took: window.started.elapsed(),
                 on_core: on_core.saturating_sub(window.on_core),
                 waited: waited.saturating_sub(window.waited),
+                files_changed,
             });
         }
-        self.window = Window::start();
+        self.window = Window::start(files);
     }
 }
 
 impl Window {
-    fn start() -> Option<Window> {
+    fn start(files: usize) -> Option<Window> {
         let (on_core, waited) = sched_times()?;
         Some(Window {
             started: Instant::now(),
@@ -106,6 +131,8 @@ impl Window {
             waited,
             puts: 0,
             longest: Duration::ZERO,
+            over_20ms: 0,
+            files,
         })
     }
 }
@@ -119,18 +146,24 @@ impl std::fmt::Display for SlowPuts {
             write!(
                 f,
                 " (its window of {} puts: {:.2} ms, {:.2} on a core, {:.2} waiting for one, \
-                 {:.2} blocked)",
+                 {:.2} blocked{})",
                 w.puts,
                 ms(w.took),
                 ms(w.on_core),
                 ms(w.waited),
-                ms(blocked)
+                ms(blocked),
+                if w.files_changed {
+                    "; the data files changed in it"
+                } else {
+                    ""
+                }
             )?;
         }
         write!(
             f,
-            "; puts over 10 ms: {}, over 20 ms: {}",
-            self.over_10ms, self.over_20ms
+            "; puts over 10 ms: {}, over 20 ms: {} ({} in a window in which the data files \
+             changed: a rollover or a merge)",
+            self.over_10ms, self.over_20ms, self.over_20ms_at_rollover
         )
     }
 }

@@ -52,13 +52,13 @@ pub(crate) fn overwrite(b: &mut Bench) -> Res<Measured> {
 /// (see [`SlowPuts`]).
 fn timed_puts(db: &Bitcask, b: &Bench, order: &[u64], pass: u64) -> Res<(Duration, SlowPuts)> {
     let start = Instant::now();
-    let mut slow = SlowPuts::new();
+    let mut slow = SlowPuts::new(db.data_file_count());
     for &i in order {
         let t = Instant::now();
         db.put(&present_key(i), b.values.get(i, pass))?;
-        slow.add(t.elapsed());
+        slow.add(t.elapsed(), || db.data_file_count());
     }
-    slow.finish();
+    slow.finish(db.data_file_count());
     db.sync()?;
     Ok((start.elapsed(), slow))
 }
