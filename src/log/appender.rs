@@ -90,6 +90,14 @@ pub const MAP_WRITE_MAX: usize = 2048;
 /// writing them to disk ([`IoHint::Writeback`]), so that dirty pages do not
 /// pile up for the next sync, rollover or close to wait on.
 pub const WRITEBACK_STEP: u64 = 4 << 20;
+/// Within this many bytes of the end of the file's map (which ends where
+/// the writer rolls over to a new file), writeback is asked for every
+/// [`WRITEBACK_STEP_NEAR_END`] bytes instead: the seal's fdatasync, which
+/// the writer waits for under its lock, then finds less than that left
+/// to write instead of up to [`WRITEBACK_STEP`].
+pub const NEAR_END: u64 = 2 * WRITEBACK_STEP;
+/// The writeback step within [`NEAR_END`] of the end of the map.
+pub const WRITEBACK_STEP_NEAR_END: u64 = 512 << 10;
 
 /// Appends records to the active data file.
 pub struct Appender {
@@ -313,11 +321,12 @@ impl Appender {
         self.unsynced = 0;
     }
 
-    /// Once [`WRITEBACK_STEP`] bytes were appended since the last hint,
-    /// asks for their writeback to start. Not under a sync policy that syncs
-    /// every write, which leaves nothing to write back.
+    /// Once [`WRITEBACK_STEP`] bytes were appended since the last hint
+    /// ([`WRITEBACK_STEP_NEAR_END`] near the end of the map), asks for
+    /// their writeback to start. Not under a sync policy that syncs every
+    /// write, which leaves nothing to write back.
     fn give_writeback_hint(&mut self) {
-        if self.policy.every_write || self.offset - self.written_back < WRITEBACK_STEP {
+        if self.policy.every_write || self.offset - self.written_back < self.writeback_step() {
             return;
         }
         self.hints.give(IoHint::Writeback {
@@ -326,6 +335,18 @@ impl Appender {
             len: self.offset - self.written_back,
         });
         self.written_back = self.offset;
+    }
+
+    /// How many bytes appended since the last writeback hint call for the
+    /// next: fewer as the file nears the end of its map, where the writer
+    /// seals it.
+    fn writeback_step(&self) -> u64 {
+        let left = self.file.map_len().saturating_sub(self.offset);
+        if left > 0 && left <= NEAR_END {
+            WRITEBACK_STEP_NEAR_END
+        } else {
+            WRITEBACK_STEP
+        }
     }
 
     /// Once the appends have used half of the space asked for ahead of
@@ -498,6 +519,55 @@ mod tests {
             assert_eq!(file.len().unwrap(), appender.offset());
         }
         helper.stop();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writeback is asked for every [`WRITEBACK_STEP`] bytes until the file
+    /// is within [`NEAR_END`] of the end of its map, then every
+    /// [`WRITEBACK_STEP_NEAR_END`], so that the seal finds less than that
+    /// left to write.
+    #[test]
+    fn writeback_steps_shrink_near_the_end_of_the_file() {
+        let dir = std::env::temp_dir().join(format!("bitcask-writeback-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let map_len = 4 * NEAR_END;
+        let file = Arc::new(DataFile::create(&dir, 1).unwrap());
+        file.map_ahead(map_len);
+        let mut appender = Appender::new(Arc::clone(&file), format::FILE_HEADER_LEN, no_sync());
+        let value = [7u8; 100];
+        let mut steps = Vec::new();
+        let mut i = 0u32;
+        loop {
+            let before = appender.written_back;
+            // A record of a 4-byte key and a 100-byte value takes under 200.
+            if appender.offset() + 200 > map_len {
+                break;
+            }
+            appender
+                .append(RecordKind::Put, &i.to_be_bytes(), &value)
+                .unwrap();
+            i += 1;
+            if appender.written_back != before {
+                steps.push((before, appender.written_back - before));
+            }
+        }
+        let (far, near): (Vec<_>, Vec<_>) = steps
+            .iter()
+            .partition(|(start, _)| map_len - start > NEAR_END);
+        assert!(far.len() >= 4, "{steps:?}");
+        assert!(near.len() >= 8, "{steps:?}");
+        for (_, len) in &far[..far.len() - 1] {
+            assert!(*len >= WRITEBACK_STEP, "{steps:?}");
+        }
+        for (_, len) in &near {
+            assert!(*len < WRITEBACK_STEP_NEAR_END + 200, "{steps:?}");
+        }
+        let left = appender.offset() - appender.written_back;
+        assert!(
+            left < WRITEBACK_STEP_NEAR_END + 200,
+            "{left} bytes not written back"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
