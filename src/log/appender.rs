@@ -472,6 +472,14 @@ mod tests {
         wait.recv().unwrap();
     }
 
+    /// An empty directory of this process for the test `name`.
+    fn scratch_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("bitcask-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     fn no_sync() -> SyncPolicy {
         SyncPolicy {
             every_write: false,
@@ -485,9 +493,7 @@ mod tests {
     /// append needs it. Sealing cuts either back.
     #[test]
     fn with_a_helper_the_file_grows_before_an_append_needs_it() {
-        let dir = std::env::temp_dir().join(format!("bitcask-grow-unit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("grow-unit");
         let helper = IoHelper::start();
         for (id, threaded) in [(1, true), (2, false)] {
             let file = Arc::new(DataFile::create(&dir, id).unwrap());
@@ -528,9 +534,7 @@ mod tests {
     /// left to write.
     #[test]
     fn writeback_steps_shrink_near_the_end_of_the_file() {
-        let dir = std::env::temp_dir().join(format!("bitcask-writeback-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("writeback");
         let map_len = 4 * NEAR_END;
         let file = Arc::new(DataFile::create(&dir, 1).unwrap());
         file.map_ahead(map_len);
@@ -577,9 +581,7 @@ mod tests {
     /// the length without them).
     #[test]
     fn an_allocation_queued_before_a_seal_leaves_the_sealed_file_alone() {
-        let dir = std::env::temp_dir().join(format!("bitcask-grow-seal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("grow-seal");
         let helper = IoHelper::start();
         let file = Arc::new(DataFile::create(&dir, 1).unwrap());
         file.map_ahead(64 << 20);
@@ -604,9 +606,7 @@ mod tests {
 
     #[test]
     fn when_a_failed_append_cannot_be_cut_back_every_later_write_is_refused() {
-        let dir = std::env::temp_dir().join(format!("bitcask-writer-unit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("writer-unit");
         drop(DataFile::create(&dir, 1).unwrap());
         // A read-only descriptor: the append fails (EBADF), and so does the cut back.
         let file = Arc::new(DataFile::open(&dir, 1, false).unwrap());
