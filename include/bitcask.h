@@ -463,7 +463,8 @@ const char *bitcask_last_error(void);
  * Creates an options object with every option at its default:
  * data_file_size 256 MiB, sync_writes off, bytes_per_sync 0 (off),
  * mmap_at_startup on, max_batch_bytes 64 MiB, auto_merge_ratio 0.5,
- * auto_merge_min_bytes 256 MiB, index_type `BITCASK_INDEX_HASH`.
+ * auto_merge_min_bytes 256 MiB, checkpoint_bytes 64 MiB, index_type
+ * `BITCASK_INDEX_HASH`.
  * Returns NULL only when memory is exhausted. Release it with
  * `bitcask_options_free()`.
  */
@@ -589,6 +590,28 @@ bitcask_status bitcask_options_set_auto_merge_ratio(struct bitcask_options *opts
  * `opts` is NULL or a live object from `bitcask_options_new()`.
  */
 bitcask_status bitcask_options_set_auto_merge_min_bytes(struct bitcask_options *opts, uint64_t bytes);
+
+/**
+ * Sets how many bytes of records are appended, at least, between two
+ * checkpoints of the index: 0 (off) or any number; default 67108864
+ * (64 MiB). A checkpoint saves the index (the hash index only) as the
+ * database's `KEYDIR` file while it runs, in the background thread, after
+ * syncing the records it describes; an open after a crash or power cut
+ * loads it and reads only what was written after it, instead of every
+ * hint file and the whole newest data file. The interval is never less
+ * than the size of the last checkpoint (about 46 bytes a key for 16-byte
+ * keys), so checkpoints never write more than the records they save a
+ * read of. Off, an open after a crash reads every hint file and the
+ * newest data file whole.
+ *
+ * Returns:
+ * - `BITCASK_OK`
+ * - `BITCASK_INVALID_ARGUMENT`: opts NULL
+ *
+ * # Safety
+ * `opts` is NULL or a live object from `bitcask_options_new()`.
+ */
+bitcask_status bitcask_options_set_checkpoint_bytes(struct bitcask_options *opts, uint64_t bytes);
 
 /**
  * Sets whether `bitcask_open` opens the database read-only (default off).

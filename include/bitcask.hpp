@@ -140,6 +140,11 @@ public:
         detail::check(bitcask_options_set_auto_merge_min_bytes(opts_, bytes));
         return *this;
     }
+    Options &checkpoint_bytes(std::uint64_t bytes)
+    {
+        detail::check(bitcask_options_set_checkpoint_bytes(opts_, bytes));
+        return *this;
+    }
     Options &index_type(IndexType type)
     {
         detail::check(bitcask_options_set_index_type(opts_, static_cast<bitcask_index_type>(type)));

@@ -33,6 +33,7 @@ pub struct Options {
     max_batch_bytes: u64,
     auto_merge_ratio: f64,
     auto_merge_min_bytes: u64,
+    checkpoint_bytes: u64,
     strict_recovery: bool,
     read_only: bool,
 }
@@ -181,6 +182,29 @@ impl Options {
         self.auto_merge_min_bytes = bytes;
         self
     }
+
+    /// Default `checkpoint_bytes`: 64 MiB.
+    pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 << 20;
+
+    /// How many bytes of records are appended, at least, between two
+    /// checkpoints of the index: the background thread then saves the
+    /// index (the hash index only) as the `KEYDIR` file, with the position
+    /// in the log it describes, so that an open after a crash loads it and
+    /// scans only what was appended after it. The interval is never less
+    /// than the size of the last checkpoint, so that checkpoints never
+    /// write more than the records they save a scan of. 0 turns
+    /// checkpoints off: an open after a crash then loads every hint file
+    /// and scans the newest data file whole.
+    pub fn checkpoint_bytes(&self) -> u64 {
+        self.checkpoint_bytes
+    }
+
+    /// Sets `checkpoint_bytes`: 0 (off) or any number of bytes, default
+    /// [`Options::DEFAULT_CHECKPOINT_BYTES`].
+    pub fn set_checkpoint_bytes(&mut self, bytes: u64) -> &mut Self {
+        self.checkpoint_bytes = bytes;
+        self
+    }
 }
 
 impl Options {
@@ -244,6 +268,7 @@ impl Default for Options {
             max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
             auto_merge_ratio: Self::DEFAULT_AUTO_MERGE_RATIO,
             auto_merge_min_bytes: Self::DEFAULT_AUTO_MERGE_MIN_BYTES,
+            checkpoint_bytes: Self::DEFAULT_CHECKPOINT_BYTES,
             strict_recovery: false,
             read_only: false,
         }
@@ -288,6 +313,7 @@ mod tests {
         assert_eq!(o.max_batch_bytes(), 64 << 20);
         assert_eq!(o.auto_merge_ratio(), 0.5);
         assert_eq!(o.auto_merge_min_bytes(), 256 << 20);
+        assert_eq!(o.checkpoint_bytes(), 64 << 20);
         assert!(!o.strict_recovery());
         assert!(!o.read_only());
     }

@@ -8,7 +8,11 @@
 //! open what a killed writer left, including any torn tail.
 //!
 //! A fourth test does the same with a writer that also merges every 150
-//! operations, so that kills land at moments of merges too.
+//! operations, so that kills land at moments of merges too; a fifth with a
+//! checkpoint of the index every 8 KiB of records, so that most reopens
+//! load one and read only what was written after it. (From the second
+//! round on, every mode's reopen finds the keydir file the previous
+//! round's close wrote and its open kept, and reads what followed it.)
 //!
 //! Pins: acknowledging a write before it is in the file (or, by default,
 //! in the page cache); a torn tail that blocks the next open or hides the
@@ -40,6 +44,9 @@ enum Mode {
     BytesPerSync,
     Default,
     SyncWritesMerging,
+    /// The default mode with a checkpoint of the index every 8 KiB of
+    /// records: reopens load the last one and read what follows it.
+    Checkpoints,
 }
 
 impl Mode {
@@ -49,6 +56,7 @@ impl Mode {
             Mode::BytesPerSync => "acknowledged_writes_survive_sigkill_with_bytes_per_sync",
             Mode::Default => "acknowledged_writes_survive_sigkill_in_default_mode",
             Mode::SyncWritesMerging => "acknowledged_writes_survive_sigkill_during_merges",
+            Mode::Checkpoints => "acknowledged_writes_survive_sigkill_with_checkpoints",
         }
     }
 
@@ -58,6 +66,7 @@ impl Mode {
             Mode::BytesPerSync => "crash-writer-bps",
             Mode::Default => "crash-writer-default",
             Mode::SyncWritesMerging => "crash-merger",
+            Mode::Checkpoints => "crash-writer-ckpt",
         }
     }
 
@@ -72,6 +81,9 @@ impl Mode {
                 o.set_bytes_per_sync(16 << 10);
             }
             Mode::Default => {}
+            Mode::Checkpoints => {
+                o.set_checkpoint_bytes(8 << 10);
+            }
         }
         o
     }
@@ -82,7 +94,7 @@ impl Mode {
         match self {
             Mode::SyncWrites => 300,
             Mode::SyncWritesMerging => 400,
-            Mode::BytesPerSync | Mode::Default => 1000,
+            Mode::BytesPerSync | Mode::Default | Mode::Checkpoints => 1000,
         }
     }
 }
@@ -149,6 +161,18 @@ fn acknowledged_writes_survive_sigkill_during_merges() {
     crash_test(Mode::SyncWritesMerging);
 }
 
+#[test]
+fn acknowledged_writes_survive_sigkill_with_checkpoints() {
+    crash_test(Mode::Checkpoints);
+}
+
+/// The version of the keydir file in `dir` (1: close's, 2: a checkpoint's),
+/// if there is one.
+fn keydir_version(dir: &std::path::Path) -> Option<u32> {
+    let bytes = std::fs::read(dir.join("KEYDIR")).ok()?;
+    Some(u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?))
+}
+
 type Model = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// What a key of `db` holds that neither its acknowledged value nor (for
@@ -186,6 +210,9 @@ fn kill_rounds(mode: Mode) {
     let mut next = 0u64;
     let mut waited_for = 0u64;
     let mut model = Model::new();
+    // Reopens that loaded a keydir file and read what followed it, by the
+    // file's version (1: close's, kept by the open after it; 2: a checkpoint).
+    let mut resumed = [0u64; 3];
     for round in 0..rounds {
         let kill_after = rng.below(mode.max_kill_after());
         waited_for += kill_after;
@@ -203,6 +230,7 @@ fn kill_rounds(mode: Mode) {
             "{} round {round} (seed {seed}, killed after {kill_after} acks)",
             mode.test_name()
         );
+        let version = keydir_version(&tmp.db());
         let db = match Bitcask::open(tmp.db(), mode.options()) {
             Ok(db) => db,
             Err(e) => {
@@ -213,6 +241,9 @@ fn kill_rounds(mode: Mode) {
                 );
             }
         };
+        if db.recovery().resumed_from_keydir {
+            resumed[version.unwrap_or(0) as usize % 3] += 1;
+        }
         if let Some(wrong) = first_wrong_key(&db, &model, &in_flight) {
             drop(db);
             let kept = keep_for_inspection(&tmp.db(), mode.role());
@@ -230,6 +261,15 @@ fn kill_rounds(mode: Mode) {
         );
         // Redo the in-flight op next round: it is idempotent, and then the model is exact.
         next = acked_until;
+    }
+    eprintln!(
+        "reopens from close's keydir file and what followed: {}, from a checkpoint: {}",
+        resumed[1], resumed[2]
+    );
+    // The first round starts from an empty directory: a keydir file it
+    // leaves is a checkpoint (the control that the mode takes them).
+    if matches!(mode, Mode::Checkpoints) {
+        assert!(resumed[2] > 0, "no reopen loaded a checkpoint");
     }
     // Each round acknowledged at least what its kill waited for.
     assert!(

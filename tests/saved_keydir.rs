@@ -46,12 +46,19 @@ fn write(db: &Bitcask, model: &mut Model, round: u32) {
 
 /// Opens `dir`, checks every key, the key order of an iterator and the
 /// key count against `model`; returns whether the open took the keydir
-/// file (no hint file loaded, no data file scanned... that is, none of
-/// them read at all) and the reclaimable bytes.
+/// file (whole, or and then what was written after it) and the
+/// reclaimable bytes.
 fn check(dir: &Path, index_type: IndexType, model: &Model) -> (bool, u64) {
     let had_file = dir.join("KEYDIR").exists();
     let db = Bitcask::open(dir, options(index_type)).unwrap();
-    assert!(!dir.join("KEYDIR").exists(), "open removes the keydir file");
+    let report = db.recovery();
+    let used = report.from_saved_keydir || report.resumed_from_keydir;
+    assert!(had_file || !used);
+    assert_eq!(
+        dir.join("KEYDIR").exists(),
+        used,
+        "open keeps the keydir file it used and removes one it did not"
+    );
     assert_eq!(db.key_count(), model.len());
     for (k, v) in model {
         assert_eq!(db.get(k).unwrap().as_ref(), Some(v), "{k:?}");
@@ -63,7 +70,10 @@ fn check(dir: &Path, index_type: IndexType, model: &Model) -> (bool, u64) {
         it.next();
     }
     assert!(keys.iter().eq(model.keys()), "iteration order");
-    let loaded = had_file && db.hint_files_used() == 0;
+    let loaded = used;
+    if report.from_saved_keydir {
+        assert_eq!(db.hint_files_used(), 0, "nothing read besides the file");
+    }
     let reclaimable = db.stats().unwrap().reclaimable_bytes;
     // Nothing written: close writes the file again, as it found it.
     db.close().unwrap();
@@ -96,13 +106,30 @@ fn open_loads_the_keydir_file_into_either_index_type_with_what_hints_give() {
     );
     // The ordered index builds itself from the same file.
     assert_eq!(check(&dir, IndexType::Ordered, &model), (true, reclaimable));
-    // Closed with the ordered index, there is no file to load next time.
-    assert!(!dir.join("KEYDIR").exists());
-    assert_eq!(check(&dir, IndexType::Hash, &model), (false, reclaimable));
+    // Closed with the ordered index, which has no saved form, the file it
+    // loaded stays: it still describes the log up to where it ends.
+    assert!(dir.join("KEYDIR").exists());
+    assert_eq!(check(&dir, IndexType::Hash, &model), (true, reclaimable));
 }
 
+/// What a database opened without its keydir file holds as reclaimable:
+/// the reference for one opened with it.
+fn reclaimable_from_hints(tmp: &TempDir, dir: &Path, model: &Model) -> u64 {
+    let copy = tmp.path().join("from-hints");
+    let _ = fs::remove_dir_all(&copy);
+    copy_dir(dir, &copy);
+    common::remove_keydir_file(&copy);
+    let (loaded, reclaimable) = check(&copy, IndexType::Hash, model);
+    assert!(!loaded);
+    reclaimable
+}
+
+/// A keydir file from before later writes describes the log up to where it
+/// ended then (as a checkpoint does): open loads it and reads what was
+/// written after it. One from before a merge names files that are gone:
+/// not used.
 #[test]
-fn a_keydir_file_older_than_the_data_files_is_not_used() {
+fn a_keydir_file_older_than_the_data_files_is_used_up_to_where_it_ends() {
     let tmp = TempDir::new("keydir-stale");
     let dir = tmp.db();
     let mut model = build(&dir);
@@ -110,9 +137,7 @@ fn a_keydir_file_older_than_the_data_files_is_not_used() {
     fs::copy(dir.join("KEYDIR"), &old).unwrap();
 
     // One put after the reopen makes the newest data file longer, the same
-    // files otherwise: the old file, put back (as a power loss might bring
-    // back one whose removal at open was never synced), describes them no
-    // longer.
+    // files otherwise.
     let db = Bitcask::open(&dir, options(IndexType::Hash)).unwrap();
     let files = db.stats().unwrap().data_file_count;
     db.put(b"key00001", b"one more").unwrap();
@@ -120,18 +145,27 @@ fn a_keydir_file_older_than_the_data_files_is_not_used() {
     assert_eq!(db.stats().unwrap().data_file_count, files, "no rollover");
     db.close().unwrap();
     fs::copy(&old, dir.join("KEYDIR")).unwrap();
-    let (loaded, _) = check(&dir, IndexType::Hash, &model);
-    assert!(!loaded, "a keydir file from before a later put is ignored");
+    let expected = reclaimable_from_hints(&tmp, &dir, &model);
+    let db = Bitcask::open(&dir, options(IndexType::Hash)).unwrap();
+    let report = db.recovery();
+    assert!(report.resumed_from_keydir && !report.from_saved_keydir);
+    assert_eq!(
+        report.files_scanned, 1,
+        "the newest file, from where it ended"
+    );
+    drop(db);
+    fs::copy(&old, dir.join("KEYDIR")).unwrap();
+    assert_eq!(check(&dir, IndexType::Hash, &model), (true, expected));
 
-    // Many writes add data files: likewise.
+    // Many writes add data files: likewise, the files after it loaded.
     let db = Bitcask::open(&dir, options(IndexType::Hash)).unwrap();
     write(&db, &mut model, 2);
     db.close().unwrap();
     fs::copy(&old, dir.join("KEYDIR")).unwrap();
-    let (loaded, _) = check(&dir, IndexType::Hash, &model);
-    assert!(!loaded, "a keydir file from before later writes is ignored");
+    let expected = reclaimable_from_hints(&tmp, &dir, &model);
+    assert_eq!(check(&dir, IndexType::Hash, &model), (true, expected));
 
-    // A merge replaces data files: likewise.
+    // A merge replaces data files: not used.
     fs::copy(dir.join("KEYDIR"), &old).unwrap();
     let db = Bitcask::open(&dir, options(IndexType::Hash)).unwrap();
     db.merge().unwrap();

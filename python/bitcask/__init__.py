@@ -207,8 +207,8 @@ class DB:
 
     Options (keyword-only; None keeps the library's default): data_file_size,
     sync_writes, bytes_per_sync, mmap_at_startup, max_batch_bytes,
-    auto_merge_ratio, auto_merge_min_bytes, index_type ("ordered", "hash" or
-    an IndexType). README.md documents what each does.
+    auto_merge_ratio, auto_merge_min_bytes, checkpoint_bytes, index_type
+    ("ordered", "hash" or an IndexType). README.md documents what each does.
 
     Any number of threads may use one DB at once, except close(), which must
     not run while another thread is inside a call on it (as with
@@ -226,6 +226,7 @@ class DB:
         max_batch_bytes: Optional[int] = None,
         auto_merge_ratio: Optional[float] = None,
         auto_merge_min_bytes: Optional[int] = None,
+        checkpoint_bytes: Optional[int] = None,
         index_type: Union[None, str, IndexType] = None,
     ) -> None:
         self._h: Any = ffi.NULL  # NULL once closed: the library then refuses every call
@@ -242,6 +243,7 @@ class DB:
                 (lib.bitcask_options_set_max_batch_bytes, max_batch_bytes),
                 (lib.bitcask_options_set_auto_merge_ratio, auto_merge_ratio),
                 (lib.bitcask_options_set_auto_merge_min_bytes, auto_merge_min_bytes),
+                (lib.bitcask_options_set_checkpoint_bytes, checkpoint_bytes),
                 (lib.bitcask_options_set_index_type, _index_type(index_type)),
             ):
                 if value is None:

@@ -132,6 +132,7 @@ def test_options_are_passed(dbdir):
         max_batch_bytes=1 << 20,
         auto_merge_ratio=0,
         auto_merge_min_bytes=0,
+        checkpoint_bytes=1 << 20,
         index_type="hash",
     ) as db:
         for i in range(100):

@@ -288,7 +288,13 @@ impl Engine {
                 live: writer.usage(id).live,
             });
         }
-        saved_keydir::save(&self.dir, &*self.index, &files, writer.last_batch_seq())
+        saved_keydir::save(
+            &self.dir,
+            saved_keydir::Writer::Close,
+            &files,
+            writer.last_batch_seq(),
+            |out| self.index.save(out),
+        )
     }
 
     /// The position of `key`'s record and the file it lies in. Both are

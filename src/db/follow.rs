@@ -117,6 +117,7 @@ pub fn open(dir: &Path, options: Options) -> Result<(Engine, Follower)> {
         index: Arc::clone(&view.index),
         files: Arc::clone(&files),
         jobs: Arc::clone(&jobs),
+        checkpoint_bytes: 0,
     });
     // Closed from the start, so that every path through the writer refuses
     // to write. Closing does no I/O here: nothing was appended, and the

@@ -33,7 +33,7 @@ use crate::log::recovery::{self, LoadMode, Loading};
 use crate::log::recovery_report::RecoveryReport;
 use crate::log::replay::Apply;
 use crate::log::{Change, RecordPos};
-use crate::options::Options;
+use crate::options::{IndexType, Options};
 
 impl Engine {
     /// Opens (creating if missing) the database in `dir`: takes the
@@ -46,11 +46,10 @@ impl Engine {
         let lock = DirLock::acquire(&dir)?;
         let ids = data_file_ids(&dir)?;
         recovery::remove_leftovers(&dir, &ids)?;
-        // The keydir file close wrote, if it describes these files as they
-        // are; removed either way before the first write can make it stale.
-        let saved = saved_keydir::load(&dir, &ids, options.index_type());
-        saved_keydir::remove(&dir)?;
-        let saved = match saved {
+        // The keydir file close or a checkpoint wrote, if it describes
+        // these files as they are (see `saved_keydir.rs`).
+        saved_keydir::remove_temp(&dir)?;
+        let mut saved = match saved_keydir::load(&dir, &ids, options.index_type()) {
             Some(saved) => saved_files_with_headers(&dir, saved)?,
             None => None,
         };
@@ -66,13 +65,22 @@ impl Engine {
             max_batch_seq,
             report,
             unhinted,
-        } = match saved {
-            Some((saved, opened)) => load_saved(saved, opened, &options),
-            None => loop {
-                if let Some(loaded) = load_files(&dir, &ids, &options, &mut rejected)? {
-                    break loaded;
+        } = loop {
+            let resume = match saved.take() {
+                Some((saved, opened)) if saved.complete => {
+                    break load_saved(saved, opened, &options);
                 }
-            },
+                Some(resume) => Some(resume),
+                // Loading without it: gone (durably) before anything is
+                // cut or written, which could make it wrong.
+                None => {
+                    saved_keydir::remove(&dir)?;
+                    None
+                }
+            };
+            if let Some(loaded) = load_files(&dir, &ids, &options, &mut rejected, resume)? {
+                break loaded;
+            }
         };
         // Loading may have reserved more room than the keys took (a hint
         // file that puts one key several times) and freed large buffers:
@@ -109,6 +117,11 @@ impl Engine {
             index: Arc::clone(&index),
             files: Arc::clone(&files),
             jobs: Arc::clone(&jobs),
+            // Only the hash index has a form a checkpoint can save.
+            checkpoint_bytes: match options.index_type() {
+                IndexType::Hash => options.checkpoint_bytes(),
+                IndexType::Ordered => 0,
+            },
         });
         Ok(Engine {
             dir,
@@ -142,30 +155,60 @@ struct Loaded {
 
 /// Loads the data files `ids` of `dir` in id order into a new keydir, each
 /// from its hint file where a usable one exists (not for the ids in
-/// `rejected`). `None` when a hint file turned out not to decode after part
-/// of it was applied: its id is added to `rejected`, and the caller loads
-/// everything again into a fresh keydir.
+/// `rejected`); or, given a checkpoint (`resume`, with its files opened),
+/// into the checkpoint's keydir, from where it ends. `None` when a hint
+/// file turned out not to decode after part of it was applied: its id is
+/// added to `rejected`, and the caller loads everything again into a fresh
+/// keydir.
 fn load_files(
     dir: &Path,
     ids: &[u32],
     options: &Options,
     rejected: &mut Vec<u32>,
+    resume: Option<(Saved, Vec<DataFile>)>,
 ) -> Result<Option<Loaded>> {
-    let index: Arc<dyn Index> = new_index(options.index_type()).into();
     let mut files = FileMap::new();
     let mut liveness = Liveness::default();
-    let mut active = None;
-    let mut max_batch_seq = 0;
     let mut report = RecoveryReport::default();
+    // Where loading starts: the index of the first id to load, and the
+    // offset in it.
+    let (index, mut max_batch_seq, first, from): (Arc<dyn Index>, _, _, _) = match resume {
+        None => (
+            new_index(options.index_type()).into(),
+            0,
+            0,
+            FILE_HEADER_LEN,
+        ),
+        Some((saved, opened)) => {
+            report.resumed_from_keydir = true;
+            let last = saved.files.len() - 1;
+            for (f, file) in saved.files.iter().zip(opened) {
+                liveness.restore(
+                    f.id,
+                    FileUsage {
+                        len: f.len,
+                        live: f.live,
+                    },
+                );
+                // The last is loaded below, from its named length on.
+                if f.id != saved.files[last].id {
+                    file.map_for_reads();
+                    files.insert(f.id, Arc::new(file));
+                }
+            }
+            let from = saved.files[last].len;
+            (saved.index.into(), saved.max_batch_seq, last, from)
+        }
+    };
+    let mut active = None;
     let mut unhinted = Vec::new();
-    for (i, &id) in ids.iter().enumerate() {
+    for (i, &id) in ids.iter().enumerate().skip(first) {
         let newest = i + 1 == ids.len();
         let mut sink = KeydirLoader::unseen(&*index, &mut liveness);
         let mode = LoadMode {
-            newest,
-            use_mmap: options.mmap_at_startup(),
-            strict: options.strict_recovery(),
             ignore_hint: rejected.contains(&id),
+            from: if i == first { from } else { FILE_HEADER_LEN },
+            ..LoadMode::whole(newest, options.mmap_at_startup(), options.strict_recovery())
         };
         let loaded = match recovery::load_file(dir, id, mode, &mut sink)? {
             Loading::Loaded(loaded) => *loaded,
@@ -176,7 +219,9 @@ fn load_files(
         };
         max_batch_seq = max_batch_seq.max(loaded.max_batch_seq);
         report.add(loaded.from_hint, &loaded.recovered);
-        if !loaded.from_hint && !newest {
+        // A file scanned from a checkpoint's end may have its hint already.
+        let hint_missing = mode.from == FILE_HEADER_LEN || !dir.join(hint_file_name(id)).exists();
+        if !loaded.from_hint && !newest && hint_missing {
             unhinted.push(id);
         }
         liveness.set_len(id, loaded.end);
@@ -214,7 +259,9 @@ fn saved_files_with_headers(dir: &Path, saved: Saved) -> Result<Option<(Saved, V
     let mut opened = Vec::with_capacity(saved.files.len());
     for (i, f) in saved.files.iter().enumerate() {
         let newest = i + 1 == saved.files.len();
-        if f.len > FILE_HEADER_LEN && !dir.join(hint_file_name(f.id)).exists() {
+        // A checkpoint's last file is read from its named length on.
+        let read_anyway = saved.checkpoint && newest;
+        if f.len > FILE_HEADER_LEN && !read_anyway && !dir.join(hint_file_name(f.id)).exists() {
             return Ok(None);
         }
         let file = DataFile::open(dir, f.id, newest)?;

@@ -42,6 +42,23 @@ pub struct Writer {
     index: Arc<dyn Index>,
     files: Arc<Files>,
     jobs: Arc<Jobs>,
+    checkpoints: CheckpointClock,
+}
+
+/// When the next checkpoint of the index is due: after
+/// `Options::checkpoint_bytes` of records, and never after fewer bytes than
+/// the last checkpoint took (so that checkpoints never write more than
+/// they save a scan of).
+#[derive(Debug, Default)]
+struct CheckpointClock {
+    /// `checkpoint_bytes`; 0: none.
+    every: u64,
+    /// Bytes appended since the last checkpoint was taken.
+    since: u64,
+    /// Size of the last checkpoint's file.
+    last_size: u64,
+    /// Queued for the background thread and not yet done.
+    queued: bool,
 }
 
 /// Where the writer's state comes from at open.
@@ -54,6 +71,8 @@ pub struct WriterParts {
     pub index: Arc<dyn Index>,
     pub files: Arc<Files>,
     pub jobs: Arc<Jobs>,
+    /// `Options::checkpoint_bytes`, or 0 for no checkpoints.
+    pub checkpoint_bytes: u64,
 }
 
 /// One record of a group of synced puts: its key, and its encoded bytes.
@@ -75,6 +94,10 @@ impl Writer {
             index: parts.index,
             files: parts.files,
             jobs: parts.jobs,
+            checkpoints: CheckpointClock {
+                every: parts.checkpoint_bytes,
+                ..CheckpointClock::default()
+            },
         }
     }
 
@@ -149,6 +172,7 @@ impl Writer {
         // its commit record, and counts its records back from there.
         self.make_room(buf.len() as u64)?;
         let base = self.appender.append_encoded(&buf)?;
+        self.appended(buf.len() as u64);
         let file_id = self.appender.file().id();
         let mut changes = Vec::with_capacity(applied.len());
         for (key, op) in applied {
@@ -190,6 +214,7 @@ impl Writer {
             bytes.extend_from_slice(put.record);
         }
         let base = self.appender.append_encoded(&bytes)?;
+        self.appended(len);
         let file_id = self.appender.file().id();
         let mut offset = base;
         for put in run {
@@ -241,12 +266,43 @@ impl Writer {
         let len = format::record_len(key.len(), value.len()) as u64;
         self.make_room(len)?;
         let offset = self.appender.append(kind, key, value)?;
+        self.appended(len);
         // Offsets stay below 2^31 + one record (see Options::MAX_DATA_FILE_SIZE).
         Ok(RecordPos {
             file_id: self.appender.file().id(),
             offset: offset as u32,
             size: len as u32,
         })
+    }
+
+    /// Counts `bytes` appended, and queues a checkpoint of the index for
+    /// the background thread when one is due.
+    fn appended(&mut self, bytes: u64) {
+        let clock = &mut self.checkpoints;
+        if clock.every == 0 {
+            return;
+        }
+        clock.since = clock.since.saturating_add(bytes);
+        if !clock.queued && clock.since >= clock.every.max(clock.last_size) {
+            clock.queued = true;
+            self.jobs.checkpoint();
+        }
+    }
+
+    /// A checkpoint is being taken of the index as it is now: bytes
+    /// appended from here on count toward the next.
+    pub fn checkpoint_taken(&mut self) {
+        self.checkpoints.since = 0;
+    }
+
+    /// The checkpoint queued is done: it wrote a file of `size` bytes, or
+    /// none (`None`: it failed, or there was nothing to write).
+    pub fn checkpoint_done(&mut self, size: Option<u64>) {
+        let clock = &mut self.checkpoints;
+        clock.queued = false;
+        if let Some(size) = size {
+            clock.last_size = size;
+        }
     }
 
     /// Rolls over to a new data file first when `len` more bytes would take

@@ -108,7 +108,20 @@ pub trait Index: Send + Sync {
         let _ = out;
         Ok(false)
     }
+    /// The index as it is now, to be written later in the form
+    /// [`Index::save`] writes, while changes go on: a checkpoint. Taken in
+    /// microseconds, as a snapshot is, while the caller makes sure no change
+    /// is half applied (the engine holds its writer lock); writers then
+    /// copy a part still held before they change it, and each part is let
+    /// go once written. `None` if this index type has no saved form.
+    fn checkpoint(&self) -> Option<SaveLater> {
+        None
+    }
 }
+
+/// An index's saved form, captured by [`Index::checkpoint`], written when
+/// called.
+pub type SaveLater = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
 
 /// An index of `index_type` holding what [`Index::save`] wrote, read from
 /// `input`; `None` if the bytes do not describe an index. The hash index

@@ -273,12 +273,7 @@ fn check_load(rng: &mut Rng, dir: &Path, bytes: &[u8]) {
     let _ = std::fs::remove_file(dir.join(super::filename::hint_file_name(1)));
     let newest = rng.below(2) == 0;
     let mut sink = Recorded::default();
-    let mode = recovery::LoadMode {
-        newest,
-        use_mmap: rng.below(2) == 0,
-        strict: false,
-        ignore_hint: false,
-    };
+    let mode = recovery::LoadMode::whole(newest, rng.below(2) == 0, false);
     match recovery::load_file(dir, 1, mode, &mut sink) {
         // There is no hint file to reject.
         Ok(recovery::Loading::HintRejected(_)) => panic!("a hint rejected where there is none"),

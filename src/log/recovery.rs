@@ -104,6 +104,24 @@ pub struct LoadMode {
     pub strict: bool,
     /// Do not use its hint file (it was rejected by an earlier attempt).
     pub ignore_hint: bool,
+    /// Where the records not yet in the sink begin: [`FILE_HEADER_LEN`],
+    /// or where a checkpoint of the index ends (`db/saved_keydir.rs`). From
+    /// later than the header the file is scanned from there, its hint
+    /// unused.
+    pub from: u64,
+}
+
+impl LoadMode {
+    /// The whole file, from just after its header.
+    pub fn whole(newest: bool, use_mmap: bool, strict: bool) -> LoadMode {
+        LoadMode {
+            newest,
+            use_mmap,
+            strict,
+            ignore_hint: false,
+            from: FILE_HEADER_LEN,
+        }
+    }
 }
 
 /// A data file as open left it.
@@ -145,9 +163,11 @@ pub fn load_file(dir: &Path, id: u32, mode: LoadMode, sink: &mut dyn Apply) -> R
             recovered,
         })));
     }
-    let hint = match mode.ignore_hint {
-        true => HintFile::Unusable("ignored"),
-        false => Hint::load(dir, id, len, mode.use_mmap)?,
+    let resumed = mode.from > FILE_HEADER_LEN;
+    let hint = match (mode.ignore_hint, resumed) {
+        (true, _) => HintFile::Unusable("ignored"),
+        (false, true) => HintFile::Missing,
+        (false, false) => Hint::load(dir, id, len, mode.use_mmap)?,
     };
     match hint {
         HintFile::Usable(hint) => {
@@ -171,7 +191,15 @@ pub fn load_file(dir: &Path, id: u32, mode: LoadMode, sink: &mut dyn Apply) -> R
         HintFile::Stale | HintFile::Unusable(_) => recovered.hint_ignored = true,
         HintFile::Missing => {}
     }
-    let outcome = scan(&file, len, mode.use_mmap, sink)?;
+    if mode.from > len {
+        // The caller checked the length; the file changed since.
+        return Err(Error::Internal(format!(
+            "{} is {len} bytes long, shorter than the {} bytes already loaded",
+            file.path().display(),
+            mode.from
+        )));
+    }
+    let outcome = scan(&file, len, mode.use_mmap, mode.from, sink)?;
     let max_batch_seq = outcome.max_batch_seq;
     let end = if newest {
         recover_newest(dir, &file, len, outcome, mode.strict, &mut recovered)?
@@ -319,7 +347,13 @@ fn count_intact_records(file: &DataFile, from: u64, len: u64) -> Result<u64> {
 
 /// Applies the records of the `len` bytes of `file` to `sink`, read
 /// through a memory map or positioned reads.
-fn scan(file: &DataFile, len: u64, use_mmap: bool, sink: &mut dyn Apply) -> Result<Replayed> {
+fn scan(
+    file: &DataFile,
+    len: u64,
+    use_mmap: bool,
+    from: u64,
+    sink: &mut dyn Apply,
+) -> Result<Replayed> {
     if use_mmap {
         // SAFETY: the map is read-only and dropped before this function
         // returns (before any truncation or append). The directory lock is
@@ -330,14 +364,10 @@ fn scan(file: &DataFile, len: u64, use_mmap: bool, sink: &mut dyn Apply) -> Resu
             unsafe { Mmap::map(file.file()) }.map_err(|e| Error::io("map", file.path(), e))?;
         // Only a hint: a kernel that refuses it still reads correctly.
         let _ = map.advise(Advice::Sequential);
-        replay(
-            file,
-            Scanner::new(MmapSource::new(map), FILE_HEADER_LEN),
-            sink,
-        )
+        replay(file, Scanner::new(MmapSource::new(map), from), sink)
     } else {
         let source = FileSource::new(file.file(), len);
-        replay(file, Scanner::new(source, FILE_HEADER_LEN), sink)
+        replay(file, Scanner::new(source, from), sink)
     }
 }
 
@@ -346,7 +376,7 @@ fn scan(file: &DataFile, len: u64, use_mmap: bool, sink: &mut dyn Apply) -> Resu
 pub fn build_hint(file: &DataFile) -> Result<Vec<u8>> {
     let len = file.len()?;
     let mut builder = HintBuilder::new(file.id());
-    let outcome = scan(file, len, false, &mut builder)?;
+    let outcome = scan(file, len, false, FILE_HEADER_LEN, &mut builder)?;
     match outcome.end {
         ScanEnd::Clean(end) if end == len && outcome.uncommitted_from.is_none() => {
             Ok(builder.finish(len, outcome.max_batch_seq))

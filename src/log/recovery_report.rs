@@ -51,10 +51,18 @@ pub struct TailCut {
 /// [`crate::Bitcask::recovery`] (C: `bitcask_get_recovery_report`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Whether open loaded the index that the last clean close saved (the
-    /// `KEYDIR` file) instead of any hint or data file: then nothing else
-    /// was read and nothing needed recovering, and the counts are 0.
+    /// Whether open loaded the saved index (the `KEYDIR` file: the last
+    /// clean close's, or a checkpoint's) instead of any hint or data file,
+    /// nothing having been written after it: then nothing else was read and
+    /// nothing needed recovering, and the counts are 0.
     pub from_saved_keydir: bool,
+    /// Whether open loaded the `KEYDIR` file (a checkpoint of the index
+    /// taken while the database ran, see
+    /// [`crate::Options::checkpoint_bytes`], or close's file from before
+    /// later writes), then what was written after it: the counts below are
+    /// of that part (the last file it names, read from where it ends,
+    /// counts as scanned).
+    pub resumed_from_keydir: bool,
     /// Data files loaded from their hint files (not read).
     pub files_from_hint: u64,
     /// Data files read in full (no usable hint file).
@@ -107,9 +115,13 @@ impl std::fmt::Display for RecoveryReport {
                  file needed reading"
             );
         }
+        let opening = match self.resumed_from_keydir {
+            true => "open loaded the saved index (KEYDIR), then what was written after it:",
+            false => "open loaded",
+        };
         write!(
             f,
-            "open loaded {} data file(s) from hint files and scanned {}",
+            "{opening} {} data file(s) from hint files and scanned {}",
             self.files_from_hint, self.files_scanned
         )?;
         if self.hints_ignored > 0 {

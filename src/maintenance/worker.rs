@@ -1,6 +1,7 @@
 //! The background thread of an open database. It writes the hint file of
 //! each data file that stops being written (rollover, or a file open found
-//! without a valid hint), and merges when the auto-merge options say the
+//! without a valid hint), takes checkpoints of the index (`checkpoint.rs`),
+//! and merges when the auto-merge options say the
 //! reclaimable share of the data files is large enough. Close stops it: a
 //! merge in progress stops at its next step, and the hint files still
 //! queued are written first (the next open would otherwise scan those files).
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::checkpoint;
 use super::merge::merge;
 use crate::db::engine::Engine;
 use crate::db::jobs::Job;
@@ -46,6 +48,15 @@ fn run(engine: &Engine) {
                 return;
             }
             Job::WriteHints(ids) => write_hints(engine, ids),
+            Job::Checkpoint => {
+                // A checkpoint not taken is only a slower open after a crash.
+                let taken = panic::catch_unwind(AssertUnwindSafe(|| checkpoint::take(engine)));
+                let size = match taken {
+                    Ok(Ok(size)) => size,
+                    _ => None,
+                };
+                engine.writer().checkpoint_done(size);
+            }
             Job::Tick => {}
         }
         if backoff.due(Instant::now()) && auto_merge_due(engine) {

@@ -101,7 +101,7 @@ static void options_and_moves(const std::string &dir)
 {
     bitcask::Options options;
     options.sync_writes(true).data_file_size(1 << 20).bytes_per_sync(0).mmap_at_startup(true);
-    options.max_batch_bytes(1 << 20).auto_merge_ratio(0).auto_merge_min_bytes(0);
+    options.max_batch_bytes(1 << 20).auto_merge_ratio(0).auto_merge_min_bytes(0).checkpoint_bytes(0);
     options.index_type(bitcask::IndexType::hash);
     std::string what = expect_error(BITCASK_INVALID_ARGUMENT, [&] { options.data_file_size(1); });
     CHECK(starts_with(what, "invalid argument: "));

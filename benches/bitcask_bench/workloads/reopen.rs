@@ -32,6 +32,15 @@ pub(crate) fn reopen_without_hints(b: &mut Bench) -> Res<Measured> {
 /// Closes the database (not timed) and times the next open, which loads
 /// the keydir file close wrote. MB/s is the bytes of the directory.
 pub(crate) fn reopen_after_close(b: &mut Bench) -> Res<Measured> {
+    // The last checkpoint of the session that wrote the database: what a
+    // kill now would leave, kept for `reopen_after_crash`.
+    let checkpoint = b.dir.join(CHECKPOINT_AT_CRASH);
+    if !checkpoint.exists() {
+        let keydir = b.dir.join("db").join("KEYDIR");
+        if keydir.exists() {
+            fs::copy(&keydir, &checkpoint)?;
+        }
+    }
     b.close_db()?;
     let note = if b.dir.join("db").join("KEYDIR").exists() {
         "open after close (from the keydir file)"
@@ -41,18 +50,28 @@ pub(crate) fn reopen_after_close(b: &mut Bench) -> Res<Measured> {
     reopen(b, note)
 }
 
-/// Closes the database (not timed), then leaves the directory as a
-/// process killed at that moment would: no keydir file (close writes it),
-/// no hint file for the newest data file (close writes that one too; the
-/// background thread writes those of the files before it), and 1 MiB of
-/// zeros after the newest file's last record (the space the writer grows
-/// the file by ahead of its records); and times the open, which loads the
-/// older files from their hint files, scans the newest one and cuts the
-/// zeros off it.
+/// Where `reopen_after_close` keeps the keydir file the writing session
+/// left (its last checkpoint), beside the database.
+const CHECKPOINT_AT_CRASH: &str = "KEYDIR.at-crash";
+
+/// Closes the database (not timed), then leaves the directory as the
+/// session that wrote it (fillrandom, overwrite) would have if killed at
+/// its end: its last checkpoint of the index as the keydir file, if it took
+/// one (close's file removed), no hint file for the newest data file (close
+/// writes that one; the background thread writes those of the files
+/// before it), and 1 MiB of zeros after the newest file's last record (the
+/// space the writer allocates ahead of its records); and times the open,
+/// which loads the checkpoint and scans the newest file from where it ends
+/// (without one: loads the older files from their hint files and scans the
+/// newest whole), and cuts the zeros off.
 pub(crate) fn reopen_after_crash(b: &mut Bench) -> Res<Measured> {
     b.close_db()?;
     let dir = b.dir.join("db");
     remove_file_if_present(&dir.join("KEYDIR"))?;
+    let checkpoint = b.dir.join(CHECKPOINT_AT_CRASH);
+    if checkpoint.exists() {
+        fs::rename(&checkpoint, dir.join("KEYDIR"))?;
+    }
     let mut data: Vec<PathBuf> = fs::read_dir(&dir)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -65,7 +84,7 @@ pub(crate) fn reopen_after_crash(b: &mut Bench) -> Res<Measured> {
     drop(file);
     reopen(
         b,
-        "as a kill leaves it: no keydir file, newest file without hint and with 1 MiB of zeros at its end",
+        "as a kill leaves it: the last checkpoint (if any), newest file without hint and with 1 MiB of zeros at its end",
     )
 }
 
@@ -76,8 +95,14 @@ fn reopen(b: &mut Bench, what: &str) -> Res<Measured> {
     let db = b.reopen_db()?;
     let elapsed = start.elapsed();
     check_count(&db, b.keys)?;
-    let loaded = if db.recovery().from_saved_keydir {
+    let report = db.recovery();
+    let loaded = if report.from_saved_keydir {
         "the index from the keydir file".to_string()
+    } else if report.resumed_from_keydir {
+        format!(
+            "the index from the keydir file, then {} file(s) from hints, {} scanned",
+            report.files_from_hint, report.files_scanned
+        )
     } else {
         format!("{} from hint files", db.hint_files_used())
     };

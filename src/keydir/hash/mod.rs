@@ -291,6 +291,12 @@ impl Index for HashIndex {
         self.save_layout(out).map(|()| true)
     }
 
+    /// Takes a reference to every shard, as [`Index::snapshot`] does.
+    fn checkpoint(&self) -> Option<super::SaveLater> {
+        let layout = self.layout_later();
+        Some(Box::new(move |out| layout.write(out)))
+    }
+
     /// Takes a reference to every shard, each under its read lock for a
     /// moment; the engine holds its writer lock meanwhile, so no write
     /// lands between two of them.

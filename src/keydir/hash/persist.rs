@@ -30,13 +30,59 @@ const SLOT_BATCH: usize = 8192;
 
 impl HashIndex {
     /// Writes the index as it lies in memory (see the module
-    /// documentation). Each shard is read under its read lock.
+    /// documentation).
     pub(crate) fn save_layout(&self, out: &mut dyn Write) -> io::Result<()> {
-        out.write_all(&self.hasher.state().to_le_bytes())?;
+        self.layout_later().write(out)
+    }
+
+    /// The index as it is now, to be written by [`Layout::write`]: a
+    /// reference to every shard, each taken under its read lock for a
+    /// moment. A writer that changes a shard still held copies it first.
+    pub(crate) fn layout_later(&self) -> Layout {
+        Layout {
+            hasher_state: self.hasher.state(),
+            shards: self
+                .shards
+                .iter()
+                .map(|shard| Arc::clone(&shard.0.read()))
+                .collect(),
+        }
+    }
+
+    /// The index [`Layout::write`] wrote, read from `input`; `None` if
+    /// the bytes do not describe one. Errors are the reader's.
+    pub(crate) fn load_layout(input: &mut dyn Read) -> io::Result<Option<HashIndex>> {
+        let hasher = KeyHasher::from_state(read_u64(input)?);
+        let shards = read_u32(input)? as usize;
+        if !shards.is_power_of_two() || shards > 1 << (Slot::TAG_SHIFT - SHARD_SHIFT) {
+            return Ok(None);
+        }
+        let index = HashIndex::with_hasher(hasher, shards);
+        let mut buf = vec![0u8; SLOT_BATCH * 8];
+        for padded in index.shards.iter() {
+            let Some(shard) = load_shard(input, &mut buf)? else {
+                return Ok(None);
+            };
+            *padded.0.write() = Arc::new(shard);
+        }
+        Ok(Some(index))
+    }
+}
+
+/// The shards of a [`HashIndex`] at one moment, with its hasher's state.
+pub(crate) struct Layout {
+    hasher_state: u64,
+    shards: Vec<Arc<Shard>>,
+}
+
+impl Layout {
+    /// Writes the index (see the module documentation), letting go of each
+    /// shard once it is written, so that writers stop copying it.
+    pub(crate) fn write(self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(&self.hasher_state.to_le_bytes())?;
         out.write_all(&(self.shards.len() as u32).to_le_bytes())?;
         let mut buf = Vec::with_capacity(SLOT_BATCH * 8);
-        for shard in self.shards.iter() {
-            let shard = Arc::clone(&shard.0.read());
+        for shard in self.shards {
             out.write_all(&(shard.len as u64).to_le_bytes())?;
             out.write_all(&(shard.slots.len() as u64).to_le_bytes())?;
             for slots in shard.slots.chunks(SLOT_BATCH) {
@@ -58,28 +104,9 @@ impl HashIndex {
         }
         Ok(())
     }
-
-    /// The index [`HashIndex::save_layout`] wrote, read from `input`; `None` if
-    /// the bytes do not describe one. Errors are the reader's.
-    pub(crate) fn load_layout(input: &mut dyn Read) -> io::Result<Option<HashIndex>> {
-        let hasher = KeyHasher::from_state(read_u64(input)?);
-        let shards = read_u32(input)? as usize;
-        if !shards.is_power_of_two() || shards > 1 << (Slot::TAG_SHIFT - SHARD_SHIFT) {
-            return Ok(None);
-        }
-        let index = HashIndex::with_hasher(hasher, shards);
-        let mut buf = vec![0u8; SLOT_BATCH * 8];
-        for padded in index.shards.iter() {
-            let Some(shard) = load_shard(input, &mut buf)? else {
-                return Ok(None);
-            };
-            *padded.0.write() = Arc::new(shard);
-        }
-        Ok(Some(index))
-    }
 }
 
-/// One shard written by [`HashIndex::save_layout`], checked to fit together.
+/// One shard written by [`Layout::write`], checked to fit together.
 fn load_shard(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<Option<Shard>> {
     let len = read_u64(input)?;
     let slot_count = read_u64(input)?;
