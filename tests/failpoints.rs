@@ -413,6 +413,45 @@ fn close_stops_a_running_merge() {
     assert!(db.stats().unwrap().reclaimable_bytes > 0);
 }
 
+/// A checkpoint of the index that close finds running stops at its next
+/// write, and close writes the keydir file itself (version 1). Control:
+/// without the check in `maintenance/checkpoint.rs` (StopAtClose) the
+/// checkpoint completes and this fails.
+#[test]
+fn close_stops_a_running_checkpoint() {
+    let _serial = failpoints::serial();
+    let tmp = TempDir::new("close-stops-checkpoint");
+    let synced = failpoints::arm("checkpoint:synced", Action::Pause);
+    let begun = failpoints::arm("close:begun", Action::Count);
+    let written = failpoints::arm("checkpoint:written", Action::Count);
+    let mut o = Options::default();
+    o.set_checkpoint_bytes(4096);
+    let db = Bitcask::open(tmp.db(), o.clone()).unwrap();
+    for i in 0..200u32 {
+        db.put(format!("key{i:04}").as_bytes(), &[b'v'; 100])
+            .unwrap();
+    }
+    synced.wait_for_hits(1); // the checkpoint is held before it writes
+    let closer = std::thread::spawn(move || db.close());
+    begun.wait_for_hits(1);
+    synced.release_all();
+    closer.join().unwrap().unwrap();
+    assert_eq!(
+        written.hits(),
+        0,
+        "the checkpoint went on after close began"
+    );
+    drop((synced, begun, written));
+    let keydir = std::fs::read(tmp.db().join("KEYDIR")).unwrap();
+    assert_eq!(&keydir[8..12], &1u32.to_le_bytes(), "close's keydir file");
+    assert!(!tmp.db().join("KEYDIR.tmp").exists());
+    let db = Bitcask::open(tmp.db(), o).unwrap();
+    assert!(db.recovery().from_saved_keydir);
+    for i in 0..200u32 {
+        assert!(db.get(format!("key{i:04}").as_bytes()).unwrap().is_some());
+    }
+}
+
 /// A merge moves the keydir entries of each output a chunk at a time under
 /// the writer lock: a writer waits for at most 1024 keys to move, counted
 /// by the points the merge passes (one per key moved, one where it lets

@@ -25,11 +25,13 @@
 //!    of the log, or none.
 //!
 //! It runs under the maintenance lock, so no merge changes the files
-//! meanwhile. A merge that retires files later makes the checkpoint name
+//! meanwhile; once close has begun it stops at its next write (close then
+//! writes the index itself). A merge that retires files later makes the checkpoint name
 //! files that are gone: open then does not use it. Close writes its own
 //! keydir file over the last checkpoint.
 
 use std::fs;
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use crate::db::engine::Engine;
@@ -77,12 +79,38 @@ pub fn take(engine: &Engine) -> Result<Option<u64>> {
         saved_keydir::Writer::Checkpoint,
         &files,
         max_batch_seq,
-        |out| layout(out).map(|()| true),
+        |out| {
+            let mut out = StopAtClose { out, engine };
+            layout(&mut out).map(|()| true)
+        },
     )?;
     if !written {
         return Ok(None);
     }
+    crate::failpoint::hit("checkpoint:written");
     let path = dir.join(KEYDIR);
     let size = fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
     Ok(Some(size.len()))
+}
+
+/// The keydir file's writer, failing once close has begun: close waits for
+/// the maintenance lock, and writes the index itself, so a checkpoint of a
+/// large index (hundreds of MB at 10M keys) stops at its next write instead
+/// of holding close up.
+struct StopAtClose<'a> {
+    out: &'a mut dyn Write,
+    engine: &'a Engine,
+}
+
+impl Write for StopAtClose<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.engine
+            .check_not_closing()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
