@@ -166,13 +166,6 @@ fn acknowledged_writes_survive_sigkill_with_checkpoints() {
     crash_test(Mode::Checkpoints);
 }
 
-/// The version of the keydir file in `dir` (1: close's, 2: a checkpoint's),
-/// if there is one.
-fn keydir_version(dir: &std::path::Path) -> Option<u32> {
-    let bytes = std::fs::read(dir.join("KEYDIR")).ok()?;
-    Some(u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?))
-}
-
 type Model = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// What a key of `db` holds that neither its acknowledged value nor (for
@@ -230,7 +223,7 @@ fn kill_rounds(mode: Mode) {
             "{} round {round} (seed {seed}, killed after {kill_after} acks)",
             mode.test_name()
         );
-        let version = keydir_version(&tmp.db());
+        let version = common::keydir_version(&tmp.db());
         let db = match Bitcask::open(tmp.db(), mode.options()) {
             Ok(db) => db,
             Err(e) => {

@@ -549,9 +549,7 @@ fn run_mode(harness: &mut PowerCut, mode: Mode, base_seed: u64, rounds: u64) -> 
                  bytes_per_sync allows"
             );
         }
-        let keydir_version = std::fs::read(dir.join("KEYDIR"))
-            .ok()
-            .and_then(|b| Some(u32::from_le_bytes(b.get(8..12)?.try_into().ok()?)));
+        let keydir_version = common::keydir_version(&dir);
         let db = Bitcask::open(&dir, mode.options()).unwrap_or_else(|e| {
             panic!("{context}: the database does not open after the power cut: {e}")
         });

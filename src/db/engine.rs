@@ -280,6 +280,9 @@ impl Engine {
     /// file as it is on disk. At close, when nothing changes any more.
     fn save_keydir(&self) -> Result<bool> {
         let writer = self.writer.lock();
+        let Some(layout) = self.index.checkpoint() else {
+            return Ok(false);
+        };
         let mut files = Vec::new();
         for (&id, file) in self.files.snapshot().iter() {
             files.push(SavedFile {
@@ -293,8 +296,9 @@ impl Engine {
             saved_keydir::Writer::Close,
             &files,
             writer.last_batch_seq(),
-            |out| self.index.save(out),
+            layout,
         )
+        .map(|()| true)
     }
 
     /// The position of `key`'s record and the file it lies in. Both are

@@ -8,7 +8,7 @@
 //! magic "BCSKKDIR" | version u32 LE (1: written by close, 2: a checkpoint)
 //! largest batch sequence number u64 LE
 //! data files u32 LE; per file: id u32 LE | length u64 LE | live bytes u64 LE
-//! the index (Index::save; the hash index's tables and arenas)
+//! the index (Index::checkpoint; the hash index's tables and arenas)
 //! CRC-32 of every byte before it, u32 LE
 //! ```
 //!
@@ -97,15 +97,14 @@ pub enum Writer {
 
 /// Writes the keydir file of an index, whose records lie in `files`
 /// (ascending by id, as they are on disk now, or as a checkpoint took them),
-/// by `index` (which writes the index's saved form, or returns false if it
-/// has none). Returns whether it wrote one.
+/// by `index` (which writes the index's saved form, `Index::checkpoint`).
 pub fn save(
     dir: &Path,
     writer: Writer,
     files: &[SavedFile],
     max_batch_seq: u64,
-    index: impl FnOnce(&mut dyn Write) -> io::Result<bool>,
-) -> Result<bool> {
+    index: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
     let version = match writer {
         Writer::Close => VERSION_CLOSE,
         Writer::Checkpoint => VERSION_CHECKPOINT,
@@ -122,9 +121,7 @@ pub fn save(
             out.write_all(&f.len.to_le_bytes())?;
             out.write_all(&f.live.to_le_bytes())?;
         }
-        if !index(&mut out)? {
-            return Ok(false);
-        }
+        index(&mut out)?;
         let crc = out.crc.clone().finalize();
         let mut file = out.inner;
         file.write_all(&crc.to_le_bytes())?;
@@ -135,16 +132,11 @@ pub fn save(
         if writer == Writer::Checkpoint {
             file.get_ref().sync_data()?;
         }
-        Ok(true)
+        Ok(())
     });
     match written {
-        Ok(true) => fs::rename(&temp, dir.join(KEYDIR))
-            .map(|()| true)
+        Ok(()) => fs::rename(&temp, dir.join(KEYDIR))
             .map_err(|e| Error::io("rename into place", &dir.join(KEYDIR), e)),
-        Ok(false) => {
-            let _ = fs::remove_file(&temp);
-            Ok(false)
-        }
         Err(e) => {
             let _ = fs::remove_file(&temp);
             Err(Error::io("write keydir file", &temp, e))

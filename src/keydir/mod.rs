@@ -100,20 +100,13 @@ pub trait Index: Send + Sync {
     /// go on, copying a part the snapshot still holds before they change it
     /// (see `snapshot/mod.rs`).
     fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_>;
-    /// Writes the whole index in a form [`load_saved`] reads back (the
-    /// keydir file close writes), and returns true; or writes nothing and
-    /// returns false if this index type has no such form. Only while no
-    /// change is made.
-    fn save(&self, out: &mut dyn Write) -> io::Result<bool> {
-        let _ = out;
-        Ok(false)
-    }
-    /// The index as it is now, to be written later in the form
-    /// [`Index::save`] writes, while changes go on: a checkpoint. Taken in
-    /// microseconds, as a snapshot is, while the caller makes sure no change
-    /// is half applied (the engine holds its writer lock); writers then
-    /// copy a part still held before they change it, and each part is let
-    /// go once written. `None` if this index type has no saved form.
+    /// The index as it is now, to be written later in a form
+    /// [`load_saved`] reads back (the keydir file that close and
+    /// checkpoints write), while changes may go on. Taken in microseconds,
+    /// as a snapshot is, while the caller makes sure no change is half
+    /// applied (the engine holds its writer lock); writers then copy a part
+    /// still held before they change it, and each part is let go once
+    /// written. `None` if this index type has no saved form.
     fn checkpoint(&self) -> Option<SaveLater> {
         None
     }
@@ -123,7 +116,7 @@ pub trait Index: Send + Sync {
 /// called.
 pub type SaveLater = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
 
-/// An index of `index_type` holding what [`Index::save`] wrote, read from
+/// An index of `index_type` holding what [`Index::checkpoint`] wrote, read from
 /// `input`; `None` if the bytes do not describe an index. The hash index
 /// saves its tables and arenas as they lie in memory, and loads them back
 /// as they are; the ordered index is built from them, in key order.

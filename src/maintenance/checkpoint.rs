@@ -74,19 +74,13 @@ pub fn take(engine: &Engine) -> Result<Option<u64>> {
     }
     crate::failpoint::hit("checkpoint:synced");
     let dir = engine.dir();
-    let written = saved_keydir::save(
+    saved_keydir::save(
         dir,
         saved_keydir::Writer::Checkpoint,
         &files,
         max_batch_seq,
-        |out| {
-            let mut out = StopAtClose { out, engine };
-            layout(&mut out).map(|()| true)
-        },
+        |out| layout(&mut StopAtClose { out, engine }),
     )?;
-    if !written {
-        return Ok(None);
-    }
     crate::failpoint::hit("checkpoint:written");
     let path = dir.join(KEYDIR);
     let size = fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;

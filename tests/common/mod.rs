@@ -85,6 +85,13 @@ impl Drop for TempDir {
     }
 }
 
+/// The version of the keydir file in `dir` (1: close's, 2: a checkpoint's),
+/// if there is one.
+pub fn keydir_version(dir: &Path) -> Option<u32> {
+    let bytes = std::fs::read(dir.join("KEYDIR")).ok()?;
+    Some(u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?))
+}
+
 /// Removes the keydir file close writes, so that the next open rebuilds the
 /// index from the hint files and data files (what a test of those needs).
 pub fn remove_keydir_file(dir: &Path) {

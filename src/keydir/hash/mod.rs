@@ -287,10 +287,6 @@ impl Index for HashIndex {
         self.shards.iter().map(|s| s.0.read().len).sum()
     }
 
-    fn save(&self, out: &mut dyn std::io::Write) -> std::io::Result<bool> {
-        self.save_layout(out).map(|()| true)
-    }
-
     /// Takes a reference to every shard, as [`Index::snapshot`] does.
     fn checkpoint(&self) -> Option<super::SaveLater> {
         let layout = self.layout_later();

@@ -29,12 +29,6 @@ use super::{HashIndex, KeyHasher, SHARD_SHIFT};
 const SLOT_BATCH: usize = 8192;
 
 impl HashIndex {
-    /// Writes the index as it lies in memory (see the module
-    /// documentation).
-    pub(crate) fn save_layout(&self, out: &mut dyn Write) -> io::Result<()> {
-        self.layout_later().write(out)
-    }
-
     /// The index as it is now, to be written by [`Layout::write`]: a
     /// reference to every shard, each taken under its read lock for a
     /// moment. A writer that changes a shard still held copies it first.
