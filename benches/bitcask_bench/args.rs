@@ -35,7 +35,7 @@ usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-
                       (DIR itself is created if missing and left in place)
                       (default: the system temp directory)
   --skip W,...        leave out these workloads: iterate (the three rows), merge, fillsync
-                      (both rows), batch (the three rows); for long runs at large key counts
+                      (the three rows), batch (the three rows); for long runs at large key counts
                       (the scale curve)
 Keys are 16 bytes. Through make: make bench ARGS=\"--keys 100000 --value-size 100\"";
 

@@ -13,8 +13,8 @@ use crate::Res;
 
 use iterate::{iterate_keys, iterate_keys_values, iterate_while_writing};
 use point::{
-    batch_of_1, batch_of_100, batch_of_10000, delete_random, fill_random, fill_sync_1, fill_sync_n,
-    overwrite, read_missing, read_random, read_random_2_threads,
+    batch_of_1, batch_of_100, batch_of_10000, delete_random, fill_random, fill_sync_1,
+    fill_sync_every_mib, fill_sync_n, overwrite, read_missing, read_random, read_random_2_threads,
 };
 use reopen::{keydir_memory, merge, reopen_after_close, reopen_after_crash, reopen_without_hints};
 
@@ -54,6 +54,7 @@ pub(crate) const WORKLOADS: &[(&str, Workload)] = &[
     ("delete", delete_random),
     ("fillsync 1 thread", fill_sync_1),
     ("fillsync {threads} threads", fill_sync_n),
+    ("fillsync every 1 MiB", fill_sync_every_mib),
     ("batch of 1", batch_of_1),
     ("batch of 100", batch_of_100),
     ("batch of 10000", batch_of_10000),

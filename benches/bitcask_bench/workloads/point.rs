@@ -242,6 +242,45 @@ pub(crate) fn fill_sync(b: &mut Bench, threads: usize) -> Res<Measured> {
     ))
 }
 
+/// How many bytes of keys and values "fillsync every 1 MiB" puts
+/// between two syncs.
+const SYNC_INTERVAL: u64 = 1 << 20;
+
+/// `--keys` puts into an empty database with sync_writes off and a
+/// `sync()` after every [`SYNC_INTERVAL`] bytes of keys and values: a
+/// writer that makes its own durability points. Such syncs, more often
+/// than every 16 MiB, turn the active file's huge pages off (the first one
+/// moves the writer out of them), which this row's rate beside
+/// fillrandom's shows.
+pub(crate) fn fill_sync_every_mib(b: &mut Bench) -> Res<Measured> {
+    let db = b.open_fresh("sync-every", b.opts.clone())?;
+    let order = b.shuffled(b.keys);
+    let record = (KEY_LEN + b.values.size) as u64;
+    let per_sync = SYNC_INTERVAL.div_ceil(record);
+    let start = Instant::now();
+    for (n, &i) in order.iter().enumerate() {
+        db.put(&present_key(i), b.values.get(i, 0))?;
+        if (n as u64 + 1) % per_sync == 0 {
+            db.sync()?;
+        }
+    }
+    db.sync()?;
+    let elapsed = start.elapsed();
+    check_count(&db, b.keys)?;
+    let note = format!(
+        "sync_writes off; sync() every {per_sync} puts; {} fdatasyncs",
+        db.sync_count()
+    );
+    db.close()?;
+    remove_if_present(&b.dir.join("sync-every"))?;
+    Ok(Measured::timed(
+        b.keys,
+        elapsed,
+        Some(b.payload(b.keys)),
+        note,
+    ))
+}
+
 pub(crate) fn batch_of_1(b: &mut Bench) -> Res<Measured> {
     batch_commits(b, 1)
 }
