@@ -33,9 +33,9 @@
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use super::data_file::{DataFile, HUGE_PAGE};
+use super::data_file::DataFile;
 use super::format::{self, RecordKind};
-use super::growth::{self, allocate, Growth};
+use super::growth::{allocate, Growth};
 use super::io_helper::{HintSink, IoHint};
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -128,20 +128,7 @@ pub struct Appender {
     map_writes: bool,
     /// Where the writeback, allocation and prefault hints go.
     hints: HintSink,
-    /// Whether the active file's unwritten space gets huge pages
-    /// ([`DataFile::use_huge_pages`]): until syncs come more often than
-    /// every [`HUGE_PAGES_MIN_SYNC_INTERVAL`] bytes, never under a policy
-    /// that syncs every write.
-    huge_pages: bool,
-    /// Appends below this offset are positioned writes, not copies into
-    /// the map: the huge page the writer was in when frequent syncs turned
-    /// them off (see [`Appender::stop_huge_pages`]).
-    pwrite_below: u64,
 }
-
-/// Syncs after fewer bytes than this turn huge pages off for the rest of
-/// the database's session (see [`Appender::sync`]).
-pub const HUGE_PAGES_MIN_SYNC_INTERVAL: u64 = 16 << 20;
 
 /// What growing the file ahead came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -170,24 +157,7 @@ impl Appender {
             syncs: 0,
             map_writes: true,
             hints: HintSink::inline(),
-            huge_pages: false,
-            pwrite_below: 0,
         }
-        .with_huge_pages(!policy.every_write)
-    }
-
-    fn with_huge_pages(mut self, on: bool) -> Appender {
-        self.huge_pages = on && self.use_huge_pages();
-        self
-    }
-
-    /// Huge pages for the active file up to [`NEAR_END`] before the end
-    /// of its map: from there writeback is asked for in steps smaller than
-    /// a huge page (see [`Appender::writeback_step`]), which must not end
-    /// inside one (see [`Appender::give_writeback_hint`]).
-    fn use_huge_pages(&self) -> bool {
-        self.file
-            .use_huge_pages(self.file.map_len().saturating_sub(NEAR_END))
     }
 
     /// The same appender, giving its hints to the kernel through `sink`
@@ -246,9 +216,7 @@ impl Appender {
         let offset = self.offset;
         let end = offset + bytes.len() as u64;
         let in_map = self.map_writes && self.file.map_takes(offset, bytes.len());
-        let mut via_map = in_map
-            && (bytes.len() < MAP_WRITE_MAX || self.policy.every_write)
-            && offset >= self.pwrite_below;
+        let mut via_map = in_map && (bytes.len() < MAP_WRITE_MAX || self.policy.every_write);
         if in_map && end > self.file_len {
             // The I/O thread may have allocated it already.
             self.file_len = self.file_len.max(self.growth.ready());
@@ -293,15 +261,6 @@ impl Appender {
 
     /// Makes everything appended so far durable (fdatasync). A failure makes
     /// the appender refuse further writes.
-    ///
-    /// Syncs and huge pages do not mix. ext4 marks a whole folio dirty
-    /// when a copy through the map first writes to it after it was
-    /// cleaned, so that each sync after such a copy writes the whole 2 MiB
-    /// (4 KiB puts, each synced, ran at 0.55x the rate). So a sync that
-    /// comes after fewer than [`HUGE_PAGES_MIN_SYNC_INTERVAL`] bytes turns
-    /// huge pages off for the rest of the session
-    /// ([`Appender::stop_huge_pages`]). Under `sync_writes` they are never
-    /// used.
     pub fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
         if self.unsynced == 0 {
@@ -310,9 +269,6 @@ impl Appender {
         self.syncs += 1;
         match failpoint::fail("data:sync").and_then(|()| self.file.file().sync_data()) {
             Ok(()) => {
-                if self.huge_pages && self.unsynced < HUGE_PAGES_MIN_SYNC_INTERVAL {
-                    self.stop_huge_pages();
-                }
                 self.unsynced = 0;
                 Ok(())
             }
@@ -322,40 +278,6 @@ impl Appender {
                 Err(err)
             }
         }
-    }
-
-    /// Turns huge pages off for the rest of the session (see
-    /// [`Appender::sync`]). The huge pages past the one the writer is in
-    /// were faulted in ahead and hold only zeros, which the sync has just
-    /// written: they are dropped ([`growth::zero_range`]), so that the
-    /// prefault makes small pages there again. The writer's own huge page
-    /// is filled by positioned writes, which cost more than copies into a
-    /// huge page (ext4 walks all 512 of its blocks for each: 0.6x the put
-    /// rate measured) but dirty only the blocks they write.
-    fn stop_huge_pages(&mut self) {
-        self.huge_pages = false;
-        let current_end = self.offset.next_multiple_of(HUGE_PAGE);
-        self.file.stop_huge_pages(current_end);
-        // Whatever the I/O thread may have faulted in, or is faulting in.
-        let mut faulted = self
-            .asked_to
-            .max(self.file_len)
-            .max(self.growth.ready())
-            .next_multiple_of(HUGE_PAGE);
-        {
-            let allocated = self.growth.lock();
-            let to = allocated.len().min(faulted);
-            if to <= current_end
-                || matches!(
-                    growth::zero_range(self.file.file(), current_end, to),
-                    Ok(true)
-                )
-            {
-                faulted = current_end;
-            }
-        }
-        self.file.huge_pages_end(faulted);
-        self.pwrite_below = faulted;
     }
 
     /// Cuts the space grown ahead of the last record off the file and
@@ -397,8 +319,6 @@ impl Appender {
         self.asked_to = format::FILE_HEADER_LEN;
         self.written_back = format::FILE_HEADER_LEN;
         self.unsynced = 0;
-        self.pwrite_below = 0;
-        self.huge_pages = self.huge_pages && self.use_huge_pages();
     }
 
     /// Once [`WRITEBACK_STEP`] bytes were appended since the last hint
@@ -409,22 +329,12 @@ impl Appender {
         if self.policy.every_write || self.offset - self.written_back < self.writeback_step() {
             return;
         }
-        // Not into the huge page being filled: writeback writes a folio
-        // whole, and the next copy into it would dirty it whole again.
-        let end = if self.file.in_huge_pages(self.offset) {
-            self.offset / HUGE_PAGE * HUGE_PAGE
-        } else {
-            self.offset
-        };
-        if end <= self.written_back {
-            return;
-        }
         self.hints.give(IoHint::Writeback {
             file: Arc::clone(&self.file),
             start: self.written_back,
-            len: end - self.written_back,
+            len: self.offset - self.written_back,
         });
-        self.written_back = end;
+        self.written_back = self.offset;
     }
 
     /// How many bytes appended since the last writeback hint call for the
@@ -451,14 +361,7 @@ impl Appender {
         if asked_to.saturating_sub(end) >= ahead / 2 || self.growth.ahead_failed() {
             return;
         }
-        let mut to = end.saturating_add(ahead);
-        // Whole huge pages (see `DataFile::use_huge_pages`): a 2 MiB
-        // folio cannot reach past the end of the file, so space allocated
-        // up to the middle of one leaves it in small ones.
-        if ahead >= 2 * HUGE_PAGE {
-            to = to / HUGE_PAGE * HUGE_PAGE;
-        }
-        let to = to.min(self.file.map_len());
+        let to = end.saturating_add(ahead).min(self.file.map_len());
         if to <= asked_to {
             return;
         }
@@ -490,12 +393,7 @@ impl Appender {
             return Ok(Grown::Allocated);
         }
         let step = from.clamp(MIN_GROW_STEP, GROW_STEP);
-        let mut step_end = end.saturating_add(step);
-        if step >= GROW_STEP {
-            // Whole huge pages, as in `ask_ahead`.
-            step_end = step_end.next_multiple_of(HUGE_PAGE);
-        }
-        let step_end = step_end.min(self.file.map_len()).max(end);
+        let step_end = end.saturating_add(step).min(self.file.map_len()).max(end);
         let file = self.file.file();
         let grown = match allocate(file, from, step_end) {
             Ok(true) => Ok(Some(step_end)),
@@ -566,7 +464,6 @@ impl Appender {
 mod tests {
     use super::*;
     use crate::log::io_helper::IoHelper;
-    use crate::log::scanner::{FileSource, ScanEntry, Scanner};
 
     /// Waits until the helper has run every hint given before.
     fn drain(helper: &IoHelper) {
@@ -664,15 +561,8 @@ mod tests {
             .partition(|(start, _)| map_len - start > NEAR_END);
         assert!(far.len() >= 4, "{steps:?}");
         assert!(near.len() >= 8, "{steps:?}");
-        for (start, len) in &far[..far.len() - 1] {
-            // In huge pages a step ends at the last whole one before the
-            // writer (see `give_writeback_hint`).
-            if appender.huge_pages {
-                assert_eq!((start + len) % HUGE_PAGE, 0, "{steps:?}");
-                assert!(*len >= WRITEBACK_STEP - HUGE_PAGE, "{steps:?}");
-            } else {
-                assert!(*len >= WRITEBACK_STEP, "{steps:?}");
-            }
+        for (_, len) in &far[..far.len() - 1] {
+            assert!(*len >= WRITEBACK_STEP, "{steps:?}");
         }
         for (_, len) in &near {
             assert!(*len < WRITEBACK_STEP_NEAR_END + 200, "{steps:?}");
@@ -682,79 +572,6 @@ mod tests {
             left < WRITEBACK_STEP_NEAR_END + 200,
             "{left} bytes not written back"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// Huge pages are used until a sync comes after fewer than
-    /// [`HUGE_PAGES_MIN_SYNC_INTERVAL`] bytes; then appends up to the end
-    /// of the writer's huge page are positioned writes, and the rest of the
-    /// map gets small pages. Never under `sync_writes`.
-    #[test]
-    fn frequent_syncs_turn_huge_pages_off() {
-        let dir = scratch_dir("huge-pages");
-        let file = Arc::new(DataFile::create(&dir, 1).unwrap());
-        file.map_ahead(64 << 20);
-        let mut appender = Appender::new(Arc::clone(&file), format::FILE_HEADER_LEN, no_sync());
-        if !appender.huge_pages {
-            // Not a failure: the kernel or file system has none to give.
-            eprintln!("SKIPPED: no huge pages for a file map here (THP off or unsupported)");
-            std::fs::remove_dir_all(&dir).unwrap();
-            return;
-        }
-        assert!(file.in_huge_pages(HUGE_PAGE));
-        assert!(!file.in_huge_pages(64 << 20));
-        let value = [7u8; 100];
-        let mut i = 0u32;
-        let mut append = |appender: &mut Appender, bytes: u64| {
-            let end = appender.offset() + bytes;
-            while appender.offset() < end {
-                appender
-                    .append(RecordKind::Put, &i.to_be_bytes(), &value)
-                    .unwrap();
-                i += 1;
-            }
-        };
-        // A sync after more than the interval keeps them.
-        append(&mut appender, HUGE_PAGES_MIN_SYNC_INTERVAL);
-        appender.sync().unwrap();
-        assert!(appender.huge_pages);
-        assert_eq!(appender.pwrite_below, 0);
-        // One after less turns them off.
-        append(&mut appender, 1 << 20);
-        appender.sync().unwrap();
-        assert!(!appender.huge_pages);
-        let below = appender.pwrite_below;
-        assert!(below > appender.offset(), "{below}");
-        assert_eq!(below % HUGE_PAGE, 0);
-        // Appends reach past the pages faulted in so far and read back.
-        let to_go = below - appender.offset() + 4096;
-        append(&mut appender, to_go);
-        appender.seal().unwrap();
-        let len = file.len().unwrap();
-        let mut scan = Scanner::new(FileSource::new(file.file(), len), format::FILE_HEADER_LEN);
-        let mut seen = 0u32;
-        loop {
-            match scan.next_entry().unwrap() {
-                ScanEntry::Record { key, value: v, .. } => {
-                    assert_eq!(key, seen.to_be_bytes());
-                    assert_eq!(v, value);
-                    seen += 1;
-                }
-                ScanEntry::End => break,
-                other => panic!("record {seen}: {other:?}"),
-            }
-        }
-        assert_eq!(seen, i);
-
-        let every_write = SyncPolicy {
-            every_write: true,
-            bytes_per_sync: 0,
-        };
-        let other = Arc::new(DataFile::create(&dir, 2).unwrap());
-        other.map_ahead(64 << 20);
-        let synced = Appender::new(Arc::clone(&other), format::FILE_HEADER_LEN, every_write);
-        assert!(!synced.huge_pages);
-        assert!(!other.in_huge_pages(HUGE_PAGE));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -5,7 +5,6 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use memmap2::{Advice, MmapOptions, MmapRaw, UncheckedAdvice};
@@ -75,28 +74,9 @@ pub struct DataFile {
 struct FileMap {
     raw: MmapRaw,
     writable: bool,
-    /// Where the part of the map advised for huge pages starts and ends
-    /// (both 0 while none is): see [`DataFile::use_huge_pages`].
-    huge_from: AtomicU64,
-    huge_to: AtomicU64,
 }
 
 impl FileMap {
-    fn new(raw: MmapRaw, writable: bool) -> FileMap {
-        FileMap {
-            raw,
-            writable,
-            huge_from: AtomicU64::new(0),
-            huge_to: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether the page at `offset` lies in the part advised for huge pages.
-    fn in_huge_pages(&self, offset: u64) -> bool {
-        (self.huge_from.load(Ordering::Relaxed)..self.huge_to.load(Ordering::Relaxed))
-            .contains(&offset)
-    }
-
     /// Whether `start..start + len` lies inside the map.
     fn covers(&self, start: u64, len: usize) -> bool {
         start
@@ -104,11 +84,6 @@ impl FileMap {
             .is_some_and(|end| end <= self.raw.len() as u64)
     }
 }
-
-/// The huge page size the active file's map and growth are aligned to
-/// (x86-64's and most 64-bit Arm kernels' PMD size). On a machine with
-/// another size the alignment only costs a little space.
-pub const HUGE_PAGE: u64 = 2 << 20;
 
 impl DataFile {
     /// Creates data file `id` in `dir` with its header, synced, and syncs the
@@ -197,7 +172,10 @@ impl DataFile {
         if let Ok(raw) = MmapOptions::new().map_raw_read_only(&self.file) {
             // Gets read single records: no readahead around them.
             let _ = raw.advise(Advice::Random);
-            let _ = self.map.set(FileMap::new(raw, false));
+            let _ = self.map.set(FileMap {
+                raw,
+                writable: false,
+            });
         }
     }
 
@@ -215,87 +193,20 @@ impl DataFile {
         let mut options = MmapOptions::new();
         options.len(len);
         let map = match options.map_raw(&self.file) {
-            Ok(raw) => FileMap::new(raw, true),
+            Ok(raw) => FileMap {
+                raw,
+                writable: true,
+            },
             Err(_) => match options.map_raw_read_only(&self.file) {
-                Ok(raw) => FileMap::new(raw, false),
+                Ok(raw) => FileMap {
+                    raw,
+                    writable: false,
+                },
                 Err(_) => return,
             },
         };
         let _ = map.raw.advise(Advice::Random);
         let _ = self.map.set(map);
-    }
-
-    /// Advises huge pages for the part of the writable map from the file's
-    /// last whole huge page to `until` (rounded down to a whole one): the
-    /// part the writer will fill. Returns whether the kernel took the
-    /// advice. Once per file; the appender calls it unless every write is
-    /// synced (see `Appender::sync` for why syncs and huge pages do not
-    /// mix).
-    ///
-    /// The pages the writer fills are created in the page cache by the
-    /// prefault ([`DataFile::prefault`]); with the advice, the kernel
-    /// creates them as 2 MiB folios where the file system allows (ext4
-    /// since Linux 6.16) and maps each with one page-table entry, so that a
-    /// get's read of a record walks no 4 KiB page tables: in a virtual
-    /// machine a TLB miss costs about as much as the cache miss itself.
-    /// Not advised: the part already written, which a reopened database
-    /// reads from disk on demand, where a 2 MiB folio would read 2 MiB for
-    /// one record.
-    pub fn use_huge_pages(&self, until: u64) -> bool {
-        let Some(map) = self.map.get().filter(|map| map.writable) else {
-            return false;
-        };
-        if map.huge_to.load(Ordering::Relaxed) > 0 {
-            return true;
-        }
-        let Ok(written) = self.len() else {
-            return false;
-        };
-        let from = written.next_multiple_of(HUGE_PAGE);
-        let to = until.min(map.raw.len() as u64) / HUGE_PAGE * HUGE_PAGE;
-        if from >= to
-            || map
-                .raw
-                .advise_range(Advice::HugePage, from as usize, (to - from) as usize)
-                .is_err()
-        {
-            return false;
-        }
-        map.huge_from.store(from, Ordering::Relaxed);
-        map.huge_to.store(to, Ordering::Relaxed);
-        true
-    }
-
-    /// Withdraws the advice of [`DataFile::use_huge_pages`] from `from`
-    /// (a whole huge page) on: pages the prefault creates there from now
-    /// on are small ones. Pages created before stay as they are until the
-    /// caller drops them; [`DataFile::huge_pages_end`] says how far they
-    /// reach.
-    pub fn stop_huge_pages(&self, from: u64) {
-        let Some(map) = self.map.get() else {
-            return;
-        };
-        let from = from.max(map.huge_from.load(Ordering::Relaxed));
-        let to = map.huge_to.load(Ordering::Relaxed);
-        if from < to {
-            let _ = map
-                .raw
-                .advise_range(Advice::NoHugePage, from as usize, (to - from) as usize);
-        }
-    }
-
-    /// Records that no huge page of the file lies past `to` any more (see
-    /// [`DataFile::stop_huge_pages`]).
-    pub fn huge_pages_end(&self, to: u64) {
-        if let Some(map) = self.map.get() {
-            map.huge_to.fetch_min(to, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether the page at `offset` may be part of a huge page (see
-    /// [`DataFile::use_huge_pages`]).
-    pub fn in_huge_pages(&self, offset: u64) -> bool {
-        self.map.get().is_some_and(|map| map.in_huge_pages(offset))
     }
 
     /// How many bytes of the file the map spans (0 without a map).
@@ -339,14 +250,9 @@ impl DataFile {
         // Whole pages of the system's size (16 or 64 KiB on some machines):
         // madvise would round a part of one out to the whole page, which may
         // be the one the writer is filling (no harm, but a fault more).
-        let Ok(mut page @ 1..) = u64::try_from(page) else {
+        let Ok(page @ 1..) = u64::try_from(page) else {
             return;
         };
-        // Where the map may hold huge pages, whole ones: dropping part of
-        // one splits its entry into 4 KiB ones, which reads then walk.
-        if map.in_huge_pages(offset) || map.in_huge_pages(offset.saturating_add(len)) {
-            page = page.max(HUGE_PAGE);
-        }
         let start = offset.next_multiple_of(page);
         let end = offset.saturating_add(len) / page * page;
         if !map.writable || end <= start || !map.covers(start, (end - start) as usize) {

@@ -181,38 +181,6 @@ pub fn allocate(file: &File, len: u64, new_len: u64) -> io::Result<bool> {
     }
 }
 
-/// Makes `from..to` of `file`, allocated space past every record, read
-/// as zeros again without keeping its pages: `FALLOC_FL_ZERO_RANGE`
-/// (length unchanged), which on ext4 and XFS marks the blocks unwritten
-/// and drops the range from the page cache and from every map of it.
-/// Returns false where the file system cannot. Call it under
-/// [`Growth::lock`], with `to` at most the allocated length.
-pub fn zero_range(file: &File, from: u64, to: u64) -> io::Result<bool> {
-    let (Ok(start), Ok(len)) = (
-        libc::off_t::try_from(from),
-        libc::off_t::try_from(to.saturating_sub(from)),
-    ) else {
-        return Err(io::Error::from_raw_os_error(libc::EFBIG));
-    };
-    if len == 0 {
-        return Ok(true);
-    }
-    let mode = libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE;
-    loop {
-        // SAFETY: a plain system call on a descriptor `file` owns, with no
-        // pointers.
-        if unsafe { libc::fallocate(file.as_raw_fd(), mode, start, len) } == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EOPNOTSUPP | libc::ENOSYS) => return Ok(false),
-            _ => return Err(err),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
