@@ -248,10 +248,8 @@ const SYNC_INTERVAL: u64 = 1 << 20;
 
 /// `--keys` puts into an empty database with sync_writes off and a
 /// `sync()` after every [`SYNC_INTERVAL`] bytes of keys and values: a
-/// writer that makes its own durability points. Such syncs, more often
-/// than every 16 MiB, turn the active file's huge pages off (the first one
-/// moves the writer out of them), which this row's rate beside
-/// fillrandom's shows.
+/// writer that makes its own durability points, between fillrandom (one
+/// sync) and fillsync (one per put).
 pub(crate) fn fill_sync_every_mib(b: &mut Bench) -> Res<Measured> {
     let db = b.open_fresh("sync-every", b.opts.clone())?;
     let order = b.shuffled(b.keys);
