@@ -16,6 +16,8 @@ pub(crate) struct Args {
     pub(crate) index: IndexType,
     /// Workloads not to run (see [`SKIPPABLE`]).
     pub(crate) skip: Vec<String>,
+    /// `Options::set_checkpoint_bytes` for every open (None: the default).
+    pub(crate) checkpoint_bytes: Option<u64>,
 }
 
 /// The workloads `--skip` may leave out: none of the others depends on
@@ -24,13 +26,15 @@ pub(crate) const SKIPPABLE: &[&str] = &["iterate", "merge", "fillsync", "batch"]
 
 pub(crate) const USAGE: &str = "\
 usage: bitcask_bench [--keys N] [--value-size B[,B...]] [--sync-keys N] [--sync-threads T]
-                     [--index ordered|hash] [--dir DIR] [--skip W[,W...]]
+                     [--index ordered|hash] [--checkpoint-bytes N] [--dir DIR] [--skip W[,W...]]
 
   --keys N            keys per table (default: 1000000 for values up to 1024 bytes, 100000 above)
   --value-size B,...  value sizes in bytes, one table each (default: 100,4096)
   --sync-keys N       puts in each fillsync row (default: 20000)
   --sync-threads T    threads of the second fillsync row (default: 8)
   --index TYPE        the keydir: hash (the default of Options) or ordered
+  --checkpoint-bytes N  Options::set_checkpoint_bytes (default: the Options default; 0: none),
+                      to measure what checkpoints of the keydir cost
   --dir DIR           where the databases go: a fresh DIR/bitcask-bench-PID, removed at the end
                       (DIR itself is created if missing and left in place)
                       (default: the system temp directory)
@@ -48,6 +52,7 @@ pub(crate) fn parse_args() -> Result<Args, String> {
         dir: std::env::temp_dir(),
         index: IndexType::default(),
         skip: Vec::new(),
+        checkpoint_bytes: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -74,6 +79,9 @@ pub(crate) fn parse_args() -> Result<Args, String> {
             "--sync-keys" => args.sync_keys = number(&name, &value()?, 1, u64::from(u32::MAX))?,
             "--sync-threads" => args.sync_threads = number(&name, &value()?, 1, 1024)? as usize,
             "--dir" => args.dir = PathBuf::from(value()?),
+            "--checkpoint-bytes" => {
+                args.checkpoint_bytes = Some(number(&name, &value()?, 0, u64::MAX)?)
+            }
             "--index" => {
                 args.index = match value()?.as_str() {
                     "ordered" => IndexType::Ordered,

@@ -85,6 +85,9 @@ fn run_table(args: &Args, scratch: &Path, keys: u64, value_size: usize) -> Res<(
         opts: {
             let mut o = Options::default();
             o.set_index_type(args.index);
+            if let Some(bytes) = args.checkpoint_bytes {
+                o.set_checkpoint_bytes(bytes);
+            }
             o
         },
         keys,
@@ -204,8 +207,11 @@ fn print_machine(args: &Args, scratch: &Path) {
         args.sync_threads
     );
     println!(
-        "- options: Options::default() with index type {:?} (sync_writes off except in fillsync)",
-        args.index
+        "- options: Options::default() with index type {:?}{} (sync_writes off except in fillsync)",
+        args.index,
+        args.checkpoint_bytes
+            .map(|b| format!(", checkpoint_bytes {b}"))
+            .unwrap_or_default()
     );
 }
 
