@@ -283,14 +283,7 @@ impl Engine {
         let Some(layout) = self.index.checkpoint() else {
             return Ok(false);
         };
-        let mut files = Vec::new();
-        for (&id, file) in self.files.snapshot().iter() {
-            files.push(SavedFile {
-                id,
-                len: file.len()?,
-                live: writer.usage(id).live,
-            });
-        }
+        let files = self.saved_files(&writer)?;
         saved_keydir::save(
             &self.dir,
             saved_keydir::Writer::Close,
@@ -299,6 +292,23 @@ impl Engine {
             layout,
         )
         .map(|()| true)
+    }
+
+    /// Every data file as a keydir file records it, for the index as it is
+    /// under `writer` (close's, or a checkpoint's): the active file up to
+    /// its last record (what is grown ahead of it is not log), the others
+    /// as long as they are.
+    pub fn saved_files(&self, writer: &Writer) -> Result<Vec<SavedFile>> {
+        let (active_id, end) = writer.active();
+        self.files
+            .snapshot()
+            .iter()
+            .map(|(&id, file)| {
+                let len = if id == active_id { end } else { file.len()? };
+                let live = writer.usage(id).live;
+                Ok(SavedFile { id, len, live })
+            })
+            .collect()
     }
 
     /// The position of `key`'s record and the file it lies in. Both are

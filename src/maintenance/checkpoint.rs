@@ -35,7 +35,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use crate::db::engine::Engine;
-use crate::db::saved_keydir::{self, SavedFile};
+use crate::db::saved_keydir;
 use crate::error::{Error, Result};
 use crate::log::filename::KEYDIR;
 
@@ -51,16 +51,7 @@ pub fn take(engine: &Engine) -> Result<Option<u64>> {
         let Some(layout) = engine.index().checkpoint() else {
             return Ok(None);
         };
-        let (active_id, end) = writer.active();
-        let mut files = Vec::new();
-        for (&id, file) in engine.files().snapshot().iter() {
-            let len = match id == active_id {
-                true => end,
-                false => file.len()?,
-            };
-            let live = writer.usage(id).live;
-            files.push(SavedFile { id, len, live });
-        }
+        let files = engine.saved_files(&writer)?;
         writer.checkpoint_taken();
         let active = Arc::clone(writer.active_file());
         (layout, files, writer.last_batch_seq(), active)
