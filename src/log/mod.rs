@@ -21,6 +21,8 @@
 //! - [`io_helper`]: the thread that does the appender's work ahead of need
 //!   (start writeback, allocate and prefault space ahead) off the writer's
 //!   path;
+//! - [`bulk_write`]: writing and replacing a large file (the keydir
+//!   file of a checkpoint) without stalling the writer's I/O;
 //! - [`hint`]: hint files, the keys and positions of an immutable data file;
 //! - [`quarantine`]: quarantine files, the bytes taken out of data files
 //!   (a cut tail, a damaged range), kept and never loaded;
@@ -48,6 +50,7 @@
 //! [`Change`] (what one does to its key).
 
 pub mod appender;
+pub mod bulk_write;
 pub mod data_file;
 pub mod dir;
 pub mod filename;

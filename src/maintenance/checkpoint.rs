@@ -20,7 +20,9 @@
 //!    gone. A failed sync refuses further writes, as any failed sync does.
 //! 3. The keydir file is written under a temporary name, each shard let go
 //!    as soon as it is written, synced (so that a power cut leaves it to
-//!    load), and renamed into place. The directory is not synced: a rename
+//!    load), and renamed into place; written at the device's pace, the one
+//!    it replaces freed in steps (`log/bulk_write.rs`), so that neither
+//!    stalls the writer. The directory is not synced: a rename
 //!    lost leaves the checkpoint before, which describes a shorter prefix
 //!    of the log, or none.
 //!
