@@ -4,13 +4,16 @@
 //! Layout. The index is split into shards by a few bits of the key's hash;
 //! each shard is an open-addressing table (linear probing, at most 3/4 full)
 //! behind its own reader-writer lock, with its own [`KeyArena`] holding its
-//! keys and record positions. A table slot is one `u64`: 24 bits of the
-//! key's hash (the tag, which rules out nearly every wrong slot without
-//! touching the key) over a 40-bit reference into the arena. So a key costs
+//! keys and record positions. A table slot is one `u64`: the top 24 bits
+//! of the key's hash (the tag, which rules out nearly every wrong slot
+//! without touching the key) over a 40-bit reference into the arena. A key's
+//! home slot is the top bits of its hash too, so the tag gives it: removal's
+//! backward shift and a resize move slots without reading a key (in tables
+//! up to 2^24 slots; larger ones hash the key again). So a key costs
 //! its arena entry (12 + 1 + key length bytes below 128) plus 8 bytes per
 //! slot, that is 8/load (10.7 to 21.3) bytes at a load between 3/8 and 3/4.
 //!
-//! Why shards: a resize rehashes one shard, and a compaction copies one
+//! Why shards: a resize moves the slots of one shard, and a compaction copies one
 //! shard's arena, so the pause a writer (and the readers of that shard)
 //! may meet is about 1/[`SHARDS`] of what one big table would give; and
 //! threads working on different shards do not touch the same lock word.
@@ -77,8 +80,9 @@ use crate::log::{Change, RecordPos};
 /// a few hundred KiB.
 pub const SHARDS: usize = 1024;
 /// The hash bits above this one pick the shard (at most 1024 shards: bits
-/// 30..40). Buckets come from the low bits, tags from the top 24: the three
-/// never overlap for tables below 2^30 slots a shard.
+/// 30..40). Tags are the top 24 bits, and a key's home slot the top bits
+/// too (as many as the table's size takes): the shard's bits and the home's
+/// overlap only in tables above 2^24 slots a shard.
 const SHARD_SHIFT: u32 = 30;
 /// How many changes ahead [`HashIndex::apply`] asks for a key's shard (the
 /// table's and the arena's addresses, and the arena's chunk table), then

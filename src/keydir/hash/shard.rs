@@ -76,6 +76,28 @@ pub(super) fn tag(hash: u64) -> u64 {
     hash >> Slot::TAG_SHIFT
 }
 
+/// Bits of a tag.
+const TAG_BITS: u32 = u64::BITS - Slot::TAG_SHIFT;
+
+/// Whether in a table of `slots` slots a slot's tag gives its home.
+#[inline]
+fn tags_give_homes(slots: usize) -> bool {
+    slots.trailing_zeros() <= TAG_BITS
+}
+
+/// The home slot of a key of hash `hash` in a table of `slots` slots (a
+/// power of two): the hash's top bits. Those are the tag's top bits too,
+/// so in a table of up to 2^[`TAG_BITS`] slots a slot's tag gives its home
+/// ([`Shard::home_of`]), and moving slots (removal's backward shift, a
+/// resize) reads no key.
+#[inline]
+pub(super) fn home(hash: u64, slots: usize) -> usize {
+    match slots.trailing_zeros() {
+        0 => 0,
+        bits => (hash >> (u64::BITS - bits)) as usize,
+    }
+}
+
 /// The number of slots for `len` keys: a power of two, at most 3/4 full.
 pub(super) fn capacity_for(len: usize) -> usize {
     (len.saturating_mul(4).div_ceil(3))
@@ -115,7 +137,7 @@ impl Shard {
     #[inline]
     pub(super) fn probe(&self, key: &[u8], hash: u64) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
+        let mut i = home(hash, self.slots.len());
         loop {
             let slot = self.slots[i];
             if slot.is_empty() {
@@ -239,7 +261,7 @@ impl Shard {
     #[inline]
     pub(super) fn prefetch_slot(&self, hash: u64) {
         if !self.slots.is_empty() {
-            prefetch(&self.slots[hash as usize & (self.slots.len() - 1)]);
+            prefetch(&self.slots[home(hash, self.slots.len())]);
         }
     }
 
@@ -249,16 +271,18 @@ impl Shard {
     /// [`Shard::prefetch_slot`] of it brought in, and stops at an empty one
     /// (a new key: there is no entry to compare).
     ///
-    /// For a remove (`remove`), also the entries of the slots after it in
-    /// its cluster, up to the slot line's worth: the backward shift rehashes
-    /// each of their keys.
+    /// For a remove (`remove`) in a table too large for tags to give homes
+    /// ([`Shard::home_of`]), also the entries of the slots after it in its
+    /// cluster, up to the slot line's worth: the backward shift hashes each
+    /// of their keys again.
     #[inline]
     pub(super) fn prefetch_entry(&self, hash: u64, remove: bool) {
         if self.slots.is_empty() {
             return;
         }
+        let remove = remove && !tags_give_homes(self.slots.len());
         let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
+        let mut i = home(hash, self.slots.len());
         let mut found = false;
         for _ in 0..8 {
             let slot = self.slots[i];
@@ -278,8 +302,12 @@ impl Shard {
 
     /// The first empty slot on the probe path of `hash`.
     pub(super) fn free_slot(&self, hash: u64) -> usize {
+        self.free_slot_from(home(hash, self.slots.len()))
+    }
+
+    /// The first empty slot from slot `i` on.
+    fn free_slot_from(&self, mut i: usize) -> usize {
         let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
         while !self.slots[i].is_empty() {
             i = (i + 1) & mask;
         }
@@ -297,8 +325,7 @@ impl Shard {
             if slot.is_empty() {
                 break;
             }
-            // The tag lacks the bucket bits, so the key is hashed again.
-            let home = hasher.hash(self.arena.key(slot.entry())) as usize & mask;
+            let home = self.home_of(hasher, slot);
             // The slot may move into the hole when the hole lies on its probe
             // path, between its home and where it is now (cyclically).
             if i.wrapping_sub(home) & mask >= i.wrapping_sub(hole) & mask {
@@ -310,17 +337,35 @@ impl Shard {
         self.slots[hole] = Slot::EMPTY;
     }
 
-    /// Rehashes every key into a table of `capacity` slots.
+    /// Moves every slot into a table of `capacity` slots, each placed by
+    /// its tag ([`Shard::home_of`]): no key is read, unless the table is
+    /// too large for tags to give homes.
     pub(super) fn resize(&mut self, hasher: &KeyHasher, capacity: usize) {
         let old = std::mem::replace(&mut self.slots, Buf::zeroed(capacity));
+        let read_keys = !tags_give_homes(capacity);
         for (j, &slot) in old.iter().enumerate() {
-            if let Some(ahead) = old.get(j + PREFETCH_WALK_AHEAD).filter(|s| !s.is_empty()) {
-                self.arena.prefetch(ahead.entry());
+            if read_keys {
+                if let Some(ahead) = old.get(j + PREFETCH_WALK_AHEAD).filter(|s| !s.is_empty()) {
+                    self.arena.prefetch(ahead.entry());
+                }
             }
             if !slot.is_empty() {
-                let i = self.free_slot(hasher.hash(self.arena.key(slot.entry())));
+                let i = self.free_slot_from(self.home_of(hasher, slot));
                 self.slots[i] = slot;
             }
+        }
+    }
+
+    /// The home slot, in this table, of the key that `slot` holds: its
+    /// tag's top bits ([`home`]), or, in a table of more than
+    /// 2^[`TAG_BITS`] slots (an index of billions of keys, or a few
+    /// shards of tens of millions), its key hashed again.
+    fn home_of(&self, hasher: &KeyHasher, slot: Slot) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        if tags_give_homes(self.slots.len()) {
+            (slot.tag() >> (TAG_BITS - bits)) as usize
+        } else {
+            home(hasher.hash(self.arena.key(slot.entry())), self.slots.len())
         }
     }
 
@@ -349,5 +394,53 @@ impl Shard {
                 out.push(key, pos);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The home a slot's tag gives ([`Shard::home_of`]) is the home its
+    /// key's hash gives ([`home`]), in tables small and large, on both
+    /// sides of 2^[`TAG_BITS`] slots (above it, the key is hashed again);
+    /// and every key stays found after others around it are removed.
+    #[test]
+    fn a_slot_s_home_is_its_key_s_home_at_every_table_size() {
+        let hasher = KeyHasher::with_seed(7);
+        for bits in [4, 11, TAG_BITS, TAG_BITS + 1] {
+            let mut shard = Shard {
+                slots: Buf::zeroed(1 << bits),
+                ..Shard::default()
+            };
+            // Within 3/4 of the table, so that no put resizes it.
+            let keys = ((1usize << bits) * 3 / 4 - 1).min(300) as u32;
+            for n in 0..keys {
+                let key = n.to_le_bytes();
+                let hash = hasher.hash(&key);
+                let pos = RecordPos {
+                    file_id: n,
+                    offset: n,
+                    size: 1,
+                };
+                assert_eq!(shard.put(&hasher, &key, hash, pos), None);
+                let at = shard.find(&key, hash).expect("a key just put");
+                assert_eq!(
+                    shard.home_of(&hasher, shard.slots[at]),
+                    home(hash, shard.slots.len()),
+                    "{bits}-bit table, key {n}"
+                );
+            }
+            assert_eq!(shard.slots.len(), 1 << bits, "a put resized the table");
+            for n in (0..keys).step_by(3) {
+                let key = n.to_le_bytes();
+                assert!(shard.remove(&hasher, &key, hasher.hash(&key)).is_some());
+            }
+            for n in 0..keys {
+                let key = n.to_le_bytes();
+                let found = shard.get(&key, hasher.hash(&key)).is_some();
+                assert_eq!(found, n % 3 != 0, "{bits}-bit table, key {n}");
+            }
+        }
     }
 }

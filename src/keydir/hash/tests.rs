@@ -266,13 +266,10 @@ fn shrink_to_fit_gives_back_what_a_reservation_left_unused() {
 #[test]
 fn keys_whose_tags_collide_are_told_apart_by_their_bytes() {
     let index = HashIndex::with_shards(1);
-    // Two keys with the same tag and the same home in a 16-slot table,
-    // so that one lies on the other's probe path: by the birthday bound
-    // some pair among ~2^14 keys shares those 28 bits.
-    let probe_key = |i: u32| {
-        let h = index.hasher.hash(&key(i));
-        (tag(h), h & 15)
-    };
+    // Two keys with the same tag, hence the same home (the tag's top
+    // bits), so that one lies on the other's probe path: by the birthday
+    // bound some pair among ~2^12 keys shares those 24 bits.
+    let probe_key = |i: u32| tag(index.hasher.hash(&key(i)));
     let mut seen = std::collections::HashMap::new();
     let (a, b) = (0..1 << 20)
         .find_map(|i| seen.insert(probe_key(i), i).map(|first| (first, i)))
