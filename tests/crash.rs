@@ -223,7 +223,7 @@ fn kill_rounds(mode: Mode) {
             "{} round {round} (seed {seed}, killed after {kill_after} acks)",
             mode.test_name()
         );
-        let version = common::keydir_version(&tmp.db());
+        let writer = common::keydir_writer(&tmp.db());
         let db = match Bitcask::open(tmp.db(), mode.options()) {
             Ok(db) => db,
             Err(e) => {
@@ -235,7 +235,7 @@ fn kill_rounds(mode: Mode) {
             }
         };
         if db.recovery().resumed_from_keydir {
-            resumed[version.unwrap_or(0) as usize % 3] += 1;
+            resumed[writer.map_or(0, |w| w as usize)] += 1;
         }
         if let Some(wrong) = first_wrong_key(&db, &model, &in_flight) {
             drop(db);

@@ -443,8 +443,8 @@ fn close_stops_a_running_checkpoint() {
     );
     drop((synced, begun, written));
     assert_eq!(
-        common::keydir_version(&tmp.db()),
-        Some(1),
+        common::keydir_writer(&tmp.db()),
+        Some(common::KeydirWriter::Close),
         "close's keydir file"
     );
     assert!(!tmp.db().join("KEYDIR.tmp").exists());

@@ -413,7 +413,7 @@ struct Tally {
     tails_cut: u64,
     intact_after_cut: u64,
     /// Reopens that loaded a keydir file and read what followed it, by the
-    /// file's version (1: close's, kept by the next open; 2: a checkpoint).
+    /// file's writer (1: close, kept by the next open; 2: a checkpoint).
     resumed: [u64; 3],
 }
 
@@ -549,7 +549,7 @@ fn run_mode(harness: &mut PowerCut, mode: Mode, base_seed: u64, rounds: u64) -> 
                  bytes_per_sync allows"
             );
         }
-        let keydir_version = common::keydir_version(&dir);
+        let keydir_writer = common::keydir_writer(&dir);
         let db = Bitcask::open(&dir, mode.options()).unwrap_or_else(|e| {
             panic!("{context}: the database does not open after the power cut: {e}")
         });
@@ -600,7 +600,7 @@ fn run_mode(harness: &mut PowerCut, mode: Mode, base_seed: u64, rounds: u64) -> 
              open reported: {recovery}"
         );
         if recovery.resumed_from_keydir {
-            tally.resumed[keydir_version.unwrap_or(0) as usize % 3] += 1;
+            tally.resumed[keydir_writer.map_or(0, |w| w as usize)] += 1;
         }
         tally.rounds += 1;
         tally.crashed += u64::from(acks.crashed);

@@ -85,11 +85,23 @@ impl Drop for TempDir {
     }
 }
 
-/// The version of the keydir file in `dir` (1: close's, 2: a checkpoint's),
-/// if there is one.
-pub fn keydir_version(dir: &Path) -> Option<u32> {
+/// Who wrote a keydir file; as a number (1, 2), the index of a tally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeydirWriter {
+    Close = 1,
+    Checkpoint = 2,
+}
+
+/// Who wrote the keydir file in `dir`, by its version (3: close, 4: a
+/// checkpoint), if there is one. Panics at any other version: the library
+/// writes no other.
+pub fn keydir_writer(dir: &Path) -> Option<KeydirWriter> {
     let bytes = std::fs::read(dir.join("KEYDIR")).ok()?;
-    Some(u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?))
+    match u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) {
+        3 => Some(KeydirWriter::Close),
+        4 => Some(KeydirWriter::Checkpoint),
+        other => panic!("{}/KEYDIR has version {other}", dir.display()),
+    }
 }
 
 /// Removes the keydir file close writes, so that the next open rebuilds the
