@@ -140,7 +140,9 @@ fn sync_file_range(file: &File, from: u64, len: u64, flags: libc::c_uint) -> io:
 /// [`FREE_STEP`] at a time, instead of in the rename (see the module
 /// documentation). Only the rename can fail: the old file, once renamed
 /// over, has no name, and whatever a failed cut leaves of it is freed when
-/// it is closed here.
+/// it is closed here. A process that had the old file open (a copy of the
+/// directory in progress) sees it cut short: for a keydir file, a copy that
+/// fails its checksum, which open does not use.
 pub fn replace_gradually(from: &Path, to: &Path) -> io::Result<()> {
     // Open, the old file outlives its name; a file that cannot be opened
     // for writing is freed by the rename, as before.
