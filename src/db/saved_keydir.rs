@@ -44,8 +44,9 @@
 //! power cut. A checkpoint's, written beside the writer, is also paced
 //! (writeback started as it goes) and frees the file it replaces in steps
 //! (`log/bulk_write.rs`): at 50M keys it is 2 GB, and written or freed at
-//! once it stalled the writer's puts for up to half a second. Either cut short by a power loss fails its checksum; a rename
-//! lost leaves the one before, which describes a shorter prefix.
+//! once it stalled the writer's puts for up to half a second. Either cut
+//! short by a power loss fails its checksum; a rename lost leaves the one
+//! before, which describes a shorter prefix.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -120,8 +121,8 @@ pub fn save(
         // A checkpoint, beside the writer, paces its writeback; close's
         // file, which is not synced, goes at the speed of a copy.
         let file = match writer {
-            Writer::Close => Output::Plain(file),
-            Writer::Checkpoint => Output::Paced(PacedWriter::new(file)),
+            Writer::Close => PacedWriter::unpaced(file),
+            Writer::Checkpoint => PacedWriter::new(file),
         };
         let mut out = CrcWriter::new(BufWriter::with_capacity(BUFFER, file));
         out.write_all(&MAGIC)?;
@@ -142,7 +143,7 @@ pub fn save(
         // load (else only its checksum failing, and open reading the files):
         // close's file needs none, close having synced everything it names.
         if writer == Writer::Checkpoint {
-            file.get_ref().file().sync_data()?;
+            file.get_ref().get_ref().sync_data()?;
         }
         Ok(())
     });
@@ -263,38 +264,6 @@ fn read_u64(input: &mut impl Read) -> Option<u64> {
 }
 
 /// A writer that keeps the CRC-32 of what went through it.
-/// Where [`save`] writes the keydir file: straight to it, or paced (see
-/// `log/bulk_write.rs`).
-enum Output {
-    Plain(File),
-    Paced(PacedWriter),
-}
-
-impl Output {
-    fn file(&self) -> &File {
-        match self {
-            Output::Plain(file) => file,
-            Output::Paced(paced) => paced.get_ref(),
-        }
-    }
-}
-
-impl Write for Output {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Output::Plain(file) => file.write(buf),
-            Output::Paced(paced) => paced.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Output::Plain(file) => file.flush(),
-            Output::Paced(paced) => paced.flush(),
-        }
-    }
-}
-
 struct CrcWriter<W> {
     inner: W,
     crc: crc32fast::Hasher,

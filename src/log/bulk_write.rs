@@ -50,8 +50,8 @@ pub struct PacedWriter {
     /// (up to there, writeback has been started).
     started_from: u64,
     started_to: u64,
-    /// False once the file system refused `sync_file_range` as unsupported:
-    /// the writer then writes unpaced.
+    /// False for a writer made unpaced, or once the file system refused
+    /// `sync_file_range` as unsupported: writes then go at copy speed.
     pacing: bool,
 }
 
@@ -64,6 +64,15 @@ impl PacedWriter {
             started_from: 0,
             started_to: 0,
             pacing: true,
+        }
+    }
+
+    /// Writes to `file` unpaced: what a file that no writer runs beside
+    /// needs (close's keydir file), in the same type as a paced one.
+    pub fn unpaced(file: File) -> PacedWriter {
+        PacedWriter {
+            pacing: false,
+            ..PacedWriter::new(file)
         }
     }
 

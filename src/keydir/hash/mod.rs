@@ -13,8 +13,8 @@
 //! its arena entry (12 + 1 + key length bytes below 128) plus 8 bytes per
 //! slot, that is 8/load (10.7 to 21.3) bytes at a load between 3/8 and 3/4.
 //!
-//! Why shards: a resize moves the slots of one shard, and a compaction copies one
-//! shard's arena, so the pause a writer (and the readers of that shard)
+//! Why shards: a resize moves the slots of one shard, and a compaction
+//! copies one shard's arena, so the pause a writer (and the readers of that shard)
 //! may meet is about 1/[`SHARDS`] of what one big table would give; and
 //! threads working on different shards do not touch the same lock word.
 //!
