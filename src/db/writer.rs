@@ -118,7 +118,14 @@ impl Writer {
 
     /// Appends a put and points the index at it.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let pos = self.append(RecordKind::Put, key, value)?;
+        self.check_writable()?;
+        // The slot's cache miss overlaps encoding the record and copying it
+        // into the file. (Asking for an overwritten key's entry as well,
+        // between the two, measured no faster for overwrites and slower
+        // for new keys: it waits for the slot.)
+        self.index.prefetch(key);
+        self.appender.encode(RecordKind::Put, key, value);
+        let pos = self.append_buffered()?;
         let old = self.index.put(key, pos);
         self.liveness.replaced(Some(pos), old);
         Ok(())
@@ -128,10 +135,14 @@ impl Writer {
     /// absent key writes nothing.
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
         self.check_writable()?;
+        // The slot's cache miss overlaps the tombstone's encoding, which an
+        // absent key leaves unused.
+        self.index.prefetch(key);
+        self.appender.encode(RecordKind::Delete, key, &[]);
         if self.index.get(key).is_none() {
             return Ok(());
         }
-        self.append(RecordKind::Delete, key, &[])?;
+        self.append_buffered()?;
         let old = self.index.remove(key);
         self.liveness.replaced(None, old);
         Ok(())
@@ -259,13 +270,13 @@ impl Writer {
         replaced
     }
 
-    /// Appends one record, rolling over to a new data file first when the
-    /// record would take the active one past `data_file_size`.
-    fn append(&mut self, kind: RecordKind, key: &[u8], value: &[u8]) -> Result<RecordPos> {
-        self.check_writable()?;
-        let len = format::record_len(key.len(), value.len()) as u64;
+    /// Appends the record [`Appender::encode`] left in the appender's
+    /// buffer, rolling over to a new data file first when the record would
+    /// take the active one past `data_file_size`.
+    fn append_buffered(&mut self) -> Result<RecordPos> {
+        let len = self.appender.buffered_len();
         self.make_room(len)?;
-        let offset = self.appender.append(kind, key, value)?;
+        let offset = self.appender.append_buffered()?;
         self.appended(len);
         // Offsets stay below 2^31 + one record (see Options::MAX_DATA_FILE_SIZE).
         Ok(RecordPos {

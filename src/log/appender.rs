@@ -194,11 +194,30 @@ impl Appender {
 
     /// Appends one record and applies the sync policy. Returns the record's
     /// offset. On failure nothing of the record remains in the file.
+    #[cfg(test)]
     pub fn append(&mut self, kind: RecordKind, key: &[u8], value: &[u8]) -> Result<u64> {
+        self.encode(kind, key, value);
+        self.append_buffered()
+    }
+
+    /// Encodes one record into the appender's buffer, for
+    /// [`Appender::append_buffered`]; what the writer does in between
+    /// (asking the index for the key's slot) overlaps nothing else.
+    pub fn encode(&mut self, kind: RecordKind, key: &[u8], value: &[u8]) {
+        self.buf.clear();
+        format::encode_record(kind, key, value, &mut self.buf);
+    }
+
+    /// Bytes of the record [`Appender::encode`] left in the buffer.
+    pub fn buffered_len(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    /// Appends the record [`Appender::encode`] left in the buffer, as
+    /// [`Appender::append`] does.
+    pub fn append_buffered(&mut self) -> Result<u64> {
         self.check_usable()?;
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        format::encode_record(kind, key, value, &mut buf);
+        let buf = std::mem::take(&mut self.buf);
         let result = self.append_encoded(&buf);
         // The buffer of a large value is not kept for the next small one.
         if buf.capacity() <= 1 << 20 {

@@ -199,6 +199,11 @@ impl Index for HashIndex {
         self.shard(hash).read().get(key, hash)
     }
 
+    fn prefetch(&self, key: &[u8]) {
+        let hash = self.hasher.hash(key);
+        self.shard(hash).read().prefetch_slot(hash);
+    }
+
     fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
         let mut shard = self.write(self.shard_no(hash));

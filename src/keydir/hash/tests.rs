@@ -306,3 +306,22 @@ fn a_key_costs_its_entry_and_a_share_of_8_byte_slots() {
         "{stats:?}"
     );
 }
+
+#[test]
+fn a_prefetch_changes_nothing_even_in_an_empty_table() {
+    // Shards with no table yet (no slot to ask for), then with keys: a
+    // prefetch of a present or an absent key leaves every lookup as it was.
+    let index = HashIndex::with_shards(4);
+    index.prefetch(&key(0));
+    assert_eq!(index.get(&key(0)), None);
+    for i in 0..1000 {
+        index.put(&key(i), pos(i));
+    }
+    for i in 0..2000 {
+        index.prefetch(&key(i));
+    }
+    assert_eq!(index.len(), 1000);
+    for i in 0..2000 {
+        assert_eq!(index.get(&key(i)), (i < 1000).then(|| pos(i)), "key {i}");
+    }
+}
