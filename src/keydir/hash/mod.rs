@@ -213,8 +213,13 @@ impl Index for HashIndex {
     fn remove(&self, key: &[u8]) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
         let mut shard = self.write(self.shard_no(hash));
-        // A key that is not there changes nothing: no copy of a shared shard.
-        shard.find(key, hash)?;
+        // A key that is not there changes nothing: no copy of a shared
+        // shard. An unshared one needs no look first (the removal's own
+        // probe finds the key or not); under the write lock nothing can
+        // start sharing it, and one let go meanwhile only costs a look.
+        if Arc::strong_count(&shard) > 1 {
+            shard.find(key, hash)?;
+        }
         Arc::make_mut(&mut shard).remove(&self.hasher, key, hash)
     }
 

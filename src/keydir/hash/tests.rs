@@ -325,3 +325,41 @@ fn a_prefetch_changes_nothing_even_in_an_empty_table() {
         assert_eq!(index.get(&key(i)), (i < 1000).then(|| pos(i)), "key {i}");
     }
 }
+
+#[test]
+fn removing_an_absent_key_copies_no_shared_shard_and_a_present_one_copies_its_own() {
+    let index = HashIndex::with_shards(4);
+    for i in 0..100 {
+        index.put(&key(i), pos(i));
+    }
+    // What a snapshot or a checkpoint holds: every shard.
+    let held: Vec<Arc<Shard>> = index
+        .shards
+        .iter()
+        .map(|s| Arc::clone(&s.0.read()))
+        .collect();
+    let unchanged = |index: &HashIndex| -> Vec<bool> {
+        (index.shards.iter().zip(&held))
+            .map(|(now, then)| Arc::ptr_eq(&now.0.read(), then))
+            .collect()
+    };
+    assert_eq!(index.remove(&key(1000)), None);
+    assert!(
+        unchanged(&index).iter().all(|&same| same),
+        "an absent key copied a shard"
+    );
+    assert_eq!(index.remove(&key(7)), Some(pos(7)));
+    let copied = unchanged(&index).iter().filter(|&&same| !same).count();
+    assert_eq!(copied, 1, "only the removed key's shard is copied");
+    let hash = index.hasher.hash(&key(7));
+    assert_eq!(
+        held[index.shard_no(hash)].get(&key(7), hash),
+        Some(pos(7)),
+        "the held copy keeps it"
+    );
+    assert_eq!(index.get(&key(7)), None);
+    // Unshared now (the copy): removing an absent key there changes nothing.
+    drop(held);
+    assert_eq!(index.remove(&key(7)), None);
+    assert_eq!(index.len(), 99);
+}
