@@ -56,15 +56,15 @@
 
 use std::sync::Arc;
 
-use parking_lot::{RwLock, RwLockWriteGuard};
-
 mod arena;
 mod key_hash;
+mod lookahead;
 mod pages;
 mod persist;
 mod shard;
 
 pub use key_hash::KeyHasher;
+use lookahead::{PaddedShard, ShardGuard};
 pub(crate) use pages::{warm_up, warm_up_wanted};
 use shard::{Shard, Slot};
 
@@ -99,13 +99,6 @@ const PREFETCH_ENTRY_AHEAD: usize = 8;
 /// small next to the run's work (100-200 ns a change). Open loads in runs
 /// of 65536 (`db/open.rs`); a batch of this many changes is also split.
 const APPLY_IN_TWO_FROM: usize = 1 << 15;
-/// A shard on a cache line of its own, so that two threads locking two
-/// shards do not contend for one line. Shared with the snapshots that hold
-/// it (see the module documentation).
-#[repr(align(64))]
-#[derive(Default)]
-struct PaddedShard(RwLock<Arc<Shard>>);
-
 /// The keydir as a sharded open-addressing hash table over key arenas (see
 /// the module documentation). Point reads and writes lock one shard; a
 /// batch, the shards it touches.
@@ -146,12 +139,12 @@ impl HashIndex {
     }
 
     /// Shard `no`, locked for writing.
-    fn write(&self, no: usize) -> RwLockWriteGuard<'_, Arc<Shard>> {
-        self.shards[no].0.write()
+    fn write(&self, no: usize) -> ShardGuard<'_> {
+        self.shards[no].write()
     }
 
-    fn shard(&self, hash: u64) -> &RwLock<Arc<Shard>> {
-        &self.shards[self.shard_no(hash)].0
+    fn shard(&self, hash: u64) -> &PaddedShard {
+        &self.shards[self.shard_no(hash)]
     }
 
     /// The number of the shard that holds keys of hash `hash`.
@@ -164,7 +157,7 @@ impl HashIndex {
     pub fn stats(&self) -> HashStats {
         let mut stats = HashStats::default();
         for shard in self.shards.iter() {
-            let shard = shard.0.read();
+            let shard = shard.read();
             stats.keys += shard.len;
             stats.slots += shard.slots.len();
             stats.arena_allocated += shard.arena.allocated_bytes();
@@ -196,12 +189,15 @@ pub struct HashStats {
 impl Index for HashIndex {
     fn get(&self, key: &[u8]) -> Option<RecordPos> {
         let hash = self.hasher.hash(key);
-        self.shard(hash).read().get(key, hash)
+        let shard = self.shard(hash);
+        // The slot's cache miss overlaps taking the lock.
+        shard.prefetch_slot(hash);
+        shard.read().get(key, hash)
     }
 
     fn prefetch(&self, key: &[u8]) {
         let hash = self.hasher.hash(key);
-        self.shard(hash).read().prefetch_slot(hash);
+        self.shard(hash).prefetch_slot(hash);
     }
 
     fn put(&self, key: &[u8], pos: RecordPos) -> Option<RecordPos> {
@@ -239,7 +235,7 @@ impl Index for HashIndex {
         let share = additional.div_ceil(self.shards.len());
         let share = share.saturating_add(share / 8);
         for shard in self.shards.iter() {
-            Arc::make_mut(&mut shard.0.write()).reserve(&self.hasher, share);
+            Arc::make_mut(&mut shard.write()).reserve(&self.hasher, share);
         }
     }
 
@@ -250,7 +246,7 @@ impl Index for HashIndex {
     fn shrink_to_fit(&self) {
         let mut shrank = false;
         for shard in self.shards.iter() {
-            shrank |= Arc::make_mut(&mut shard.0.write()).shrink_to_fit(&self.hasher);
+            shrank |= Arc::make_mut(&mut shard.write()).shrink_to_fit(&self.hasher);
         }
         if shrank {
             release_free_heap();
@@ -298,7 +294,7 @@ impl Index for HashIndex {
     fn len(&self) -> usize {
         // Shard by shard, so a write running meanwhile may be counted or
         // not; the engine serializes writes, and its callers want no more.
-        self.shards.iter().map(|s| s.0.read().len).sum()
+        self.shards.iter().map(|s| s.read().len).sum()
     }
 
     /// Takes a reference to every shard, as [`Index::snapshot`] does.
@@ -312,11 +308,7 @@ impl Index for HashIndex {
     /// lands between two of them.
     fn snapshot(&self, prefix: &[u8]) -> Box<dyn PendingSnapshot + '_> {
         Box::new(HashSnapshot {
-            shards: self
-                .shards
-                .iter()
-                .map(|s| Arc::clone(&s.0.read()))
-                .collect(),
+            shards: self.shards.iter().map(|s| Arc::clone(&s.read())).collect(),
             prefix: prefix.into(),
         })
     }
@@ -376,7 +368,7 @@ impl HashIndex {
         &self,
         changes: &[Change<'_>],
         hashes: &[u64],
-        guards: &mut [RwLockWriteGuard<'_, Arc<Shard>>],
+        guards: &mut [ShardGuard<'_>],
         replaced: &mut dyn FnMut(&Change<'_>, Option<RecordPos>),
     ) {
         // The run has several changes a shard: nearly every shard is about
@@ -421,7 +413,7 @@ impl HashIndex {
     /// all of them for a run at least as long as there are shards.
     fn lock_for(&self, hashes: &[u64]) -> LockedShards<'_> {
         if hashes.len() >= self.shards.len() {
-            return LockedShards::All(self.shards.iter().map(|s| s.0.write()).collect());
+            return LockedShards::All(self.shards.iter().map(|s| s.write()).collect());
         }
         let mut touched: Vec<usize> = hashes.iter().map(|&h| self.shard_no(h)).collect();
         touched.sort_unstable();
@@ -429,7 +421,7 @@ impl HashIndex {
         LockedShards::Some(
             touched
                 .into_iter()
-                .map(|no| (no, self.shards[no].0.write()))
+                .map(|no| (no, self.shards[no].write()))
                 .collect(),
         )
     }
@@ -438,9 +430,9 @@ impl HashIndex {
 /// Shards locked for writing by [`HashIndex::lock_for`].
 enum LockedShards<'a> {
     /// Every shard, by number.
-    All(Vec<RwLockWriteGuard<'a, Arc<Shard>>>),
+    All(Vec<ShardGuard<'a>>),
     /// A few, ascending by number.
-    Some(Vec<(usize, RwLockWriteGuard<'a, Arc<Shard>>)>),
+    Some(Vec<(usize, ShardGuard<'a>)>),
 }
 
 /// Shards that [`HashIndex::apply_picked`] changes, by shard number.

@@ -39,7 +39,7 @@ impl HashIndex {
             shards: self
                 .shards
                 .iter()
-                .map(|shard| Arc::clone(&shard.0.read()))
+                .map(|shard| Arc::clone(&shard.read()))
                 .collect(),
         }
     }
@@ -58,7 +58,7 @@ impl HashIndex {
             let Some(shard) = load_shard(input, &mut buf)? else {
                 return Ok(None);
             };
-            *padded.0.write() = Arc::new(shard);
+            *padded.write() = Arc::new(shard);
         }
         Ok(Some(index))
     }

@@ -217,7 +217,7 @@ fn a_reservation_grows_each_table_once_and_keeps_every_key() {
     // shrinking gives it back, to the size growth would have given.
     index.shrink_to_fit();
     for shard in index.shards.iter() {
-        let shard = shard.0.read();
+        let shard = shard.read();
         assert_eq!(shard.slots.len(), capacity_for(shard.len));
     }
     for i in 0..n {
@@ -247,7 +247,7 @@ fn shrink_to_fit_gives_back_what_a_reservation_left_unused() {
         "{shrunk:?}, {reserved} reserved"
     );
     for shard in index.shards.iter() {
-        let shard = shard.0.read();
+        let shard = shard.read();
         assert_eq!(shard.slots.len(), capacity_for(shard.len));
     }
     for i in 0..10_000 {
@@ -333,14 +333,10 @@ fn removing_an_absent_key_copies_no_shared_shard_and_a_present_one_copies_its_ow
         index.put(&key(i), pos(i));
     }
     // What a snapshot or a checkpoint holds: every shard.
-    let held: Vec<Arc<Shard>> = index
-        .shards
-        .iter()
-        .map(|s| Arc::clone(&s.0.read()))
-        .collect();
+    let held: Vec<Arc<Shard>> = index.shards.iter().map(|s| Arc::clone(&s.read())).collect();
     let unchanged = |index: &HashIndex| -> Vec<bool> {
         (index.shards.iter().zip(&held))
-            .map(|(now, then)| Arc::ptr_eq(&now.0.read(), then))
+            .map(|(now, then)| Arc::ptr_eq(&now.read(), then))
             .collect()
     };
     assert_eq!(index.remove(&key(1000)), None);
@@ -362,4 +358,50 @@ fn removing_an_absent_key_copies_no_shared_shard_and_a_present_one_copies_its_ow
     drop(held);
     assert_eq!(index.remove(&key(7)), None);
     assert_eq!(index.len(), 99);
+}
+
+#[test]
+fn the_lock_free_copy_of_each_table_address_follows_every_change() {
+    let index = HashIndex::with_shards(4);
+    let all_current = |index: &HashIndex| index.shards.iter().all(|shard| shard.copy_is_current());
+    // Growth through many resizes.
+    for i in 0..5000 {
+        index.put(&key(i), pos(i));
+    }
+    assert!(all_current(&index), "after growth");
+    // A copy on write: every shard held, then each changed.
+    let held: Vec<Arc<Shard>> = index.shards.iter().map(|s| Arc::clone(&s.read())).collect();
+    for i in 0..5000 {
+        index.put(&key(i), pos(i + 1));
+    }
+    assert!(
+        (index.shards.iter().zip(&held)).all(|(now, then)| !Arc::ptr_eq(&now.read(), then)),
+        "every shard was copied"
+    );
+    assert!(all_current(&index), "after copies on write");
+    drop(held);
+    // Shrinking, a reservation, a batch run, and loading a saved layout.
+    for i in 0..4900 {
+        index.remove(&key(i));
+    }
+    assert!(all_current(&index), "after shrinking");
+    index.reserve(20_000);
+    assert!(all_current(&index), "after a reservation");
+    // Runs short and long enough to be split between two threads.
+    for count in [3000u32, 40_000] {
+        let keys: Vec<Vec<u8>> = (0..count).map(|i| key(10_000 + i)).collect();
+        let changes: Vec<Change> = (keys.iter().zip(0..))
+            .map(|(key, i)| Change {
+                key,
+                pos: pos(i),
+                delete: false,
+            })
+            .collect();
+        index.apply(&changes, &mut |_, _| {});
+        assert!(all_current(&index), "after a run of {count}");
+    }
+    let mut saved = Vec::new();
+    index.layout_later().write(&mut saved).unwrap();
+    let loaded = HashIndex::load_layout(&mut &saved[..]).unwrap().unwrap();
+    assert!(all_current(&loaded), "after loading");
 }
