@@ -33,7 +33,8 @@ pub trait Index: Send + Sync {
     /// The position of `key`'s latest record.
     fn get(&self, key: &[u8]) -> Option<RecordPos>;
     /// Starts loading into the cache what a lookup of `key` reads first
-    /// (a hash table's home slot), and returns without waiting for it. The
+    /// (a hash table's home slot and its shard's header), and returns
+    /// without waiting for it. The
     /// writer asks before it encodes a record, so that the cache miss of
     /// the index change that follows overlaps that work instead of coming
     /// after it. Changes nothing; the default does nothing.

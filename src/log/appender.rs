@@ -201,8 +201,9 @@ impl Appender {
     }
 
     /// Encodes one record into the appender's buffer, for
-    /// [`Appender::append_buffered`]; what the writer does in between
-    /// (asking the index for the key's slot) overlaps nothing else.
+    /// [`Appender::append_buffered`]: apart, so that the writer can put
+    /// the encoding between asking the index for the key's slot and using
+    /// it.
     pub fn encode(&mut self, kind: RecordKind, key: &[u8], value: &[u8]) {
         self.buf.clear();
         format::encode_record(kind, key, value, &mut self.buf);
@@ -213,8 +214,9 @@ impl Appender {
         self.buf.len() as u64
     }
 
-    /// Appends the record [`Appender::encode`] left in the buffer, as
-    /// [`Appender::append`] does.
+    /// Appends the record [`Appender::encode`] left in the buffer and
+    /// applies the sync policy. Returns the record's offset. On failure
+    /// nothing of the record remains in the file.
     pub fn append_buffered(&mut self) -> Result<u64> {
         self.check_usable()?;
         let buf = std::mem::take(&mut self.buf);
