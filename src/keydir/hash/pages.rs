@@ -19,7 +19,9 @@
 //! is the only one of its size with room. Blocks are handed out by one lock
 //! for the whole process: the index asks for one when a shard's table
 //! grows, its arena needs a chunk, or a shard is copied for a snapshot,
-//! not per key.
+//! not per key; and no system call is made under it (regions are mapped
+//! and unmapped after it is let go), so that a thread freeing a region
+//! does not hold up the writer's next block.
 //!
 //! The first touch of a new region faults in a whole huge page, which the
 //! kernel zeroes there and then: 15-55 ms on the development machine (a
@@ -248,7 +250,15 @@ impl Block {
                 None => (heap_alloc(size), Source::Heap),
             }
         } else {
-            match pool().lock().alloc(class_of(size)) {
+            // A region is mapped outside the pool's lock, which every
+            // thread's allocations and frees take (the writer's copies of
+            // shards among them): a system call under it makes them wait.
+            let class = class_of(size);
+            let pooled = pool().lock().alloc(class);
+            match pooled.or_else(|| {
+                let region = map_regions(REGION)?;
+                Some(pool().lock().alloc_in(class, region))
+            }) {
                 Some(ptr) => (ptr, Source::Shared),
                 None => (heap_alloc(size), Source::Heap),
             }
@@ -262,9 +272,15 @@ impl Drop for Block {
         match self.from {
             Source::Heap => heap_free(self.ptr, self.size),
             Source::Own => unmap(self.ptr.as_ptr() as usize, self.size),
-            Source::Shared => pool()
-                .lock()
-                .free(self.ptr.as_ptr() as usize, class_of(self.size)),
+            Source::Shared => {
+                let gone = pool()
+                    .lock()
+                    .free(self.ptr.as_ptr() as usize, class_of(self.size));
+                // After the lock is let go (see Block::new).
+                for base in gone {
+                    unmap(base, REGION);
+                }
+            }
         }
     }
 }
@@ -383,10 +399,15 @@ impl Pool {
             return NonNull::new((base + i as usize * size) as *mut u8);
         }
         WARM_UP_WANTED.store(true, Ordering::Relaxed);
-        let base = match self.warm.pop() {
-            Some(base) => base,
-            None => map_regions(REGION)?.as_ptr() as usize,
-        };
+        let region = NonNull::new(self.warm.pop()? as *mut u8)?;
+        Some(self.alloc_in(class, region))
+    }
+
+    /// The first block of `class` in `region` (a warm one, or one just
+    /// mapped), which becomes a region of that class.
+    fn alloc_in(&mut self, class: usize, region: NonNull<u8>) -> NonNull<u8> {
+        let base = region.as_ptr() as usize;
+        let size = MIN_POOLED << class;
         self.live += 1;
         let blocks = (REGION / size) as u32;
         self.regions.insert(
@@ -399,24 +420,25 @@ impl Pool {
         if blocks > 1 {
             self.with_room[class].push(base);
         }
-        NonNull::new(base as *mut u8)
+        region
     }
 
-    /// Takes back the block at `addr`, which `alloc(class)` gave.
-    fn free(&mut self, addr: usize, class: usize) {
+    /// Takes back the block at `addr`, which `alloc(class)` gave. Returns
+    /// the regions that no longer serve anything, for the caller to unmap
+    /// once it has let go of the pool's lock.
+    #[must_use]
+    fn free(&mut self, addr: usize, class: usize) -> Vec<usize> {
         let base = addr - addr % REGION;
         let size = MIN_POOLED << class;
         let Some(region) = self.regions.get_mut(&base) else {
-            return;
+            return Vec::new();
         };
         region.free.push(((addr - base) / size) as u32);
         self.live -= 1;
         if self.live == 0 {
-            for &base in self.regions.keys().chain(&self.warm) {
-                unmap(base, REGION);
-            }
+            let gone = self.regions.keys().chain(&self.warm).copied().collect();
             *self = Pool::default();
-            return;
+            return gone;
         }
         let all_free = region.free.len() == REGION / size;
         // Another region of this size with room: this one can go.
@@ -424,11 +446,13 @@ impl Pool {
         if all_free && others {
             self.regions.remove(&base);
             self.with_room[class].retain(|&b| b != base);
-            unmap(base, REGION);
-        } else if !region.listed {
+            return vec![base];
+        }
+        if !region.listed {
             region.listed = true;
             self.with_room[class].push(base);
         }
+        Vec::new()
     }
 }
 
@@ -479,14 +503,22 @@ mod tests {
             fault_in(region, REGION);
             pool.warm.push(region.as_ptr() as usize);
         }
+        let warm_at_start = pool.warm.clone();
         let last_warm = *pool.warm.last().unwrap();
         let block = pool.alloc(8).unwrap();
         assert_eq!(block.as_ptr() as usize, last_warm);
         assert_eq!(pool.warm.len(), 1);
         // SAFETY: the block is 1 MiB of the region, handed to this test.
         unsafe { block.as_ptr().write_bytes(0xAB, 1 << 20) };
-        pool.free(block.as_ptr() as usize, 8);
+        let mut gone = pool.free(block.as_ptr() as usize, 8);
         assert!(pool.regions.is_empty() && pool.warm.is_empty() && pool.live == 0);
+        gone.sort_unstable();
+        let mut mapped = warm_at_start;
+        mapped.sort_unstable();
+        assert_eq!(gone, mapped, "both regions are given back to be unmapped");
+        for base in gone {
+            unmap(base, REGION);
+        }
     }
 
     #[test]
