@@ -160,16 +160,25 @@ fn key_head(key: &[u8]) -> (u64, u64) {
 /// access finds it there; a hint with no effect on what the program does.
 #[inline(always)]
 fn prefetch<T>(value: &T) {
+    prefetch_address(value as *const T as usize);
+}
+
+/// [`prefetch`] of the line at `address`, which need not be mapped: a raw
+/// address, never made a reference (a dangling one would be undefined
+/// behaviour even unread), for addresses read without a lock that may be
+/// stale (`hash/lookahead.rs`).
+#[inline(always)]
+fn prefetch_address(address: usize) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch only moves a cache line: it never faults, reads
-    // nothing into the program and writes nothing. SSE, which it needs, is
-    // part of every x86-64 CPU.
+    // SAFETY: a prefetch only moves a cache line: it never faults, whatever
+    // the address, reads nothing into the program and writes nothing. SSE,
+    // which it needs, is part of every x86-64 CPU.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+        _mm_prefetch::<_MM_HINT_T0>(address as *const i8);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = address;
 }
 
 /// Gives the heap's free memory back to the kernel. Loading allocates and

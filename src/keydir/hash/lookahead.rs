@@ -17,6 +17,7 @@ use std::sync::Arc;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::shard::{home, Shard, Slot};
+use crate::keydir::prefetch_address;
 
 /// A shard on a cache line of its own, so that two threads locking two
 /// shards do not contend for one line, with the copy of where its table
@@ -110,21 +111,4 @@ impl Drop for ShardGuard<'_> {
             .store(shard.slots.as_ptr() as usize, Ordering::Relaxed);
         padded.len.store(shard.slots.len(), Ordering::Relaxed);
     }
-}
-
-/// Asks for the cache line at `address`, which need not be mapped: a raw
-/// address, never made a reference (a dangling one would be undefined
-/// behaviour even unread).
-#[inline]
-fn prefetch_address(address: usize) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch only moves a cache line: it never faults, whatever
-    // the address, reads nothing into the program and writes nothing. SSE,
-    // which it needs, is part of every x86-64 CPU.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(address as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
 }

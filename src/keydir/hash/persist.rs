@@ -13,10 +13,10 @@
 //! Integers are little-endian. The hasher's state is saved because every
 //! slot's place depends on it (and on the rule that places a key by its
 //! hash's top bits, which the keydir file's version names). The caller
-//! checks a checksum over all of it; loading also checks that the parts fit together (table sizes, the
-//! count of used slots, every slot pointing inside its arena), so that even
-//! bytes that pass the checksum by chance cannot make the index read
-//! outside its memory.
+//! checks a checksum over all of it; loading also checks that the parts
+//! fit together (table sizes, the count of used slots, every slot pointing
+//! inside its arena), so that even bytes that pass the checksum by chance
+//! cannot make the index read outside its memory.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
