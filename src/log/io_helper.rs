@@ -51,13 +51,17 @@ pub enum IoHint {
     /// (see [`DataFile::prefault`]). The range is allocated (`fallocate`)
     /// before the hint is given, so this never meets a hole; should the
     /// file have been cut meanwhile (a seal), the kernel refuses the pages
-    /// past its end with an error, which is ignored.
+    /// past its end with an error, which is ignored. With `huge`, the
+    /// range's whole huge pages are first advised to come in huge pages
+    /// ([`DataFile::advise_huge`]).
     Prefault {
         file: Arc<DataFile>,
         start: u64,
         len: u64,
+        huge: bool,
     },
-    /// Allocate `file` up to `to` bytes and prefault the new pages, unless
+    /// Allocate `file` up to `to` bytes and prefault the new pages (in huge
+    /// pages with `huge`, as [`IoHint::Prefault`]), unless
     /// it is that long already or was sealed or cut since the appender
     /// asked (`generation`; see [`Growth::allocate_ahead`]).
     Allocate {
@@ -65,6 +69,7 @@ pub enum IoHint {
         growth: Arc<Growth>,
         to: u64,
         generation: u64,
+        huge: bool,
     },
     /// Anything else that only saves a writer time later (the index's
     /// memory faulted in ahead of need).
@@ -94,15 +99,21 @@ impl IoHint {
                     );
                 }
             }
-            IoHint::Prefault { file, start, len } => prefault(&file, start, len),
+            IoHint::Prefault {
+                file,
+                start,
+                len,
+                huge,
+            } => prefault(&file, start, len, huge),
             IoHint::Allocate {
                 file,
                 growth,
                 to,
                 generation,
+                huge,
             } => {
                 if let Some((from, to)) = growth.allocate_ahead(file.file(), to, generation) {
-                    prefault(&file, from, to - from);
+                    prefault(&file, from, to - from, huge);
                 }
             }
             IoHint::Call(work) => work(),
@@ -113,8 +124,12 @@ impl IoHint {
 /// Faults the pages of `len` bytes at `start` into the file's writable
 /// map, in pieces: the kernel holds the process's memory map lock while it
 /// faults a range in, and a writer that maps or unmaps memory meanwhile
-/// (the index growing) waits for it.
-fn prefault(file: &DataFile, start: u64, len: u64) {
+/// (the index growing) waits for it. With `huge`, in huge pages where the
+/// range holds whole ones.
+fn prefault(file: &DataFile, start: u64, len: u64, huge: bool) {
+    if huge {
+        file.advise_huge(start, len);
+    }
     let end = start.saturating_add(len);
     let mut at = start;
     while at < end {

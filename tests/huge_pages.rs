@@ -1,0 +1,144 @@
+//! The active file's page cache comes in huge pages for a writer that does
+//! not sync often, and in 4 KiB pages for one that does
+//! (`Appender::syncs_often`): a copy into a clean huge page dirties all of
+//! it, so each sync of a writer that syncs often would write 2 MiB.
+//!
+//! What is checked is what the kernel did: the database's file maps mapped
+//! by huge page table entries (`FilePmdMapped` in `/proc/self/smaps`).
+//! Where the kernel or the file system under the temp directory gives file
+//! maps no huge pages at all (ext4 has large folios since Linux 6.16;
+//! tmpfs only when its `huge` option says so), which a probe of a plain
+//! file finds first, the test says so and checks only the values.
+//!
+//! Pins: huge pages for a writer that syncs every 64 KiB (with
+//! `syncs_often` always false it fails), and none for one that does not
+//! (with `advise_huge` doing nothing, or growth steps off huge page
+//! boundaries, it fails).
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use bitcask::{Bitcask, Options};
+use common::TempDir;
+use memmap2::{Advice, MmapOptions};
+
+/// 24 MiB of records at about 130 bytes each.
+const KEYS: u64 = 190_000;
+
+fn key(i: u64) -> Vec<u8> {
+    format!("huge-{i:08}").into_bytes()
+}
+
+fn value(i: u64) -> Vec<u8> {
+    let mut v = format!("value-{i}:").into_bytes();
+    v.resize(100, b'a' + (i % 26) as u8);
+    v
+}
+
+/// KiB of this process's file maps under `dir` mapped by huge page table
+/// entries.
+fn huge_mapped_kib(dir: &Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
+    let mut in_dir = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            // A map's first line: the path, if any, is its sixth field.
+            in_dir = line
+                .split_whitespace()
+                .nth(5)
+                .is_some_and(|path| Path::new(path).starts_with(dir));
+        } else if in_dir && first == "FilePmdMapped:" {
+            kib += fields
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    kib
+}
+
+/// Whether a plain file in `dir`, allocated and mapped with
+/// `MADV_HUGEPAGE`, gets its first 2 MiB mapped by a huge page.
+fn file_maps_get_huge_pages(dir: &Path) -> bool {
+    let path = dir.join("probe");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let len = 4 << 20;
+    // SAFETY: a plain system call on a descriptor `file` owns.
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } != 0 {
+        return false;
+    }
+    let Ok(map) = MmapOptions::new().len(len as usize).map_raw(&file) else {
+        return false;
+    };
+    let faulted = map.advise(Advice::HugePage).is_ok() && map.advise(Advice::PopulateWrite).is_ok();
+    let huge = faulted && huge_mapped_kib(dir) > 0;
+    drop(map);
+    std::fs::remove_file(&path).unwrap();
+    huge
+}
+
+/// Writes every key, with a sync every `sync_every` puts (0: never), and
+/// returns the KiB of the database's maps in huge pages just after.
+fn write_all(db: &Bitcask, dir: &Path, sync_every: u64) -> u64 {
+    for i in 0..KEYS {
+        db.put(&key(i), &value(i)).unwrap();
+        if sync_every > 0 && i % sync_every == sync_every - 1 {
+            db.sync().unwrap();
+        }
+    }
+    huge_mapped_kib(dir)
+}
+
+fn check_all(db: &Bitcask, when: &str) {
+    for i in 0..KEYS {
+        let got = db.get(&key(i)).unwrap();
+        assert!(
+            got.as_deref() == Some(&value(i)[..]),
+            "{when}: key {i} holds the wrong value"
+        );
+    }
+}
+
+#[test]
+fn a_writer_that_does_not_sync_often_gets_huge_pages_and_one_that_does_none() {
+    let tmp = TempDir::new("huge-pages");
+    let supported = file_maps_get_huge_pages(tmp.path());
+    if !supported {
+        eprintln!(
+            "\n*** huge_pages: file maps under {} get no huge pages on this kernel or \
+             file system (ext4 needs Linux 6.16); checking values only ***\n",
+            tmp.path().display()
+        );
+    }
+    // About 130 bytes a record: a sync every 500 puts is one per 64 KiB.
+    for (name, sync_every) in [("quiet", 0), ("syncing", 500)] {
+        let dir = tmp.path().join(name);
+        let db = Bitcask::open(&dir, Options::default()).unwrap();
+        let huge_kib = write_all(&db, &dir, sync_every);
+        eprintln!("huge_pages: {name} writer: {huge_kib} KiB of its file maps in huge pages");
+        if supported {
+            if sync_every == 0 {
+                assert!(huge_kib >= 2048, "{name}: {huge_kib} KiB in huge pages");
+            } else {
+                assert_eq!(huge_kib, 0, "{name}: {huge_kib} KiB in huge pages");
+            }
+        }
+        check_all(&db, name);
+        db.close().unwrap();
+        let db = Bitcask::open(&dir, Options::default()).unwrap();
+        check_all(&db, &format!("{name}, reopened"));
+        db.close().unwrap();
+    }
+}
