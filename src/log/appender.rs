@@ -104,8 +104,9 @@ pub const WRITEBACK_STEP_NEAR_END: u64 = 512 << 10;
 /// not comes in huge pages ([`DataFile::advise_huge`]), which make reads
 /// and prefaults cheaper; but a copy into a clean huge page through the
 /// map dirties all of it: with an fdatasync after every 120-byte copy, each
-/// wrote 2 MiB to the disk instead of 8 KiB and took 4.6x as long (470
-/// against 82 us; by `pwrite` into the same huge page, 8 KiB and 103 us).
+/// wrote 2 MiB to the disk instead of 4 KiB and took 4.4x as long (426
+/// against 96 us; by `pwrite` into the same huge page, 4 KiB and 94 us:
+/// `benches/probes/huge_page_sync.c`).
 /// So a writer that syncs often gets no more huge pages, and appends into
 /// those it already has go by `pwrite` (`Appender::dirties_huge`): a sync
 /// then writes what was appended since the last one, plus at most one
