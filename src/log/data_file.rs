@@ -241,9 +241,9 @@ impl DataFile {
     /// folios (ext4 since Linux 6.16), each mapped by one page table entry,
     /// so that a read of a record there costs one TLB entry per 2 MiB, not
     /// per 4 KiB, and faulting them in costs one fault per 2 MiB. The
-    /// appender asks for it only while nobody syncs (see
-    /// `Appender::huge_ahead`): a write into a clean huge folio marks all
-    /// of it dirty, so a sync after it writes 2 MiB. Only a speed-up:
+    /// appender asks for it only for a writer that does not sync often
+    /// (see `Appender::huge_ahead`): a copy into a clean huge folio marks
+    /// all of it dirty, so a sync after it writes 2 MiB. Only a speed-up:
     /// failures (an old kernel, a file system without large folios, THP
     /// off) are ignored, and the pages then come 4 KiB at a time.
     pub fn advise_huge(&self, offset: u64, len: u64) {
