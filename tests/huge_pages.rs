@@ -17,13 +17,10 @@
 
 mod common;
 
-use std::fs::OpenOptions;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use bitcask::{Bitcask, Options};
-use common::TempDir;
-use memmap2::{Advice, MmapOptions};
+use common::{file_maps_get_huge_pages, huge_mapped_kib, TempDir};
 
 /// 24 MiB of records at about 130 bytes each.
 const KEYS: u64 = 190_000;
@@ -36,57 +33,6 @@ fn value(i: u64) -> Vec<u8> {
     let mut v = format!("value-{i}:").into_bytes();
     v.resize(100, b'a' + (i % 26) as u8);
     v
-}
-
-/// KiB of this process's file maps under `dir` mapped by huge page table
-/// entries.
-fn huge_mapped_kib(dir: &Path) -> u64 {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
-    let mut in_dir = false;
-    let mut kib = 0;
-    for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
-        let first = fields.next().unwrap_or("");
-        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            // A map's first line: the path, if any, is its sixth field.
-            in_dir = line
-                .split_whitespace()
-                .nth(5)
-                .is_some_and(|path| Path::new(path).starts_with(dir));
-        } else if in_dir && first == "FilePmdMapped:" {
-            kib += fields
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    kib
-}
-
-/// Whether a plain file in `dir`, allocated and mapped with
-/// `MADV_HUGEPAGE`, gets its first 2 MiB mapped by a huge page.
-fn file_maps_get_huge_pages(dir: &Path) -> bool {
-    let path = dir.join("probe");
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    let len = 4 << 20;
-    // SAFETY: a plain system call on a descriptor `file` owns.
-    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } != 0 {
-        return false;
-    }
-    let Ok(map) = MmapOptions::new().len(len as usize).map_raw(&file) else {
-        return false;
-    };
-    let faulted = map.advise(Advice::HugePage).is_ok() && map.advise(Advice::PopulateWrite).is_ok();
-    let huge = faulted && huge_mapped_kib(dir) > 0;
-    drop(map);
-    std::fs::remove_file(&path).unwrap();
-    huge
 }
 
 /// Writes every key, with a sync every `sync_every` puts (0: never), and

@@ -21,7 +21,11 @@
 //! 1 MiB data files and with 16 MiB ones (past the 4 MiB steps at which the
 //! I/O thread unmaps written pages and starts their writeback); and the
 //! default mode with a checkpoint of the index every 64 KiB, so that the
-//! reopen after a cut loads a checkpoint and reads what follows it. (From
+//! reopen after a cut loads a checkpoint and reads what follows it; and
+//! the default mode with syncs about 10 MiB apart and 64 MiB files, whose
+//! active file's page cache comes in 2 MiB huge pages (the mode checks
+//! that some writer had them mapped, where the kernel gives file maps
+//! huge pages at all). (From
 //! the second round on, every mode's reopen may also find the keydir file
 //! the previous round's close wrote and the next open kept.) The merge
 //! mode is its own test, below.
@@ -84,16 +88,23 @@ enum Mode {
     /// reopens after the cut load the last one that reached the disk and
     /// read what follows it.
     Checkpoints,
+    /// The default mode with 64 MiB data files, values mostly under 1000
+    /// bytes, and a sync every 12,000 to 16,000 steps (about 10 MiB): a
+    /// writer that does not sync often, whose active file's page cache
+    /// comes in 2 MiB huge pages (`Appender::syncs_often`), written back
+    /// and cut whole.
+    HugePages,
 }
 
 impl Mode {
-    const ALL: [Mode; 6] = [
+    const ALL: [Mode; 7] = [
         Mode::SyncWrites,
         Mode::Batches,
         Mode::BytesPerSync,
         Mode::Default,
         Mode::LargeFiles,
         Mode::Checkpoints,
+        Mode::HugePages,
     ];
 
     fn name(self) -> &'static str {
@@ -104,6 +115,7 @@ impl Mode {
             Mode::Default => "default",
             Mode::LargeFiles => "default_16mib_files",
             Mode::Checkpoints => "checkpoints",
+            Mode::HugePages => "huge_pages",
         }
     }
 
@@ -130,6 +142,9 @@ impl Mode {
                 o.set_data_file_size(16 << 20).unwrap();
                 o.set_checkpoint_bytes(64 << 10);
             }
+            Mode::HugePages => {
+                o.set_data_file_size(64 << 20).unwrap();
+            }
         }
         o
     }
@@ -152,6 +167,7 @@ impl Mode {
         match self {
             Mode::SyncWrites | Mode::Batches => 1500,
             Mode::BytesPerSync | Mode::Default | Mode::LargeFiles | Mode::Checkpoints => 15_000,
+            Mode::HugePages => 25_000,
         }
     }
 }
@@ -181,7 +197,11 @@ fn step(seed: u64, mode: Mode, i: u64) -> Vec<Change> {
             }
             // Larger where each step is synced: a record in flight then
             // spans pages more often.
-            let most = if mode == Mode::SyncWrites { 6000 } else { 3000 };
+            let most = match mode {
+                Mode::SyncWrites => 6000,
+                Mode::HugePages => 1000,
+                _ => 3000,
+            };
             let len = if rng.below(20) == 0 {
                 6000
             } else {
@@ -217,7 +237,13 @@ fn run_writer(dir: &Path) {
     let db = Bitcask::open(dir, mode.options()).unwrap();
     println!("\nREADY");
     let mut rng = Rng::new(seed ^ start);
-    let mut next_sync = start + 50 + rng.below(400);
+    // Huge pages: syncs about 10 MiB apart, and the writer reports how much
+    // of its files' maps was in huge pages before each.
+    let sync_gap = |rng: &mut Rng| match mode {
+        Mode::HugePages => 12_000 + rng.below(4000),
+        _ => 50 + rng.below(400),
+    };
+    let mut next_sync = start + sync_gap(&mut rng);
     let (mut syncs, mut files) = (db.sync_count(), db.data_file_count());
     for i in start..start + mode.max_steps() {
         let changes = step(seed, mode, i);
@@ -240,14 +266,21 @@ fn run_writer(dir: &Path) {
         println!("ACK {i}");
         match mode {
             Mode::SyncWrites | Mode::Batches => println!("SYNC {i}"),
-            Mode::BytesPerSync | Mode::Default | Mode::LargeFiles | Mode::Checkpoints => {
+            Mode::BytesPerSync
+            | Mode::Default
+            | Mode::LargeFiles
+            | Mode::Checkpoints
+            | Mode::HugePages => {
                 // Checkpoints: no syncs but the rollovers' and their own,
                 // so that most are taken with megabytes not yet synced.
-                let periodic = matches!(mode, Mode::Default | Mode::LargeFiles);
+                let periodic = matches!(mode, Mode::Default | Mode::LargeFiles | Mode::HugePages);
+                if mode == Mode::HugePages && i % 1000 == 999 {
+                    println!("HUGE {}", common::huge_mapped_kib(dir));
+                }
                 if periodic && i >= next_sync {
                     db.sync().unwrap();
                     println!("SYNC {i}");
-                    next_sync = i + 50 + rng.below(400);
+                    next_sync = i + sync_gap(&mut rng);
                 }
                 // A sync made by the step itself (bytes_per_sync) covers it;
                 // one made by a rollover covers only the steps before it.
@@ -276,6 +309,8 @@ struct Acks {
     acked: Option<u64>,
     /// The last step known durable, if any.
     synced: Option<u64>,
+    /// The most KiB of the writer's file maps it reported in huge pages.
+    huge_kib: u64,
 }
 
 /// Runs a writer child from step `start` and SIGKILLs it once it has
@@ -319,10 +354,16 @@ fn run_round(
         crashed: false,
         acked: None,
         synced: None,
+        huge_kib: 0,
     };
     let note = |line: &str, acks: &mut Acks| {
         if let Some(n) = common::acked_op(line) {
             acks.acked = Some(n);
+        } else if let Some(kib) = line
+            .rsplit_once("HUGE ")
+            .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+        {
+            acks.huge_kib = acks.huge_kib.max(kib);
         } else if let Some(n) = line
             .rsplit_once("SYNC ")
             .and_then(|(_, n)| n.trim().parse().ok())
@@ -415,6 +456,8 @@ struct Tally {
     /// Reopens that loaded a keydir file and read what followed it, by the
     /// file's writer (1: close, kept by the next open; 2: a checkpoint).
     resumed: [u64; 3],
+    /// Rounds whose writer reported huge pages in its file maps.
+    huge_rounds: u64,
 }
 
 #[test]
@@ -477,6 +520,24 @@ fn acknowledged_synced_writes_survive_power_loss_in_every_mode() {
                 tally.resumed[2] > 0,
                 "no reopen after a cut loaded a checkpoint: the mode tests nothing"
             );
+        }
+        if mode == Mode::HugePages {
+            let harness = &current.as_ref().unwrap().0;
+            if common::file_maps_get_huge_pages(harness.mount_point()) {
+                assert!(
+                    tally.huge_rounds > 0,
+                    "no writer had huge pages in its file maps: the mode tests nothing"
+                );
+            } else {
+                eprintln!(
+                    "\n*** {TEST_NAME}: file maps on the loop device's ext4 get no huge \
+                     pages on this kernel: huge_pages ran as the default mode ***\n"
+                );
+            }
+            summary.push(format!(
+                "{:>14}  rounds whose writer had huge pages mapped: {}",
+                "", tally.huge_rounds
+            ));
         }
     }
     eprintln!("power loss, seed {seed}:\n{}", summary.join("\n"));
@@ -603,6 +664,7 @@ fn run_mode(harness: &mut PowerCut, mode: Mode, base_seed: u64, rounds: u64) -> 
             tally.resumed[keydir_writer.map_or(0, |w| w as usize)] += 1;
         }
         tally.rounds += 1;
+        tally.huge_rounds += u64::from(acks.huge_kib > 0);
         tally.crashed += u64::from(acks.crashed);
         tally.acked += acked_to - next;
         tally.synced += synced_to - next;
