@@ -106,7 +106,7 @@ pub const WRITEBACK_STEP_NEAR_END: u64 = 512 << 10;
 /// map dirties all of it: with an fdatasync after every 120-byte copy, each
 /// wrote 2 MiB to the disk instead of 4 KiB and took 4.4x as long (426
 /// against 96 us; by `pwrite` into the same huge page, 4 KiB and 94 us:
-/// `benches/probes/huge_page_sync.c`).
+/// `benches/probes/huge_pages.c`).
 /// So a writer that syncs often gets no more huge pages, and appends into
 /// those it already has go by `pwrite` (`Appender::dirties_huge`): a sync
 /// then writes what was appended since the last one, plus at most one
