@@ -10,10 +10,9 @@
 //! tmpfs only when its `huge` option says so), which a probe of a plain
 //! file finds first, the test says so and checks only the values.
 //!
-//! Pins: huge pages for a writer that syncs every 64 KiB (with
-//! `syncs_often` always false it fails), and none for one that does not
-//! (with `advise_huge` doing nothing, or growth steps off huge page
-//! boundaries, it fails).
+//! Pins: a writer that syncs every 64 KiB getting huge pages (with
+//! `syncs_often` always false it fails: 8192 KiB), and a writer that does
+//! not sync getting none (with `advise_huge` doing nothing it fails).
 
 mod common;
 
