@@ -219,8 +219,9 @@ fn a_damaged_or_cut_keydir_file_is_not_used() {
 }
 
 /// A keydir file of an older version (1 or 2: the hash index placed keys
-/// by other bits of their hash then) is not used, even with a checksum that
-/// holds: its tables would hide keys from gets.
+/// by other bits of their hash then; 3 or 4: its slots had no record
+/// starts beside them) is not used, even with a checksum that holds: its
+/// tables would hide keys from gets, or send them to other records.
 #[test]
 fn a_keydir_file_of_an_older_version_is_not_used() {
     let tmp = TempDir::new("keydir-old-version");
@@ -236,7 +237,7 @@ fn a_keydir_file_of_an_older_version_is_not_used() {
         bytes[end..].copy_from_slice(&crc.to_le_bytes());
         bytes
     };
-    for version in [1, 2] {
+    for version in [1, 2, 3, 4] {
         fs::write(dir.join("KEYDIR"), with_version(version)).unwrap();
         assert_eq!(
             check(&dir, IndexType::Hash, &model),
@@ -245,9 +246,9 @@ fn a_keydir_file_of_an_older_version_is_not_used() {
         );
     }
     // The control: the file rewritten the same way with its own version
-    // (3, close's) is used, so the checksum above was made right.
-    assert_eq!(with_version(3), good);
-    fs::write(dir.join("KEYDIR"), with_version(3)).unwrap();
+    // (5, close's) is used, so the checksum above was made right.
+    assert_eq!(with_version(5), good);
+    fs::write(dir.join("KEYDIR"), with_version(5)).unwrap();
     assert_eq!(check(&dir, IndexType::Hash, &model), (true, reclaimable));
 }
 

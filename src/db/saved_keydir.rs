@@ -5,7 +5,7 @@
 //! key of every hint file again.
 //!
 //! ```text
-//! magic "BCSKKDIR" | version u32 LE (3: written by close, 4: a checkpoint)
+//! magic "BCSKKDIR" | version u32 LE (5: written by close, 6: a checkpoint)
 //! largest batch sequence number u64 LE
 //! data files u32 LE; per file: id u32 LE | length u64 LE | live bytes u64 LE
 //! the index (Index::checkpoint; the hash index's tables and arenas)
@@ -27,8 +27,8 @@
 //! its hint file (the last too for close's file): a hint file gone since
 //! close means the directory was changed by hand, or a crash is being
 //! simulated, and open then reads such files as `bitcask_verify` predicts.
-//! Close's file (version 3) names every file after syncing it; a
-//! checkpoint (version 4) only what was synced before it was written (see
+//! Close's file (version 5) names every file after syncing it; a
+//! checkpoint (version 6) only what was synced before it was written (see
 //! `maintenance/checkpoint.rs`): a power loss cannot take bytes from
 //! before the position either names.
 //!
@@ -61,11 +61,13 @@ use crate::options::IndexType;
 
 const MAGIC: [u8; 8] = *b"BCSKKDIR";
 /// The version of a keydir file that close wrote. Versions 1 and 2 (before
-/// stop 27) placed the hash index's keys by other bits of their hash: such
-/// a file is not used (open then loads the hint files), never read as this.
-const VERSION_CLOSE: u32 = 3;
+/// stop 27) placed the hash index's keys by other bits of their hash, and
+/// 3 and 4 (checkpoints) had 8-byte slots and record positions in the
+/// arena (before stop 30): such a file is not used (open then loads the
+/// hint files), never read as this.
+const VERSION_CLOSE: u32 = 5;
 /// The version of a keydir file that a checkpoint wrote.
-const VERSION_CHECKPOINT: u32 = 4;
+const VERSION_CHECKPOINT: u32 = 6;
 /// Reads and writes go through buffers this large; larger ones go straight
 /// to and from the index's own memory.
 const BUFFER: usize = 1 << 20;

@@ -83,6 +83,26 @@ pub struct RecordPos {
     pub size: u32,
 }
 
+impl RecordPos {
+    /// Where the record starts.
+    pub fn start(self) -> RecordStart {
+        RecordStart {
+            file_id: self.file_id,
+            offset: self.offset,
+        }
+    }
+}
+
+/// Where a record starts: a [`RecordPos`] without the size, which the
+/// record's header gives. What a get needs to find its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RecordStart {
+    /// The data file's id.
+    pub file_id: u32,
+    /// Offset of the record's first byte.
+    pub offset: u32,
+}
+
 /// What one committed record does to its key: `key` now has the record at
 /// `pos`, or, if `delete`, is deleted by the tombstone at `pos`. Open hands
 /// the index runs of these, in log order.

@@ -1,5 +1,5 @@
 //! Checkpoints: the index saved while the database runs, as the keydir file
-//! (`db/saved_keydir.rs`, version 4), so that an open after a crash loads
+//! (`db/saved_keydir.rs`, version 6), so that an open after a crash loads
 //! it and scans only the records written after it, instead of loading
 //! every hint file and scanning the whole newest data file.
 //!

@@ -92,14 +92,14 @@ pub enum KeydirWriter {
     Checkpoint = 2,
 }
 
-/// Who wrote the keydir file in `dir`, by its version (3: close, 4: a
+/// Who wrote the keydir file in `dir`, by its version (5: close, 6: a
 /// checkpoint), if there is one. Panics at any other version: the library
 /// writes no other.
 pub fn keydir_writer(dir: &Path) -> Option<KeydirWriter> {
     let bytes = std::fs::read(dir.join("KEYDIR")).ok()?;
     match u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) {
-        3 => Some(KeydirWriter::Close),
-        4 => Some(KeydirWriter::Checkpoint),
+        5 => Some(KeydirWriter::Close),
+        6 => Some(KeydirWriter::Checkpoint),
         other => panic!("{}/KEYDIR has version {other}", dir.display()),
     }
 }

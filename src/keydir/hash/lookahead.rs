@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::shard::{home, Shard, Slot};
+use super::shard::{home, Shard};
+use super::table::Table;
 use crate::keydir::prefetch_address;
 
 /// A shard on a cache line of its own, so that two threads locking two
@@ -50,8 +51,8 @@ impl PaddedShard {
         }
     }
 
-    /// Starts loading the header of the shard and the home slot of `hash`
-    /// into the cache, without locking and without waiting for either.
+    /// Starts loading the header of the shard, the home slot of `hash` and
+    /// its start into the cache, without locking and without waiting.
     #[inline]
     pub(super) fn prefetch_slot(&self, hash: u64) {
         let header = self.header.load(Ordering::Relaxed);
@@ -63,9 +64,9 @@ impl PaddedShard {
         if len != 0 {
             // Wrapping: a torn copy may pair an address with another
             // table's length; the line asked for is then useless, not unsafe.
-            prefetch_address(
-                slots.wrapping_add(home(hash, len).wrapping_mul(std::mem::size_of::<Slot>())),
-            );
+            let slot = slots.wrapping_add(Table::slot_offset(home(hash, len)));
+            prefetch_address(slot);
+            prefetch_address(slot.wrapping_add(Table::START_AFTER_SLOT));
         }
     }
 

@@ -4,14 +4,19 @@
 //! Layout. The index is split into shards by a few bits of the key's hash;
 //! each shard is an open-addressing table (linear probing, at most 3/4 full)
 //! behind its own reader-writer lock, with its own [`KeyArena`] holding its
-//! keys and record positions. A table slot is one `u64`: the top 24 bits
-//! of the key's hash (the tag, which rules out nearly every wrong slot
-//! without touching the key) over a 40-bit reference into the arena. A key's
+//! keys and their records' sizes. A table slot is one `u64`: the top 24
+//! bits of the key's hash (the tag, which rules out nearly every wrong
+//! slot without touching the key) over a 40-bit reference into the arena;
+//! beside it, on the next cache line, where the key's record starts (file
+//! id and offset, `table.rs`). A get reads the slot and the start and goes
+//! to the record ([`Index::locate`]), comparing the record's key: one
+//! cache miss fewer than reading the entry first. A key's
 //! home slot is the top bits of its hash too, so the tag gives it: removal's
 //! backward shift and a resize move slots without reading a key (in tables
 //! up to 2^24 slots; larger ones hash the key again). So a key costs
-//! its arena entry (12 + 1 + key length bytes below 128) plus 8 bytes per
-//! slot, that is 8/load (10.7 to 21.3) bytes at a load between 3/8 and 3/4.
+//! its arena entry (1 + 2 + key length bytes, for keys below 64 bytes and
+//! records below 64 KiB) plus 16 bytes per slot, that is 16/load (21.3 to
+//! 42.7) bytes at a load between 3/8 and 3/4.
 //!
 //! Why shards: a resize moves the slots of one shard, and a compaction
 //! copies one shard's arena, so the pause a writer (and the readers of that shard)
@@ -21,7 +26,8 @@
 //! Removal is backward-shift deletion (no tombstones: a removed key leaves
 //! no trace in the table, so probe lengths do not decay under churn). A
 //! removed key's arena entry becomes garbage; an overwrite rewrites the
-//! position in place and makes none. When a shard's garbage exceeds its
+//! start and the size in place and makes none (unless the size grows past
+//! the entry's 2 bytes: then it takes a new entry of 4). When a shard's garbage exceeds its
 //! live bytes (and [`MIN_GARBAGE`]) the shard copies its live entries into a
 //! fresh arena; the copying is paid for by the garbage that triggered it,
 //! so it costs O(1) amortized per removal. A shard whose table falls below
@@ -62,16 +68,18 @@ mod lookahead;
 mod pages;
 mod persist;
 mod shard;
+mod table;
 
 pub use key_hash::KeyHasher;
 use lookahead::{PaddedShard, ShardGuard};
 pub(crate) use pages::{warm_up, warm_up_wanted};
-use shard::{Shard, Slot};
+use shard::Shard;
+use table::Slot;
 
 use super::in_two::in_two;
 use super::snapshot::{PendingSnapshot, SnapshotKeys};
 use super::{release_free_heap, Index};
-use crate::log::{Change, RecordPos};
+use crate::log::{Change, RecordPos, RecordStart};
 
 /// Number of shards of a default [`HashIndex`]. Enough that what a writer
 /// does to one shard at a time (a resize, the compaction of its arena, a
@@ -164,7 +172,7 @@ impl HashIndex {
             stats.arena_live += shard.arena.live_bytes();
             stats.arena_garbage += shard.arena.garbage_bytes();
         }
-        stats.total_bytes = stats.slots * std::mem::size_of::<Slot>()
+        stats.total_bytes = stats.slots * table::Table::BYTES_PER_SLOT
             + stats.arena_allocated
             + std::mem::size_of_val(&*self.shards);
         stats
@@ -193,6 +201,13 @@ impl Index for HashIndex {
         // The slot's cache miss overlaps taking the lock.
         shard.prefetch_slot(hash);
         shard.read().get(key, hash)
+    }
+
+    fn locate(&self, key: &[u8]) -> Option<RecordStart> {
+        let hash = self.hasher.hash(key);
+        let shard = self.shard(hash);
+        shard.prefetch_slot(hash);
+        shard.read().locate(hash)
     }
 
     fn prefetch(&self, key: &[u8]) {

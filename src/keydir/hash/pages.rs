@@ -195,7 +195,7 @@ impl<T: Plain> std::ops::Deref for Buf<T> {
 
     fn deref(&self) -> &[T] {
         // SAFETY: the first `len` values were written (zeroed or copied in)
-        // and lie inside the block, which is aligned for T (at least 16).
+        // and lie inside the block, which is aligned for T (at least 64).
         unsafe { std::slice::from_raw_parts(self.block.ptr.as_ptr().cast::<T>(), self.len) }
     }
 }
@@ -222,7 +222,8 @@ impl<T: Plain> Default for Buf<T> {
     }
 }
 
-/// A block of memory of a power-of-two size, aligned to at least 16 bytes:
+/// A block of memory of a power-of-two size, aligned to at least 64 bytes
+/// (a cache line: a table's groups of slots lie on whole lines, `table.rs`):
 /// from the heap, a shared region, or regions of its own (see the module
 /// documentation).
 struct Block {
@@ -291,7 +292,7 @@ fn class_of(size: usize) -> usize {
 
 fn heap_layout(size: usize) -> Layout {
     // Sizes are powers of two below 2^63: a valid layout.
-    Layout::from_size_align(size, 16).unwrap_or(Layout::new::<[u64; 2]>())
+    Layout::from_size_align(size, 64).unwrap_or(Layout::new::<[u64; 8]>())
 }
 
 fn heap_alloc(size: usize) -> NonNull<u8> {

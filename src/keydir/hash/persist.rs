@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! hasher state u64 | shard count u32
-//! per shard: keys u64 | slots u64 | each slot u64
+//! per shard: keys u64 | slots u64 | per group of 8 slots: each slot u64,
+//!            then each slot's start u64
 //!            | arena bytes used u64 | of them released u64 | chunks u32
 //!            | per chunk: room u64 | length u64 | its bytes
 //! ```
@@ -23,11 +24,14 @@ use std::sync::Arc;
 
 use super::arena::KeyArena;
 use super::pages::Buf;
-use super::shard::{Shard, Slot, MIN_SLOTS};
+use super::shard::{Shard, MIN_SLOTS};
+use super::table::{Group, Slot, Table, GROUP};
 use super::{HashIndex, KeyHasher, SHARD_SHIFT};
 
 /// Slots are written and read this many at a time.
 const SLOT_BATCH: usize = 8192;
+/// Bytes of a saved group of slots with their starts.
+const GROUP_LEN: usize = GROUP * 16;
 
 impl HashIndex {
     /// The index as it is now, to be written by [`Layout::write`]: a
@@ -53,7 +57,7 @@ impl HashIndex {
             return Ok(None);
         }
         let index = HashIndex::with_hasher(hasher, shards);
-        let mut buf = vec![0u8; SLOT_BATCH * 8];
+        let mut buf = vec![0u8; SLOT_BATCH * 16];
         for padded in index.shards.iter() {
             let Some(shard) = load_shard(input, &mut buf)? else {
                 return Ok(None);
@@ -76,14 +80,16 @@ impl Layout {
     pub(crate) fn write(self, out: &mut dyn Write) -> io::Result<()> {
         out.write_all(&self.hasher_state.to_le_bytes())?;
         out.write_all(&(self.shards.len() as u32).to_le_bytes())?;
-        let mut buf = Vec::with_capacity(SLOT_BATCH * 8);
+        let mut buf = Vec::with_capacity(SLOT_BATCH * 16);
         for shard in self.shards {
             out.write_all(&(shard.len as u64).to_le_bytes())?;
             out.write_all(&(shard.slots.len() as u64).to_le_bytes())?;
-            for slots in shard.slots.chunks(SLOT_BATCH) {
+            for groups in shard.slots.groups().chunks(SLOT_BATCH / GROUP) {
                 buf.clear();
-                for slot in slots {
-                    buf.extend_from_slice(&slot.bits().to_le_bytes());
+                for group in groups {
+                    for word in group.words() {
+                        buf.extend_from_slice(&word.to_le_bytes());
+                    }
                 }
                 out.write_all(&buf)?;
             }
@@ -114,19 +120,7 @@ fn load_shard(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<Option<Shard>>
     if !sized || len >= slot_count.max(1) {
         return Ok(None);
     }
-    let mut slots = Buf::with_capacity(slot_count as usize);
-    let mut batch = Vec::with_capacity(SLOT_BATCH);
-    while slots.len() < slot_count as usize {
-        let n = (slot_count as usize - slots.len()).min(SLOT_BATCH);
-        input.read_exact(&mut buf[..n * 8])?;
-        batch.clear();
-        batch.extend(
-            buf[..n * 8]
-                .chunks_exact(8)
-                .map(|b| Slot::from_bits(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))),
-        );
-        slots.extend_from_slice(&batch);
-    }
+    let slots = read_table(input, buf, slot_count as usize)?;
     let used = read_u64(input)? as usize;
     let garbage = read_u64(input)? as usize;
     let chunk_count = read_u32(input)? as usize;
@@ -157,6 +151,25 @@ fn load_shard(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<Option<Shard>>
         len: len as usize,
         arena,
     }))
+}
+
+/// A table of `slots` slots written by [`Layout::write`].
+fn read_table(input: &mut dyn Read, buf: &mut [u8], slots: usize) -> io::Result<Table> {
+    let groups = slots / GROUP;
+    let mut table = Buf::with_capacity(groups);
+    let mut batch = Vec::with_capacity(SLOT_BATCH / GROUP);
+    while table.len() < groups {
+        let n = (groups - table.len()).min(SLOT_BATCH / GROUP);
+        input.read_exact(&mut buf[..n * GROUP_LEN])?;
+        batch.clear();
+        batch.extend(buf[..n * GROUP_LEN].chunks_exact(GROUP_LEN).map(|b| {
+            Group::from_words(std::array::from_fn(|i| {
+                u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]))
+            }))
+        }));
+        table.extend_from_slice(&batch);
+    }
+    Ok(Table::from_groups(table))
 }
 
 fn read_u64(input: &mut dyn Read) -> io::Result<u64> {

@@ -2,12 +2,12 @@
 //! [`Slot`]s (linear probing, backward-shift removal) over a key arena, not
 //! synchronized (the index keeps each behind a lock).
 
-use super::arena::{EntryRef, KeyArena};
+use super::arena::KeyArena;
 use super::key_hash::KeyHasher;
-use super::pages::{Buf, Plain};
-use crate::keydir::prefetch;
+use super::table::{tag, Slot, Start, Table};
 use crate::keydir::SnapshotKeys;
-use crate::log::RecordPos;
+use crate::keydir::{prefetch, prefetch_address};
+use crate::log::{RecordPos, RecordStart};
 
 /// The smallest table a shard allocates.
 pub(super) const MIN_SLOTS: usize = 16;
@@ -19,62 +19,6 @@ pub(super) const MIN_GARBAGE: usize = 16 << 10;
 /// in table order, which is random order in the arena, so each is a cache
 /// miss, and this overlaps them.
 pub(super) const PREFETCH_WALK_AHEAD: usize = 16;
-
-/// One table slot: 0 when empty, else the top bits of the key's hash (the
-/// tag) over the entry's arena reference plus one.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(transparent)]
-pub(super) struct Slot(u64);
-
-// SAFETY: a u64 underneath (repr(transparent)); all-zero is EMPTY; no drop.
-unsafe impl Plain for Slot {}
-
-impl Slot {
-    pub(super) const EMPTY: Slot = Slot(0);
-    /// The tag takes the bits above the reference.
-    pub(super) const TAG_SHIFT: u32 = EntryRef::BITS;
-    pub(super) const REF_MASK: u64 = (1 << EntryRef::BITS) - 1;
-
-    /// A slot for the key of hash `hash` whose entry lies `at`. The
-    /// reference is stored plus one so that no occupied slot is 0; an arena
-    /// never hands out the all-ones reference (an entry at the end of the
-    /// last chunk would have no room).
-    pub(super) fn new(hash: u64, at: EntryRef) -> Slot {
-        Slot((tag(hash) << Self::TAG_SHIFT) | (at.to_bits() + 1))
-    }
-
-    pub(super) fn is_empty(self) -> bool {
-        self == Slot::EMPTY
-    }
-
-    pub(super) fn tag(self) -> u64 {
-        self.0 >> Self::TAG_SHIFT
-    }
-
-    pub(super) fn entry(self) -> EntryRef {
-        EntryRef::from_bits((self.0 & Self::REF_MASK) - 1)
-    }
-
-    /// The slot as a number, to save it.
-    pub(super) fn bits(self) -> u64 {
-        self.0
-    }
-
-    /// A slot saved with [`Slot::bits`].
-    pub(super) fn from_bits(bits: u64) -> Slot {
-        Slot(bits)
-    }
-
-    /// The same slot pointing at a moved entry.
-    pub(super) fn moved_to(self, at: EntryRef) -> Slot {
-        Slot((self.0 & !Self::REF_MASK) | (at.to_bits() + 1))
-    }
-}
-
-/// The tag of a hash: its top bits, as many as a slot has room for.
-pub(super) fn tag(hash: u64) -> u64 {
-    hash >> Slot::TAG_SHIFT
-}
 
 /// Bits of a tag.
 const TAG_BITS: u32 = u64::BITS - Slot::TAG_SHIFT;
@@ -113,7 +57,7 @@ pub(super) fn capacity_for(len: usize) -> usize {
 pub(super) struct Shard {
     /// A power of two in length (or empty before the first key); always
     /// holds at least one empty slot, which ends every probe.
-    pub(super) slots: Buf<Slot>,
+    pub(super) slots: Table,
     /// Occupied slots.
     pub(super) len: usize,
     pub(super) arena: KeyArena,
@@ -150,9 +94,55 @@ impl Shard {
         }
     }
 
+    /// Where the record of the first key on `hash`'s probe path whose tag
+    /// matches starts: almost always `hash`'s key's own, but its record's
+    /// key is to be compared (a tag is 24 bits of the hash). One read of the
+    /// table and none of the arena.
+    #[inline]
+    pub(super) fn locate(&self, hash: u64) -> Option<RecordStart> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = home(hash, self.slots.len());
+        loop {
+            let slot = self.slots[i];
+            if slot.is_empty() {
+                return None;
+            }
+            if slot.tag() == tag(hash) {
+                return Some(self.slots.start(i).get());
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     pub(super) fn get(&self, key: &[u8], hash: u64) -> Option<RecordPos> {
-        self.find(key, hash)
-            .map(|i| self.arena.pos(self.slots[i].entry()))
+        self.find(key, hash).map(|i| self.pos_of(i))
+    }
+
+    /// The record position of the key in slot `i`: its start from the
+    /// slot, its size from the entry.
+    fn pos_of(&self, i: usize) -> RecordPos {
+        let start = self.slots.start(i).get();
+        RecordPos {
+            file_id: start.file_id,
+            offset: start.offset,
+            size: self.arena.size(self.slots[i].entry()),
+        }
+    }
+
+    /// Points the key in slot `i` (which is `key`) at `pos`. A size that
+    /// the entry has no room for takes a new entry.
+    fn set_pos(&mut self, i: usize, key: &[u8], pos: RecordPos) {
+        let slot = self.slots[i];
+        let mut at = slot.entry();
+        if !self.arena.set_size(at, pos.size) {
+            self.arena.release(at);
+            at = self.arena.push(key, pos.size);
+        }
+        self.slots[i] = slot.moved_to(at);
+        self.slots.set_start(i, Start::new(pos.start()));
     }
 
     /// Points `key` at `new` if it points at `expected`; returns whether it did.
@@ -166,10 +156,10 @@ impl Shard {
         let Some(i) = self.find(key, hash) else {
             return false;
         };
-        let at = self.slots[i].entry();
-        let now = self.arena.pos(at) == expected;
+        let now = self.pos_of(i) == expected;
         if now {
-            self.arena.set_pos(at, new);
+            self.set_pos(i, key, new);
+            self.compact_if_due();
         }
         now
     }
@@ -189,9 +179,9 @@ impl Shard {
         };
         let mut free = match found {
             Ok(i) => {
-                let at = self.slots[i].entry();
-                let old = self.arena.pos(at);
-                self.arena.set_pos(at, pos);
+                let old = self.pos_of(i);
+                self.set_pos(i, key, pos);
+                self.compact_if_due();
                 return Some(old);
             }
             Err(free) => free,
@@ -200,8 +190,9 @@ impl Shard {
             self.resize(hasher, capacity_for(self.len + 1));
             free = self.free_slot(hash);
         }
-        let at = self.arena.push(key, pos);
+        let at = self.arena.push(key, pos.size);
         self.slots[free] = Slot::new(hash, at);
+        self.slots.set_start(free, Start::new(pos.start()));
         self.len += 1;
         None
     }
@@ -213,19 +204,25 @@ impl Shard {
         hash: u64,
     ) -> Option<RecordPos> {
         let i = self.find(key, hash)?;
-        let at = self.slots[i].entry();
-        let old = self.arena.pos(at);
-        self.arena.release(at);
+        let old = self.pos_of(i);
+        self.arena.release(self.slots[i].entry());
         self.close_gap(hasher, i);
         self.len -= 1;
         if self.slots.len() > MIN_SLOTS && self.len * 8 < self.slots.len() {
             self.resize(hasher, capacity_for(self.len));
         }
+        self.compact_if_due();
+        Some(old)
+    }
+
+    /// Compacts the arena if its garbage exceeds its live bytes (and
+    /// [`MIN_GARBAGE`]): after a removal, or an overwrite that took a new
+    /// entry.
+    fn compact_if_due(&mut self) {
         let garbage = self.arena.garbage_bytes();
         if garbage >= MIN_GARBAGE && garbage > self.arena.live_bytes() {
             self.compact();
         }
-        Some(old)
     }
 
     /// Grows the table, if needed, to hold `additional` more keys without
@@ -257,11 +254,13 @@ impl Shard {
         self.arena.prefetch_chunk_table();
     }
 
-    /// Starts loading the home slot of `hash` into the cache.
+    /// Starts loading the home slot of `hash` into the cache, and its start.
     #[inline]
     pub(super) fn prefetch_slot(&self, hash: u64) {
         if !self.slots.is_empty() {
-            prefetch(&self.slots[home(hash, self.slots.len())]);
+            let i = home(hash, self.slots.len());
+            prefetch(&self.slots[i]);
+            prefetch_address(&self.slots[i] as *const Slot as usize + Table::START_AFTER_SLOT);
         }
     }
 
@@ -330,20 +329,23 @@ impl Shard {
             // path, between its home and where it is now (cyclically).
             if i.wrapping_sub(home) & mask >= i.wrapping_sub(hole) & mask {
                 self.slots[hole] = slot;
+                self.slots.set_start(hole, self.slots.start(i));
                 hole = i;
             }
             i = (i + 1) & mask;
         }
         self.slots[hole] = Slot::EMPTY;
+        self.slots.set_start(hole, Start::default());
     }
 
     /// Moves every slot into a table of `capacity` slots, each placed by
     /// its tag ([`Shard::home_of`]): no key is read, unless the table is
     /// too large for tags to give homes.
     pub(super) fn resize(&mut self, hasher: &KeyHasher, capacity: usize) {
-        let old = std::mem::replace(&mut self.slots, Buf::zeroed(capacity));
+        let old = std::mem::replace(&mut self.slots, Table::zeroed(capacity));
         let read_keys = !tags_give_homes(capacity);
-        for (j, &slot) in old.iter().enumerate() {
+        for j in 0..old.len() {
+            let slot = old[j];
             if read_keys {
                 if let Some(ahead) = old.get(j + PREFETCH_WALK_AHEAD).filter(|s| !s.is_empty()) {
                     self.arena.prefetch(ahead.entry());
@@ -352,6 +354,7 @@ impl Shard {
             if !slot.is_empty() {
                 let i = self.free_slot_from(self.home_of(hasher, slot));
                 self.slots[i] = slot;
+                self.slots.set_start(i, old.start(j));
             }
         }
     }
@@ -386,14 +389,25 @@ impl Shard {
         }
     }
 
-    /// Adds every key that starts with `prefix`, with its position, in the
-    /// order they lie in the arena (see [`KeyArena::for_each_live`]).
+    /// Adds every key that starts with `prefix`, with its position, in
+    /// table order (the entries a few slots ahead asked for, as in
+    /// [`Shard::compact`]).
     pub(super) fn copy_prefix(&self, prefix: &[u8], out: &mut SnapshotKeys) {
-        self.arena.for_each_live(|key, pos| {
-            if key.starts_with(prefix) {
-                out.push(key, pos);
+        for j in 0..self.slots.len() {
+            if let Some(ahead) = self.slots.get(j + PREFETCH_WALK_AHEAD) {
+                if !ahead.is_empty() {
+                    self.arena.prefetch(ahead.entry());
+                }
             }
-        });
+            let slot = self.slots[j];
+            if slot.is_empty() {
+                continue;
+            }
+            let key = self.arena.key(slot.entry());
+            if key.starts_with(prefix) {
+                out.push(key, self.pos_of(j));
+            }
+        }
     }
 }
 
@@ -410,7 +424,7 @@ mod tests {
         let hasher = KeyHasher::with_seed(7);
         for bits in [4, 11, TAG_BITS, TAG_BITS + 1] {
             let mut shard = Shard {
-                slots: Buf::zeroed(1 << bits),
+                slots: Table::zeroed(1 << bits),
                 ..Shard::default()
             };
             // Within 3/4 of the table, so that no put resizes it.

@@ -1,14 +1,16 @@
 //! The hash index's own properties: growth, shrinking, compaction,
 //! reservations, tag collisions and its memory per key.
 
-use super::shard::{capacity_for, tag, MIN_GARBAGE};
+use super::shard::{capacity_for, MIN_GARBAGE};
+use super::table::tag;
 use super::*;
 
+/// A position whose size fits an entry's 2 bytes (below 2^15).
 fn pos(n: u32) -> RecordPos {
     RecordPos {
         file_id: n,
         offset: !n,
-        size: n.rotate_left(7) | 1,
+        size: (n.wrapping_mul(2_654_435_761) >> 17) | 1,
     }
 }
 
@@ -78,14 +80,14 @@ fn removal_shrinks_the_table_and_reinsertion_grows_it_back() {
 #[test]
 fn compaction_frees_garbage_and_keeps_every_key() {
     let index = HashIndex::with_shards(1);
-    let long = |i: u32| [key(i), vec![0xFF; 40]].concat(); // 56 bytes, 69 per entry
+    let long = |i: u32| [key(i), vec![0xFF; 40]].concat(); // 56 bytes, 59 per entry
     let n = 20_000u32;
     for i in 0..n {
         index.put(&long(i), pos(i));
     }
     let before = index.stats();
-    assert_eq!(before.arena_live, n as usize * 69);
-    // Overwrites rewrite positions in place: no garbage.
+    assert_eq!(before.arena_live, n as usize * 59);
+    // Overwrites rewrite sizes in place: no garbage.
     for i in 0..n {
         assert_eq!(index.put(&long(i), pos(i + 1)), Some(pos(i)));
     }
@@ -104,7 +106,7 @@ fn compaction_frees_garbage_and_keeps_every_key() {
     }
     let after = index.stats();
     assert!(
-        max_garbage > 0 && after.arena_live == (n / 4) as usize * 69,
+        max_garbage > 0 && after.arena_live == (n / 4) as usize * 59,
         "{after:?}"
     );
     // A quarter of the keys are live; garbage may reach as much again
@@ -184,7 +186,7 @@ fn one_probe_insert_finds_keys_anywhere_in_their_cluster() {
         }
         let stats = index.stats();
         assert_eq!((stats.keys, stats.slots), (12, 16), "round {round}");
-        assert_eq!(stats.arena_live, 12 * 29, "round {round}: no new entries");
+        assert_eq!(stats.arena_live, 12 * 19, "round {round}: no new entries");
         let extra = key(round * 100 + 99);
         assert_eq!(index.put(&extra, pos(99)), None, "round {round}");
         assert_eq!(index.stats().slots, 32, "round {round}");
@@ -279,27 +281,102 @@ fn keys_whose_tags_collide_are_told_apart_by_their_bytes() {
     assert_eq!(index.stats().slots, 16);
     assert_eq!(index.get(&key(a)), Some(pos(0)));
     assert_eq!(index.get(&key(b)), Some(pos(1)));
+    // `locate` reads tags only: for `b`, behind `a` on the same probe
+    // path, it names `a`'s record (the engine then compares the record's
+    // key and asks `get`); for `a`, its own.
+    assert_eq!(index.locate(&key(a)), Some(pos(0).start()));
+    assert_eq!(index.locate(&key(b)), Some(pos(0).start()));
     assert_eq!(index.remove(&key(a)), Some(pos(0)));
     assert_eq!(index.get(&key(a)), None);
     assert_eq!(index.remove(&key(a)), None);
     assert_eq!(index.get(&key(b)), Some(pos(1)));
+    assert_eq!(index.locate(&key(b)), Some(pos(1).start()));
+    // `a` is gone, but its tag is `b`'s: `locate` names `b`'s record.
+    assert_eq!(index.locate(&key(a)), Some(pos(1).start()));
 }
 
 #[test]
-fn a_key_costs_its_entry_and_a_share_of_8_byte_slots() {
+fn locate_names_the_start_that_get_names_and_none_for_absent_keys() {
+    let index = HashIndex::with_shards(4);
+    for i in 0..20_000 {
+        index.put(&key(i), pos(i));
+    }
+    for i in (0..20_000).step_by(3) {
+        index.remove(&key(i));
+    }
+    for i in 0..20_000 {
+        index.put(&key(i + 40_000), pos(i + 40_000));
+    }
+    // Where `locate` does not name the start `get` names, it names the
+    // record of another key with the same tag (a key then found after it
+    // on the same probe path, or an absent key's tag alike): among 40,000
+    // keys some dozen pairs share a tag and a shard by the birthday bound.
+    let starts: std::collections::HashMap<RecordStart, u32> = (0..60_000)
+        .filter_map(|i| index.get(&key(i)).map(|p| (p.start(), i)))
+        .collect();
+    let tag_of = |i: u32| tag(index.hasher.hash(&key(i)));
+    let mut alike = 0;
+    for i in 0..80_000 {
+        let expected = index.get(&key(i)).map(RecordPos::start);
+        let present = (i < 20_000 && i % 3 != 0) || (40_000..60_000).contains(&i);
+        assert_eq!(expected.is_some(), present, "key {i}");
+        let located = index.locate(&key(i));
+        if located != expected {
+            let other = starts[&located.expect("a tag alike, if anything")];
+            assert_eq!(tag_of(other), tag_of(i), "key {i} located as key {other}");
+            alike += 1;
+        }
+    }
+    assert!(alike < 200, "{alike} keys located as another");
+}
+
+#[test]
+fn a_size_over_64_kib_takes_a_new_entry_and_later_sizes_go_in_place() {
+    let index = HashIndex::with_shards(1);
+    let wide = |n: u32| RecordPos {
+        size: 70_000 + n,
+        ..pos(n)
+    };
+    for i in 0..100 {
+        index.put(&key(i), pos(i));
+    }
+    let before = index.stats();
+    assert_eq!((before.arena_live, before.arena_garbage), (100 * 19, 0));
+    for i in 0..100 {
+        assert_eq!(index.put(&key(i), wide(i)), Some(pos(i)));
+    }
+    // Each key's 2-byte entry is garbage now, and a 4-byte one live.
+    let after = index.stats();
+    assert_eq!(
+        (after.arena_live, after.arena_garbage),
+        (100 * 21, 100 * 19)
+    );
+    for i in 0..100 {
+        assert_eq!(index.get(&key(i)), Some(wide(i)));
+        assert_eq!(index.locate(&key(i)), Some(wide(i).start()));
+        // The 4-byte entry takes small sizes too, in place.
+        assert_eq!(index.put(&key(i), pos(i + 1)), Some(wide(i)));
+        assert!(index.replace_if(&key(i), pos(i + 1), wide(i + 2)));
+        assert_eq!(index.get(&key(i)), Some(wide(i + 2)));
+    }
+    assert_eq!(index.stats().arena_garbage, 100 * 19);
+}
+
+#[test]
+fn a_key_costs_its_entry_and_a_share_of_16_byte_slots() {
     let index = HashIndex::default();
     let n = 100_000u32;
     for i in 0..n {
         index.put(&key(i), pos(i));
     }
     let stats = index.stats();
-    // 12 bytes of position, 1 of length, 16 of key.
-    assert_eq!(stats.arena_live, n as usize * 29);
+    // 1 byte of length, 2 of record size, 16 of key.
+    assert_eq!(stats.arena_live, n as usize * 19);
     // Each shard is at most 3/4 full and at least 3/8 (it doubled
     // past 3/4), give or take the spread of keys over shards.
     assert!(stats.slots * 3 >= n as usize * 4, "{stats:?}");
     assert!(stats.slots * 3 <= n as usize * 8 * 11 / 10, "{stats:?}");
-    assert_eq!(std::mem::size_of::<Slot>(), 8);
+    assert_eq!(super::table::Table::BYTES_PER_SLOT, 16);
     // Chunk tails: at most one chunk (256 KiB at most) per shard.
     assert!(
         stats.arena_allocated - stats.arena_live <= SHARDS * (256 << 10),
