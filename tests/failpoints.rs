@@ -591,3 +591,54 @@ fn a_merge_waits_for_a_backup_to_finish() {
         "the backup holds the files before the merge"
     );
 }
+
+/// Every get first reads the record where the hash index's slot says the
+/// key's record starts ([`DataFile::value_at`]), which, for a key sharing
+/// 24 bits of hash with one before it on the same probe path, is the
+/// other key's record: the get then looks the key up again, comparing
+/// keys, and reads its own. With "get:elsewhere" armed to fail, every
+/// record read that way counts as another key's, so every get takes the
+/// second way: values, absent and deleted keys, a buffer too small and a
+/// value larger than the map reaches all come out as by the first (first
+/// counted, to show the point is on the way of every get).
+#[test]
+fn a_get_that_meets_another_key_s_record_looks_the_key_up_again() {
+    let _serial = failpoints::serial();
+    let tmp = TempDir::new("elsewhere");
+    let db = Bitcask::open(tmp.db(), Options::default()).unwrap();
+    let key = |i: u32| format!("key{i:05}").into_bytes();
+    let value = |i: u32| vec![i as u8; 10 + (i as usize % 7) * 1000];
+    for i in 0..2000 {
+        db.put(&key(i), &value(i)).unwrap();
+    }
+    for i in (0..2000).step_by(10) {
+        db.delete(&key(i)).unwrap();
+    }
+    let check = |what: &str| {
+        let mut buf = vec![0u8; 8000];
+        for i in 0..2100 {
+            let expected = (i < 2000 && i % 10 != 0).then(|| value(i));
+            assert_eq!(db.get(&key(i)).unwrap(), expected, "{what}: get {i}");
+            let into = db.get_into(&key(i), &mut buf).unwrap();
+            assert_eq!(
+                into.map(|n| buf[..n].to_vec()),
+                expected,
+                "{what}: get_into {i}"
+            );
+            let len = db.get_with(&key(i), <[u8]>::len).unwrap();
+            assert_eq!(len, expected.as_ref().map(Vec::len), "{what}: get_with {i}");
+        }
+        match db.get_into(&key(6), &mut buf[..5]) {
+            Err(Error::BufferTooSmall { needed }) => assert_eq!(needed, 6010, "{what}"),
+            other => panic!("{what}: a buffer too small gave {other:?}"),
+        }
+    };
+    let counted = failpoints::arm("get:elsewhere", Action::Count);
+    check("found in place");
+    // 2100 keys, three ways, of which 1800 present; and the small buffer.
+    assert_eq!(counted.hits(), 3 * 1800 + 1);
+    drop(counted);
+    let elsewhere = failpoints::arm("get:elsewhere", Action::Fail(libc::EIO));
+    check("looked up again");
+    assert_eq!(elsewhere.hits(), 3 * 1800 + 1);
+}

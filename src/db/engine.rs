@@ -31,7 +31,7 @@ use crate::log::dir::directory_bytes;
 use crate::log::format::{self, check_key, check_value, FILE_HEADER_LEN};
 use crate::log::io_helper::{IoHelper, IoHint};
 use crate::log::recovery_report::RecoveryReport;
-use crate::log::{hint, recovery, RecordPos};
+use crate::log::{hint, recovery, RecordPos, RecordStart};
 use crate::options::Options;
 
 /// The engine behind a [`crate::Bitcask`] handle, shared with its
@@ -109,6 +109,15 @@ impl Engine {
     /// Calls `f` with the value of `key` (see [`crate::Bitcask::get_with`]).
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         check_key(key)?;
+        let Some((start, file)) = self.locate_start(key) else {
+            return Ok(None);
+        };
+        if let Some(file) = &file {
+            if let Some(value) = file.value_at(start.offset, key)? {
+                return Ok(Some(f(value)));
+            }
+        }
+        // Another key's record (a tag alike), or one outside the map.
         let Some((pos, file)) = self.locate(key)? else {
             return Ok(None);
         };
@@ -121,6 +130,20 @@ impl Engine {
         // The files lock is held across the read instead of taking a
         // reference to the file: no user code runs inside, and a get is short.
         let files = self.files.read();
+        let Some(start) = self.index.locate(key) else {
+            return Ok(None);
+        };
+        if let Some(file) = files.get(&start.file_id) {
+            if let Some(value) = file.value_at(start.offset, key)? {
+                let needed = value.len();
+                if needed > buf.len() {
+                    return Err(Error::BufferTooSmall { needed });
+                }
+                buf[..needed].copy_from_slice(value);
+                return Ok(Some(needed));
+            }
+        }
+        // Another key's record (a tag alike), or one outside the map.
         let Some(pos) = self.index.get(key) else {
             return Ok(None);
         };
@@ -309,6 +332,15 @@ impl Engine {
                 Ok(SavedFile { id, len, live })
             })
             .collect()
+    }
+
+    /// Where `key`'s record probably starts (see [`Index::locate`]) and the
+    /// file, if it is open; `None` if the key has no record. Both are
+    /// taken under the files lock, as [`Engine::locate`]'s.
+    fn locate_start(&self, key: &[u8]) -> Option<(RecordStart, Option<Arc<DataFile>>)> {
+        let files = self.files.read();
+        let start = self.index.locate(key)?;
+        Some((start, files.get(&start.file_id).map(Arc::clone)))
     }
 
     /// The position of `key`'s record and the file it lies in. Both are

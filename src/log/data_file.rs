@@ -385,6 +385,69 @@ impl DataFile {
         Ok(f(&scratch[value]))
     }
 
+    /// The value of `key`'s live record, in place in the map, if the record
+    /// starts at `offset` and lies in the map (a start from
+    /// [`crate::keydir::Index::locate`], which may be another key's): the
+    /// record's length from its header, then checked as
+    /// [`DataFile::with_value`] checks it. `None` when the record there is
+    /// not `key`'s, is not in the map, or its header does not parse: the
+    /// caller then looks the key up with
+    /// [`crate::keydir::Index::get`] and reads with
+    /// [`DataFile::with_value`], which tells a damaged record from
+    /// another key's.
+    pub fn value_at(&self, offset: u32, key: &[u8]) -> Result<Option<&[u8]>> {
+        // A test armed with a failure here makes every record another
+        // key's, to drive gets down the slow path.
+        if crate::failpoint::fail("get:elsewhere").is_err() {
+            return Ok(None);
+        }
+        let start = u64::from(offset);
+        let Some(map) = self.map.get() else {
+            return Ok(None);
+        };
+        // The record's first lines at once, before its length is known:
+        // a prefetch of lines past its end (or past the map) costs only
+        // the bandwidth.
+        prefetch_lines_at(
+            (map.raw.as_ptr() as usize).wrapping_add(start as usize),
+            PREFETCH_LINES * 64,
+        );
+        // A header is read one byte longer at a time, from the shortest
+        // one up: every byte of a record's header is the record's, but the
+        // bytes past a short record are not (in the active file, the
+        // writer's), so none is read before the header says it is there.
+        let mut header_len = format::MIN_RECORD_HEADER_LEN;
+        let header = loop {
+            let Some(bytes) = self.record_bytes(start, header_len) else {
+                return Ok(None);
+            };
+            match format::parse_record_header(bytes) {
+                ParsedHeader::Valid(header) => break header,
+                ParsedHeader::Incomplete if header_len < format::MAX_RECORD_HEADER_LEN => {
+                    header_len += 1
+                }
+                _ => return Ok(None),
+            }
+        };
+        let Ok(size) = u32::try_from(header.record_len()) else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.record_bytes(start, size as usize) else {
+            return Ok(None);
+        };
+        let key_at = header.header_len;
+        if header.key_len as usize != key.len() || &bytes[key_at..key_at + key.len()] != key {
+            return Ok(None);
+        }
+        let pos = RecordPos {
+            file_id: self.id,
+            offset,
+            size,
+        };
+        let value = self.check_record(pos, key, bytes)?;
+        Ok(Some(&bytes[value]))
+    }
+
     /// Reads the live record at `pos` into `buf` and checks it: both
     /// checksums, a put record (in a batch or not), the expected key.
     /// Returns the range of the value within `buf`.
@@ -492,6 +555,9 @@ impl DataFile {
     }
 }
 
+/// How many of a record's first cache lines a read asks for at once.
+const PREFETCH_LINES: usize = 4;
+
 /// Asks the CPU to load the first cache lines of `bytes` at once. A record
 /// read in place usually misses the cache on every line; the header check
 /// reads the first line and the checksum walks the rest, one miss after the
@@ -499,14 +565,20 @@ impl DataFile {
 /// the hardware prefetcher, which follows a sequential walk.
 #[inline]
 fn prefetch_lines(bytes: &[u8]) {
+    prefetch_lines_at(bytes.as_ptr() as usize, bytes.len());
+}
+
+/// [`prefetch_lines`] of the `len` bytes from address `at`, which need not
+/// be mapped.
+#[inline]
+fn prefetch_lines_at(at: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         const LINE: usize = 64;
-        const MAX_LINES: usize = 4;
-        let start = bytes.as_ptr() as usize & !(LINE - 1);
-        let end = bytes.as_ptr() as usize + bytes.len();
-        for line in (start..end).step_by(LINE).take(MAX_LINES) {
+        let start = at & !(LINE - 1);
+        let end = at.saturating_add(len);
+        for line in (start..end).step_by(LINE).take(PREFETCH_LINES) {
             // SAFETY: a prefetch is only a hint: it never faults and changes
             // no memory, whatever the address (these lie in the record's
             // mapped pages anyway).
@@ -514,7 +586,7 @@ fn prefetch_lines(bytes: &[u8]) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let _ = (at, len);
 }
 
 /// Copies `src` to `dst` strictly in ascending address order: bytes up to
@@ -571,6 +643,74 @@ mod tests {
                     .all(|&b| b == 0));
             }
         }
+    }
+
+    /// A read from a record's start ([`DataFile::value_at`]) gives the
+    /// value only when the record there is the key's, whole, in the map;
+    /// another key's record, one past the map or one whose header does
+    /// not parse read as "elsewhere" (the slow path then decides); damage
+    /// in the key's own record is an error. A 12-byte record at the end of
+    /// the file is read without reading past it (the header is read one
+    /// byte at a time).
+    #[test]
+    fn a_read_from_a_start_finds_the_key_s_own_record_only() {
+        let dir = std::env::temp_dir().join(format!("bitcask-value-at-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = DataFile::create(&dir, 1).unwrap();
+        file.write_header().unwrap();
+        let big = vec![0x5A; 5000];
+        let records: [(&[u8], &[u8]); 4] = [
+            (b"apple", b"red"),
+            (b"banana", &big),
+            (b"cherry", b""),
+            (b"x", b""),
+        ];
+        let mut bytes = Vec::new();
+        let mut offsets = Vec::new();
+        for (key, value) in records {
+            offsets.push(format::FILE_HEADER_LEN as u32 + bytes.len() as u32);
+            format::encode_record(RecordKind::Put, key, value, &mut bytes);
+        }
+        assert_eq!(bytes.len() - (offsets[3] - offsets[0]) as usize, 12);
+        let end = format::FILE_HEADER_LEN + bytes.len() as u64;
+        file.file()
+            .write_all_at(&bytes, format::FILE_HEADER_LEN)
+            .unwrap();
+        file.map_for_reads();
+        for (i, (key, value)) in records.iter().enumerate() {
+            assert_eq!(file.value_at(offsets[i], key).unwrap(), Some(*value), "{i}");
+            // Every other key finds "elsewhere" at this record.
+            for (other, _) in records.iter().filter(|(k, _)| k != key) {
+                assert_eq!(file.value_at(offsets[i], other).unwrap(), None, "{i}");
+            }
+        }
+        assert_eq!(
+            file.value_at(end as u32, b"x").unwrap(),
+            None,
+            "past the end"
+        );
+        assert_eq!(file.value_at(u32::MAX, b"x").unwrap(), None, "past the map");
+        // A damaged value: the key's own record, so an error.
+        let mut damaged = bytes.clone();
+        let last_of_banana = (offsets[2] - offsets[0]) as usize - 1;
+        damaged[last_of_banana] ^= 1;
+        // A damaged header (its checksum): not readable as anyone's.
+        damaged[(offsets[0] - offsets[0]) as usize] ^= 1;
+        file.file()
+            .write_all_at(&damaged, format::FILE_HEADER_LEN)
+            .unwrap();
+        drop(file);
+        let file = DataFile::open(&dir, 1, false).unwrap();
+        file.map_for_reads();
+        match file.value_at(offsets[1], b"banana") {
+            Err(Error::Corruption(why)) => assert!(why.contains("checksum"), "{why}"),
+            other => panic!("a damaged value read as {other:?}"),
+        }
+        assert_eq!(file.value_at(offsets[0], b"apple").unwrap(), None);
+        assert_eq!(file.value_at(offsets[3], b"x").unwrap(), Some(&b""[..]));
+        drop(file);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The pages the I/O thread unmaps before their writeback keep what the

@@ -60,6 +60,9 @@ pub fn check_value(value: &[u8]) -> Result<()> {
 /// Longest possible record header: a key length needs at most 3 varint bytes
 /// (65536 < 2^21) and a value length at most 5.
 pub const MAX_RECORD_HEADER_LEN: usize = 4 + 1 + 3 + 5 + 4;
+/// The shortest record header (lengths below 128): every record is at
+/// least this long.
+pub const MIN_RECORD_HEADER_LEN: usize = 4 + 1 + 1 + 1 + 4;
 
 /// What a record says about its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
