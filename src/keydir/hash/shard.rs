@@ -134,14 +134,17 @@ impl Shard {
 
     /// Points the key in slot `i` (which is `key`) at `pos`. A size that
     /// the entry has no room for takes a new entry.
+    /// Writes only what changes (the start; the size if it differs; the
+    /// slot if the entry moves): a line written is a line the cache must
+    /// write back (dirtying the slot and the entry on every overwrite made
+    /// overwrite 0.89x as fast in peerbench, 16 pairs).
     fn set_pos(&mut self, i: usize, key: &[u8], pos: RecordPos) {
-        let slot = self.slots[i];
-        let mut at = slot.entry();
-        if !self.arena.set_size(at, pos.size) {
+        let at = self.slots[i].entry();
+        if self.arena.size(at) != pos.size && !self.arena.set_size(at, pos.size) {
             self.arena.release(at);
-            at = self.arena.push(key, pos.size);
+            let moved = self.arena.push(key, pos.size);
+            self.slots[i] = self.slots[i].moved_to(moved);
         }
-        self.slots[i] = slot.moved_to(at);
         self.slots.set_start(i, Start::new(pos.start()));
     }
 
