@@ -4,18 +4,24 @@
 //! next line).
 //!
 //! Why: a get goes from a key's slot straight to its record, so the slot
-//! needs where the record starts beside it ([`Start`]). Measured against
-//! the table before (slots alone, the start in the arena entry), with
-//! peerbench's `bitcask` row alone, alternated: slots of 16 bytes (entry
-//! and start together) made readrandom 1.44x as fast but readmissing,
-//! which reads only tags, 0.86x (4 pairs: four slots to a line, and a
-//! table twice the size); starts in a table of their own kept readmissing
-//! (1.00x) but made readrandom only 1.26x (8 pairs: two misses, far
-//! apart). Side by side, a start is the line after its slot's: both asked
-//! for at once, from the same DRAM page, while a lookup that finds no tag
-//! to match reads the slots' line only (against 16-byte slots, in a C loop
-//! of 1M gets, 10 pairs: readrandom the same, 0.98x to 1.04x;
-//! readmissing 1.03x to 1.14x).
+//! needs where the record starts beside it ([`Start`]). Layouts measured
+//! against the table before (slots alone, the start in the arena entry)
+//! with peerbench's `bitcask` row alone (1M x 100 B), runs alternated,
+//! new / old:
+//!
+//! | layout | readrandom | readmissing | fill, overwrite, delete |
+//! | --- | --- | --- | --- |
+//! | 16-byte slots (entry, start), 4 pairs | 1.44x | 0.86x | 1.02x, 1.10x, 0.92x |
+//! | starts in an array of their own, 8 + 12 + 10 rounds | 1.26x, 1.31x, 1.30x | 1.00x, 0.98x, 0.89x | 0.92x to 1.21x, 0.94x to 0.96x, 0.94x to 0.98x |
+//! | 64 slots, then their 64 starts, 10 rounds | 1.30x | 0.86x | 0.98x, 0.99x, 1.04x |
+//! | 8 slots, then their 8 starts (this), 12 + 10 rounds | 1.37x, 1.35x | 0.86x, 0.86x | 0.98x and 1.16x, 1.01x and 1.04x, 0.97x and 1.03x |
+//!
+//! With eight, a start lies on the line after its group's, the pair the
+//! CPU's adjacent-line prefetch fetches together, in one DRAM page. What
+//! every layout pays is on readmissing: a lookup of an absent key reads
+//! one slot's line as before, but the table is twice the memory and the
+//! start is asked for with the slot (before the probe knows whether a tag
+//! matches).
 
 use std::ops::{Index, IndexMut};
 
