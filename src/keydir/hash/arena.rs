@@ -190,17 +190,35 @@ impl KeyArena {
         bytes.get(head.key_at()..head.len()).unwrap_or_default()
     }
 
+    /// The key of the entry at `at` and its record's size: what
+    /// [`KeyArena::key`] and [`KeyArena::size`] give, reading the entry's
+    /// length once.
+    #[inline]
+    pub(crate) fn key_and_size(&self, at: EntryRef) -> (&[u8], u32) {
+        let bytes = self.from(at);
+        let head = Self::head(bytes);
+        let key = bytes.get(head.key_at()..head.len()).unwrap_or_default();
+        (key, Self::size_in(bytes, head))
+    }
+
     /// The size of the record of the entry at `at` (0 for a damaged
     /// entry, as [`KeyArena::key`]).
     #[inline]
     pub(crate) fn size(&self, at: EntryRef) -> u32 {
         let bytes = self.from(at);
-        let head = Self::head(bytes);
-        let mut size = [0u8; 4];
-        if let Some(stored) = bytes.get(head.size_at..head.key_at()) {
-            size[..stored.len()].copy_from_slice(stored);
+        Self::size_in(bytes, Self::head(bytes))
+    }
+
+    /// The record size stored in the entry `bytes` starts with (0 if they
+    /// end before it), read byte by byte (a copy of 2 or 4 bytes would be a
+    /// call).
+    #[inline]
+    fn size_in(bytes: &[u8], head: EntryHead) -> u32 {
+        match bytes.get(head.size_at..head.key_at()) {
+            Some(&[a, b]) => u32::from(u16::from_le_bytes([a, b])),
+            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+            _ => 0,
         }
-        u32::from_le_bytes(size)
     }
 
     /// Sets the record size of the entry at `at`, in place; returns false
