@@ -628,6 +628,14 @@ mod tests {
 
     use super::*;
 
+    /// A fresh, empty directory for one test.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bitcask-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
     fn copy_in_order_copies_every_length_at_every_alignment() {
         let src: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37) | 1).collect();
@@ -654,9 +662,7 @@ mod tests {
     /// byte at a time).
     #[test]
     fn a_read_from_a_start_finds_the_key_s_own_record_only() {
-        let dir = std::env::temp_dir().join(format!("bitcask-value-at-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("value-at");
         let file = DataFile::create(&dir, 1).unwrap();
         file.write_header().unwrap();
         let big = vec![0x5A; 5000];
@@ -720,9 +726,7 @@ mod tests {
     /// and read back as the zeros on disk).
     #[test]
     fn pages_unmapped_for_writeback_keep_their_bytes_dirty() {
-        let dir = std::env::temp_dir().join(format!("bitcask-unmap-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("unmap");
         let file = DataFile::create(&dir, 1).unwrap();
         let start = format::FILE_HEADER_LEN;
         // SAFETY: a plain query with no pointers.

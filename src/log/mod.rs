@@ -103,6 +103,17 @@ pub struct RecordStart {
     pub offset: u32,
 }
 
+impl RecordStart {
+    /// The position of the record starting here that is `size` bytes long.
+    pub fn with_size(self, size: u32) -> RecordPos {
+        RecordPos {
+            file_id: self.file_id,
+            offset: self.offset,
+            size,
+        }
+    }
+}
+
 /// What one committed record does to its key: `key` now has the record at
 /// `pos`, or, if `delete`, is deleted by the tombstone at `pos`. Open hands
 /// the index runs of these, in log order.

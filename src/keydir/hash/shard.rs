@@ -80,6 +80,14 @@ impl Shard {
     /// The table must not be empty.
     #[inline]
     pub(super) fn probe(&self, key: &[u8], hash: u64) -> Result<usize, usize> {
+        self.walk(hash, |slot| self.arena.key(slot.entry()) == key)
+    }
+
+    /// Walks the probe path of `hash` from its home slot: `Ok(i)` at the
+    /// first slot whose tag is `hash`'s and which `is_it` accepts, else
+    /// `Err(i)` at the first empty slot. The table must not be empty.
+    #[inline]
+    fn walk(&self, hash: u64, is_it: impl Fn(Slot) -> bool) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
         let mut i = home(hash, self.slots.len());
         loop {
@@ -87,7 +95,7 @@ impl Shard {
             if slot.is_empty() {
                 return Err(i);
             }
-            if slot.tag() == tag(hash) && self.arena.key(slot.entry()) == key {
+            if slot.tag() == tag(hash) && is_it(slot) {
                 return Ok(i);
             }
             i = (i + 1) & mask;
@@ -103,18 +111,8 @@ impl Shard {
         if self.slots.is_empty() {
             return None;
         }
-        let mask = self.slots.len() - 1;
-        let mut i = home(hash, self.slots.len());
-        loop {
-            let slot = self.slots[i];
-            if slot.is_empty() {
-                return None;
-            }
-            if slot.tag() == tag(hash) {
-                return Some(self.slots.start(i).get());
-            }
-            i = (i + 1) & mask;
-        }
+        let i = self.walk(hash, |_| true).ok()?;
+        Some(self.slots.start(i).get())
     }
 
     pub(super) fn get(&self, key: &[u8], hash: u64) -> Option<RecordPos> {
@@ -124,16 +122,13 @@ impl Shard {
     /// The record position of the key in slot `i`: its start from the
     /// slot, its size from the entry.
     fn pos_of(&self, i: usize) -> RecordPos {
-        let start = self.slots.start(i).get();
-        RecordPos {
-            file_id: start.file_id,
-            offset: start.offset,
-            size: self.arena.size(self.slots[i].entry()),
-        }
+        let size = self.arena.size(self.slots[i].entry());
+        self.slots.start(i).get().with_size(size)
     }
 
     /// Points the key in slot `i` (which is `key`) at `pos`. A size that
     /// the entry has no room for takes a new entry.
+    ///
     /// Writes only what changes (the start; the size if it differs; the
     /// slot if the entry moves): a line written is a line the cache must
     /// write back (dirtying the slot and the entry on every overwrite made
@@ -413,15 +408,7 @@ impl Shard {
             }
             let (key, size) = self.arena.key_and_size(slot.entry());
             if key.starts_with(prefix) {
-                let start = self.slots.start(j).get();
-                out.push(
-                    key,
-                    RecordPos {
-                        file_id: start.file_id,
-                        offset: start.offset,
-                        size,
-                    },
-                );
+                out.push(key, self.slots.start(j).get().with_size(size));
             }
         }
     }
